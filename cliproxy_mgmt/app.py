@@ -1,0 +1,90 @@
+"""The app factory."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+from flask import Blueprint, Flask
+
+from . import __version__
+from .config.schema import CORE_KEYS, make_validator
+from .config.store import ConfigStore
+from .errors import register_error_handlers
+from .plugin_manager import get_plugin_manager
+from .registry import Registry, collect, collect_sections
+from .security.ban import BanList
+from .security.guard import check_management_access
+from .security.keys import KeyVerifier, hash_secret, is_hashed
+
+log = logging.getLogger(__name__)
+
+CONFIG_ENV = "CLIPROXY_MGMT_CONFIG"
+MANAGEMENT_PREFIX = "/v0/management"
+VERSION_HEADERS = {"X-CPA-VERSION": __version__, "X-CPA-COMMIT": "none", "X-CPA-BUILD-DATE": "unknown"}
+
+
+@dataclass
+class State:
+    """Per-app state, stored at `app.extensions["cliproxy_mgmt"]`."""
+
+    store: ConfigStore
+    pm: object
+    registry: Registry
+    local_password: str = ""
+    verifier: KeyVerifier = field(default_factory=KeyVerifier)
+    bans: BanList = field(default_factory=BanList)
+    extras: dict = field(default_factory=dict)  # per-feature state (usage store, OAuth sessions, ...)
+
+
+def hash_plaintext_secret(store: ConfigStore) -> None:
+    """Replace a plaintext `remote-management.secret-key` by its bcrypt hash (a targeted edit)."""
+    secret = store.get("remote-management", "secret-key", default="")
+    if not secret or not isinstance(secret, str) or is_hashed(secret):
+        return
+    hashed = hash_secret(secret)
+    store.edit(lambda d: d["remote-management"].__setitem__("secret-key", hashed))
+
+
+def core_blueprints() -> list[Blueprint]:
+    """The core's own resources, each a blueprint module with a `bp`."""
+    from . import config_api, settings
+
+    return [settings.bp, config_api.bp]
+
+
+def create_app(config_path: str | None = None, *, plugins=(), load_entrypoints: bool = True,
+               local_password: str = "", blocked=()) -> Flask:
+    """Build the app on `config_path` (default: $CLIPROXY_MGMT_CONFIG, then ./config.yaml).
+
+    `plugins` are extra plugin objects (tests), `load_entrypoints` loads third-party plugins,
+    `local_password` is `serve --local-password`: valid for loopback clients, never stored.
+    """
+    path = config_path or os.environ.get(CONFIG_ENV) or "config.yaml"
+    pm = get_plugin_manager(load_entrypoints=load_entrypoints, extra=plugins, blocked=blocked)
+    sections = collect_sections(pm, CORE_KEYS)
+    store = ConfigStore(path, validate=make_validator(sections))
+    registry = collect(pm, store, sections)
+
+    app = Flask(__name__)
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+    register_error_handlers(app)
+    state = State(store=store, pm=pm, registry=registry, local_password=local_password or "")
+    app.extensions["cliproxy_mgmt"] = state
+
+    management = Blueprint("management", __name__, url_prefix=MANAGEMENT_PREFIX)
+    management.before_request(check_management_access)
+
+    @management.after_request
+    def _version_headers(response):
+        response.headers.update(VERSION_HEADERS)
+        return response
+
+    for child in core_blueprints() + registry.blueprints:
+        management.register_blueprint(child)
+    app.register_blueprint(management)
+
+    store.on_load(hash_plaintext_secret)
+    return app

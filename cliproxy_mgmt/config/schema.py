@@ -1,0 +1,150 @@
+"""Validation of a loaded config (marshmallow, at the edge): the types Go's strict loader insists on.
+
+Unknown keys are allowed everywhere (decision 9 keeps them); a known key with a value of
+the wrong type makes the whole config invalid, as `port: abc` does upstream.
+"""
+
+from __future__ import annotations
+
+from marshmallow import INCLUDE, Schema, ValidationError, fields
+
+from ..security.keys import BCRYPT_MAX_BYTES, is_hashed
+from .store import ConfigError, InvalidConfig
+
+
+class Bool(fields.Boolean):
+    """A YAML boolean and nothing else (no 1/0, no "true")."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class Int(fields.Integer):
+    """A YAML integer (a bool is not an int)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid")
+        return value
+
+
+class Str(fields.String):
+    """A YAML scalar read into a string field (yaml.v3 accepts numbers and booleans there)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, (dict, list)):
+            raise self.make_error("invalid")
+        return value
+
+
+def _opt(field_cls, *args, **kwargs):
+    return field_cls(*args, allow_none=True, **kwargs)
+
+
+class Open(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+
+class TLS(Open):
+    enable = _opt(Bool)
+    cert = _opt(Str)
+    key = _opt(Str)
+
+
+class RemoteManagement(Open):
+    allow_remote = _opt(Bool, data_key="allow-remote")
+    secret_key = _opt(Str, data_key="secret-key")
+    disable_control_panel = _opt(Bool, data_key="disable-control-panel")
+    panel_github_repository = _opt(Str, data_key="panel-github-repository")
+    trusted_proxies = _opt(fields.List, _opt(Str), data_key="trusted-proxies")
+    cors_allowed_origins = _opt(fields.List, _opt(Str), data_key="cors-allowed-origins")
+    max_json_body_bytes = _opt(Int, data_key="max-json-body-bytes")
+    max_upload_bytes = _opt(Int, data_key="max-upload-bytes")
+
+
+class QuotaExceeded(Open):
+    switch_project = _opt(Bool, data_key="switch-project")
+    switch_preview_model = _opt(Bool, data_key="switch-preview-model")
+
+
+class Routing(Open):
+    strategy = _opt(Str)
+
+
+class Streaming(Open):
+    keepalive_seconds = _opt(Int, data_key="keepalive-seconds")
+    bootstrap_retries = _opt(Int, data_key="bootstrap-retries")
+
+
+class Pprof(Open):
+    enable = _opt(Bool)
+    addr = _opt(Str)
+
+
+class CoreConfig(Open):
+    """The keys the core itself reads; provider sections are validated by their plugins."""
+
+    host = _opt(Str)
+    port = _opt(Int)
+    tls = _opt(fields.Nested, TLS)
+    remote_management = _opt(fields.Nested, RemoteManagement, data_key="remote-management")
+    auth_dir = _opt(Str, data_key="auth-dir")
+    debug = _opt(Bool)
+    commercial_mode = _opt(Bool, data_key="commercial-mode")
+    logging_to_file = _opt(Bool, data_key="logging-to-file")
+    logs_max_total_size_mb = _opt(Int, data_key="logs-max-total-size-mb")
+    error_logs_max_files = _opt(Int, data_key="error-logs-max-files")
+    usage_statistics_enabled = _opt(Bool, data_key="usage-statistics-enabled")
+    disable_cooling = _opt(Bool, data_key="disable-cooling")
+    request_retry = _opt(Int, data_key="request-retry")
+    max_retry_interval = _opt(Int, data_key="max-retry-interval")
+    quota_exceeded = _opt(fields.Nested, QuotaExceeded, data_key="quota-exceeded")
+    routing = _opt(fields.Nested, Routing)
+    ws_auth = _opt(Bool, data_key="ws-auth")
+    proxy_url = _opt(Str, data_key="proxy-url")
+    force_model_prefix = _opt(Bool, data_key="force-model-prefix")
+    request_log = _opt(Bool, data_key="request-log")
+    api_keys = _opt(fields.List, _opt(Str), data_key="api-keys")
+    passthrough_headers = _opt(Bool, data_key="passthrough-headers")
+    streaming = _opt(fields.Nested, Streaming)
+    nonstream_keepalive_interval = _opt(Int, data_key="nonstream-keepalive-interval")
+    pprof = _opt(fields.Nested, Pprof)
+    oauth_endpoints = _opt(fields.Dict, keys=Str(), values=_opt(fields.Dict), data_key="oauth-endpoints")
+
+
+CORE_KEYS = frozenset(f.data_key or name for name, f in CoreConfig().fields.items())
+_core_schema = CoreConfig()
+
+
+def _first_message(messages, prefix="") -> str:
+    if isinstance(messages, dict):
+        key, value = next(iter(messages.items()))
+        return _first_message(value, f"{prefix}{'.' if prefix else ''}{key}")
+    if isinstance(messages, list) and messages:
+        return _first_message(messages[0], prefix)
+    return f"{prefix}: {messages}"
+
+
+def make_validator(sections: dict):
+    """Return validate(data): the core schema, then each plugin section's own check."""
+
+    def validate(data: dict) -> None:
+        try:
+            _core_schema.load(data)
+        except ValidationError as exc:
+            raise ConfigError(f"invalid value for {_first_message(exc.messages)}") from None
+        secret = str((data.get("remote-management") or {}).get("secret-key") or "")
+        if secret and not is_hashed(secret) and len(secret.encode()) > BCRYPT_MAX_BYTES:
+            raise InvalidConfig(f"remote-management.secret-key is longer than {BCRYPT_MAX_BYTES} "
+                              "bytes, which bcrypt cannot use: choose a shorter key")
+        for key, section in sections.items():
+            if data.get(key) is not None:
+                try:
+                    section.validate(data[key])
+                except ValueError as exc:
+                    raise ConfigError(f"invalid value for {key}: {exc}") from None
+
+    return validate

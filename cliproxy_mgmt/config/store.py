@@ -1,0 +1,272 @@
+"""The config store: config.yaml in memory, targeted edits, atomic writes, hot reload.
+
+Readers use `store.data`: the plain (JSON-like) view of the file, never written to, swapped
+whole on every change, so a GET reads memory and never the disk. Writers call
+`store.edit(fn)`: under the one writer lock, `fn` mutates a deep copy of the data; the
+store validates the copy, turns the difference into a text edit (`yamlio.splice`), writes
+the file atomically and only then makes the copy visible. A failure anywhere leaves the
+file and the memory as they were.
+
+An external edit of the file (new inode, size or mtime, and new content) is loaded on the
+next `refresh()` (called by every management request, at most every 0.1 s); an edit that
+does not parse or validate is logged and the last good config stays in force.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import errno
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+import time
+from typing import Callable
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from . import yamlio
+
+log = logging.getLogger(__name__)
+
+REFRESH_INTERVAL = 0.1  # seconds between two stat() checks for external edits
+
+
+class ConfigError(ValueError):
+    """The text is not a valid config (YAML syntax, root type, or a field's type)."""
+
+
+class InvalidConfig(ConfigError):
+    """The text parses, but the config cannot be used (e.g. a plaintext secret-key bcrypt can't hash)."""
+
+
+class SaveError(OSError):
+    """The config file could not be written; nothing was changed."""
+
+
+def parse(text: str) -> dict:
+    """Parse config text into plain data; an empty file is an empty mapping."""
+    try:
+        loaded = YAML(typ="safe", pure=True).load(text)
+    except YAMLError as exc:
+        raise ConfigError(str(exc)) from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError("the config root must be a mapping")
+    return yamlio.to_plain(loaded)
+
+
+def _signature(path: str):
+    st = os.stat(path)
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write `text` to `path` (through a symlink to its target) so readers see old or new, never half.
+
+    Temp file in the same folder, fsync, keep the mode, rename over the target, fsync the
+    folder. Where rename is refused (a single-file bind mount gives EBUSY or EXDEV) the file
+    is rewritten in place instead.
+    """
+    target = os.path.realpath(path)
+    folder = os.path.dirname(target)
+    data = text.encode("utf-8")
+    try:
+        mode = os.stat(target).st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o600
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            if exc.errno not in (errno.EBUSY, errno.EXDEV):
+                raise
+            _write_in_place(target, data)
+            os.unlink(tmp)
+            return
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _write_in_place(target: str, data: bytes) -> None:
+    with open(target, "r+b") as f:
+        f.write(data)
+        f.truncate(len(data))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class ConfigStore:
+    """config.yaml in memory; see the module docstring for the contract."""
+
+    def __init__(self, path: str, *, validate: Callable[[dict], None] = lambda data: None):
+        self.path = os.path.abspath(path)
+        self._validate = validate
+        self._lock = threading.RLock()
+        self._listeners: list[Callable[["ConfigStore"], None]] = []
+        self._derived: dict = {}
+        self._next_check = 0.0
+        self.version = 0
+        self.last_error: str | None = None
+        text = self._read()
+        data = parse(text)
+        validate(data)
+        self._install(text, data)
+
+    # -- reading ----------------------------------------------------------------
+    @property
+    def data(self) -> dict:
+        """The plain view of the file. Treat it as read-only: it is shared by every reader."""
+        return self._data
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    def get(self, *path, default=None):
+        """The value at a key path of the file, or `default` when any part is missing."""
+        node = self._data
+        for part in path:
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    def derived(self, name: str, build: Callable[[dict], object]):
+        """`build(data)`, computed once per config version (for views served on every GET)."""
+        cached = self._derived.get(name)
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        value = build(self._data)
+        self._derived[name] = (self.version, value)
+        return value
+
+    def on_load(self, listener: Callable[["ConfigStore"], None]) -> None:
+        """Call `listener(store)` now and after every load of new text (reload, PUT config.yaml)."""
+        self._listeners.append(listener)
+        listener(self)
+
+    # -- writing ----------------------------------------------------------------
+    def edit(self, change: Callable[[dict], object]):
+        """Apply `change(draft)` to a copy of the data and persist it; return what change returned.
+
+        Raises whatever `change` raises (nothing is written), ConfigError when the result is
+        invalid, SaveError when the file cannot be written; in every such case the file and
+        the memory are unchanged.
+        """
+        with self._lock:
+            self.refresh(force=True)
+            draft = copy.deepcopy(self._data)
+            result = change(draft)
+            draft = yamlio.to_plain(draft)
+            if yamlio.same(draft, self._data):
+                return result
+            self._validate(draft)
+            text = self._render(draft)
+            self._write(text)
+            self._install(text, draft)
+            return result
+
+    def replace_text(self, text: str) -> None:
+        """Write `text` as the new file (PUT /config.yaml): parse and validate first."""
+        data = parse(text)
+        self._validate(data)
+        with self._lock:
+            self._write(text)
+            self._install(text, data)
+            self._notify()
+
+    def _render(self, draft: dict) -> str:
+        yaml = yamlio.make_yaml(self._indent)
+        try:
+            return yamlio.splice(yaml, self._text, self._data, draft)
+        except ValueError:
+            # A layout the line-based splice does not understand: edit the whole document.
+            doc = yaml.load(self._text) or {}
+            yamlio.apply_diff(doc, draft)
+            out = io.StringIO()
+            yaml.dump(doc, out)
+            return out.getvalue()
+
+    def _write(self, text: str) -> None:
+        try:
+            write_atomic(self.path, text)
+        except OSError as exc:
+            raise SaveError(exc.errno, exc.strerror or str(exc), exc.filename) from None
+
+    # -- external edits -----------------------------------------------------------
+    def refresh(self, force: bool = False) -> bool:
+        """Load the file again if someone else changed it; return True when new data is in force."""
+        now = time.monotonic()
+        if not force and now < self._next_check:
+            return False
+        self._next_check = now + REFRESH_INTERVAL
+        try:
+            sig = _signature(self.path)
+        except OSError:
+            return False
+        if sig == self._sig:
+            return False
+        with self._lock:
+            if sig == self._sig:
+                return False
+            try:
+                text = self._read()
+            except OSError:
+                return False
+            if hashlib.sha256(text.encode()).digest() == self._hash or not text.strip():
+                self._sig = sig  # same content (or an editor's empty intermediate): nothing to do
+                return False
+            try:
+                data = parse(text)
+                self._validate(data)
+            except ConfigError as exc:
+                if self.last_error != str(exc):
+                    log.error("config reload failed, keeping the last good config: %s", exc)
+                self.last_error = str(exc)
+                self._sig = sig  # don't re-read the same broken file on every request
+                return False
+            self.last_error = None
+            self._install(text, data)
+            log.info("config reloaded from %s", self.path)
+            self._notify()
+            return True
+
+    # -- internals ------------------------------------------------------------------
+    def _read(self) -> str:
+        with open(self.path, "rb") as f:
+            return f.read().decode("utf-8")
+
+    def _install(self, text: str, data: dict) -> None:
+        self._text = text
+        self._data = data
+        self._hash = hashlib.sha256(text.encode()).digest()
+        self._indent = yamlio.guess_indent(text)
+        try:
+            self._sig = _signature(self.path)
+        except OSError:
+            self._sig = None
+        self.version += 1
+
+    def _notify(self) -> None:
+        for listener in self._listeners:
+            listener(self)

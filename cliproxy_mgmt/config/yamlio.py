@@ -1,0 +1,327 @@
+"""Comment-preserving YAML text edits.
+
+The config file's text is the truth on disk. A change is expressed as "top-level key K
+now has plain value V"; `splice()` turns that into the smallest text edit it can:
+
+* an unchanged key is not touched (a no-op write is byte-identical);
+* a changed block sequence is edited item by item: matched items keep their lines,
+  a changed item is re-emitted alone, removed items lose only their own lines;
+* any other changed key has only its own block re-emitted, through a round-trip load of
+  that block, with `apply_diff()` mutating the loaded nodes in place so comments, key order
+  and quoting survive;
+* a new key is appended, a removed key loses its block.
+
+Why not load and dump the whole document: for a large config one full round-trip load
+plus dump costs over a second, and a re-emitted file drifts from what the user wrote.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import json
+import re
+from dataclasses import dataclass
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.scalarstring import ScalarString
+
+_TOP_KEY = re.compile(r"""^(?:"((?:[^"\\]|\\.)*)"|'((?:[^']|'')*)'|([^\s#'"\-?:,\[\]{}][^:#]*?|-[^\s:#][^:#]*?))\s*:(?:\s|$)""")
+
+
+@dataclass(frozen=True)
+class Indent:
+    """The file's own block indentation (ruamel's mapping / sequence / offset)."""
+
+    mapping: int = 2
+    sequence: int = 4
+    offset: int = 2
+
+
+def make_yaml(indent: Indent = Indent()) -> YAML:
+    """Return the one configured round-trip YAML(): quotes kept, the file's indentation, no wrapping."""
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=indent.mapping, sequence=indent.sequence, offset=indent.offset)
+    yaml.width = 1 << 16
+    return yaml
+
+
+def guess_indent(text: str) -> Indent:
+    """Guess the indentation from the first nested mapping key and the first block sequence item."""
+    mapping = offset = None
+    parent_indent = 0
+    for line in text.splitlines():
+        stripped = line.lstrip(" ")
+        if not stripped or stripped.startswith("#"):
+            continue
+        width = len(line) - len(stripped)
+        if stripped.startswith("- ") or stripped == "-":
+            if offset is None:
+                offset = width - parent_indent
+        elif mapping is None and width > 0 and _TOP_KEY.match(stripped):
+            mapping = width if parent_indent == 0 else None
+        if not (stripped.startswith("- ") or stripped == "-") and stripped.rstrip().endswith(":"):
+            parent_indent = width
+        if mapping is not None and offset is not None:
+            break
+    mapping = mapping or 2
+    offset = 2 if offset is None else max(offset, 0)
+    return Indent(mapping=mapping, sequence=offset + 2, offset=offset)
+
+
+def to_plain(node):
+    """Turn a round-trip (or safe) loaded node into plain dict/list/str/int/float/bool/None."""
+    if isinstance(node, dict):
+        return {str(k) if not isinstance(k, (str, int, float, bool)) else to_plain(k): to_plain(v)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [to_plain(v) for v in node]
+    if isinstance(node, bool):
+        return bool(node)
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if node is None:
+        return None
+    return str(node)  # timestamps and other tagged scalars: their text
+
+
+def same(a, b) -> bool:
+    """Equal values of equal JSON types (Python's True == 1 is not good enough here)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, (dict, list)) or isinstance(b, (dict, list)):
+        return False
+    if isinstance(a, str) != isinstance(b, str):
+        return False
+    return a == b
+
+
+def _styled_like(sample, value):
+    """A new string written where `sample` stood keeps sample's quote style."""
+    if isinstance(sample, ScalarString) and isinstance(value, str) and not isinstance(value, ScalarString):
+        return type(sample)(value)
+    return value
+
+
+def apply_diff(node, new):
+    """Mutate round-trip `node` in place until it equals plain `new`; return the node to store.
+
+    Containers of the same kind are kept (and with them their comments and unknown keys'
+    positions); a changed string keeps its quote style.
+    """
+    if isinstance(node, CommentedMap) and isinstance(new, dict):
+        for key in [k for k in node if k not in new]:
+            del node[key]
+        for key, value in new.items():
+            node[key] = apply_diff(node[key], value) if key in node else value
+        return node
+    if isinstance(node, CommentedSeq) and isinstance(new, list):
+        sample = node[0] if len(node) else None
+        for i, value in enumerate(new[: len(node)]):
+            node[i] = apply_diff(node[i], value)
+        while len(node) > len(new):
+            node.pop()
+        for value in new[len(node):]:
+            node.append(_styled_like(sample, value))
+        return node
+    if same(to_plain(node), new):
+        return node
+    return _styled_like(node, new)
+
+
+def _dump(yaml: YAML, data) -> str:
+    out = io.StringIO()
+    yaml.dump(data, out)
+    return out.getvalue()
+
+
+def _is_skippable(line: str) -> bool:
+    stripped = line.strip()
+    return not stripped or stripped.startswith("#")
+
+
+def top_level_key(line: str):
+    """The key a column-0 mapping line defines, or None for anything else."""
+    if not line or line[0] in " \t#" or line.startswith(("---", "...", "%")):
+        return None
+    m = _TOP_KEY.match(line)
+    if not m:
+        return None
+    if m.group(1) is not None:
+        return json.loads('"' + m.group(1) + '"')
+    if m.group(2) is not None:
+        return m.group(2).replace("''", "'")
+    return m.group(3).strip()
+
+
+def blocks(lines: list[str]) -> dict:
+    """Map each top-level key to its (start, end) line range.
+
+    A block ends before trailing blank lines and column-0 comments: those introduce the
+    next section and stay where they are when this block changes.
+    """
+    starts = [(i, top_level_key(line)) for i, line in enumerate(lines)]
+    starts = [(i, k) for i, k in starts if k is not None]
+    found = {}
+    for n, (start, key) in enumerate(starts):
+        end = starts[n + 1][0] if n + 1 < len(starts) else len(lines)
+        while end > start + 1 and (not lines[end - 1].strip() or lines[end - 1].startswith("#")):
+            end -= 1
+        found[key] = (start, end)
+    return found
+
+
+def _item_ranges(lines: list[str], start: int, end: int):
+    """Line ranges of the items of a block sequence at lines[start+1:end], or None."""
+    header = lines[start].split("#", 1)[0].rstrip()
+    if not header.endswith(":"):
+        return None
+    body = [i for i in range(start + 1, end) if not _is_skippable(lines[i])]
+    if not body:
+        return None
+    first = lines[body[0]]
+    indent = len(first) - len(first.lstrip(" "))
+    starts = []
+    for i in body:
+        line = lines[i]
+        width = len(line) - len(line.lstrip(" "))
+        if width < indent:
+            return None
+        if width == indent:
+            if not (line[indent:].startswith("- ") or line[indent:].rstrip() == "-"):
+                return None
+            starts.append(i)
+    ranges = []
+    for n, s in enumerate(starts):
+        e = starts[n + 1] if n + 1 < len(starts) else end
+        while e > s + 1 and _is_skippable(lines[e - 1]):
+            e -= 1
+        ranges.append((s, e))
+    return indent, ranges
+
+
+def _reindent(text: str, shift: int) -> list[str]:
+    lines = text.splitlines(keepends=True)
+    if shift > 0:
+        return [" " * shift + ln if ln.strip() else ln for ln in lines]
+    if shift < 0:
+        return [ln[-shift:] if ln[: -shift].strip() == "" else ln for ln in lines]
+    return lines
+
+
+def _emit_items(yaml: YAML, key: str, items: list, indent: int, sample=None) -> list[str]:
+    """Lines for new sequence items, indented like the file's items."""
+    seq = CommentedSeq(_styled_like(sample, v) for v in items)
+    text = _dump(yaml, CommentedMap([(key, seq)]))
+    body = text.split("\n", 1)[1]
+    first = body.splitlines()[0] if body else ""
+    have = len(first) - len(first.lstrip(" "))
+    return _reindent(body, indent - have)
+
+
+def _reemit_item(yaml: YAML, key: str, item_lines: list[str], new, indent: int) -> list[str]:
+    """Re-emit one sequence item (its comments kept) holding `new`."""
+    doc = yaml.load(f"{key}:\n" + "".join(item_lines))
+    seq = doc[key]
+    seq[0] = apply_diff(seq[0], new)
+    body = _dump(yaml, doc).split("\n", 1)[1]
+    first = body.splitlines()[0] if body else ""
+    have = len(first) - len(first.lstrip(" "))
+    return _reindent(body, indent - have)
+
+
+def _splice_sequence(yaml, lines, key, start, end, old: list, new: list):
+    """Edit a block sequence item by item; return the new lines of the block, or None."""
+    found = _item_ranges(lines, start, end)
+    if found is None:
+        return None
+    indent, ranges = found
+    if len(ranges) != len(old):
+        return None
+    block = lines[start:end]
+    rel = [(s - start, e - start) for s, e in ranges]
+    tail_end = len(block)
+    sample_doc = None
+
+    def sample():
+        nonlocal sample_doc
+        if sample_doc is None:
+            s, e = rel[0]
+            sample_doc = yaml.load(f"{key}:\n" + "".join(block[s:e]))[key][0]
+        return sample_doc
+
+    okeys = [json.dumps(v, sort_keys=True) for v in old]
+    nkeys = [json.dumps(v, sort_keys=True) for v in new]
+    ops = difflib.SequenceMatcher(None, okeys, nkeys, autojunk=False).get_opcodes()
+    for tag, i1, i2, j1, j2 in reversed(ops):
+        if tag == "equal":
+            continue
+        paired = min(i2 - i1, j2 - j1)
+        replacement: list[str] = []
+        for k in range(paired):
+            s, e = rel[i1 + k]
+            replacement += _reemit_item(yaml, key, block[s:e], new[j1 + k], indent)
+            if k + 1 < paired:
+                # keep the comment lines between two re-emitted items
+                replacement += block[e:rel[i1 + k + 1][0]]
+        if j2 - j1 > paired:
+            replacement += _emit_items(yaml, key, new[j1 + paired:j2], indent,
+                                       sample() if rel else None)
+        if i2 > i1:
+            block[rel[i1][0]:rel[i2 - 1][1]] = replacement
+        else:
+            at = rel[i1][0] if i1 < len(rel) else (rel[-1][1] if rel else tail_end)
+            block[at:at] = replacement
+    return block
+
+
+def splice(yaml: YAML, text: str, old: dict, new: dict) -> str:
+    """Return `text` edited so that its top-level keys hold `new` instead of `old`."""
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    where = blocks(lines)
+    edits = []  # (start, end, new lines), applied bottom-up
+    appended: list[str] = []
+    for key in list(old) + [k for k in new if k not in old]:
+        if key in old and key in new and same(old[key], new[key]):
+            continue
+        if key not in where:
+            if key in old:
+                raise ValueError(f"cannot locate {key!r} in the config text")
+            appended.append(_dump(yaml, CommentedMap([(key, new[key])])))
+            continue
+        start, end = where[key]
+        if key not in new:
+            edits.append((start, end, []))
+            continue
+        if isinstance(old.get(key), list) and isinstance(new[key], list) and new[key]:
+            block = _splice_sequence(yaml, lines, key, start, end, old[key], new[key])
+            if block is not None:
+                edits.append((start, end, block))
+                continue
+        doc = yaml.load("".join(lines[start:end]))
+        if not isinstance(doc, CommentedMap) or key not in doc:
+            raise ValueError(f"cannot locate {key!r} in the config text")
+        doc[key] = apply_diff(doc[key], new[key])
+        edits.append((start, end, _dump(yaml, doc).splitlines(keepends=True)))
+    for start, end, replacement in sorted(edits, key=lambda e: e[0], reverse=True):
+        lines[start:end] = replacement
+    result = "".join(lines)
+    if appended:
+        if result and not result.endswith("\n"):
+            result += "\n"
+        result += "".join(appended)
+    if not text.endswith("\n") and result.endswith("\n") and result[:-1] == text:
+        return text
+    return result

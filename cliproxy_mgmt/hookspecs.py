@@ -1,0 +1,83 @@
+"""The plugin contract of cliproxy-mgmt.
+
+A plugin is a module or object with functions marked `@cliproxy_mgmt.hookimpl`, registered
+through the `cliproxy_mgmt` entry-point group (third parties) or `DEFAULT_PLUGINS`
+(the built-in providers, which use nothing but these hooks). Every hook here is a
+*registration* hook: it is called once per app, at start-up, and returns plain data; the
+host validates it (duplicate ids are a start-up error naming both plugins) and does the
+wiring. An implementation may accept any subset of a hook's arguments (pluggy's opt-in
+arguments), so arguments added later never break a plugin. Returning None means
+"nothing to add".
+
+`config` is the app's ConfigStore: `config.data` is the current config.yaml as plain
+data (read it at request time, it changes on every edit and reload), `config.edit(fn)`
+changes it.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from .plugin_manager import NAME
+
+hookspec = pluggy.HookspecMarker(NAME)
+
+
+# -- what a provider is --------------------------------------------------------------
+
+@hookspec
+def register_providers(config):
+    """Return a list of `records.Provider` this plugin adds.
+
+    :param config: the ConfigStore.
+    :return: providers; each `id` must be unique across all plugins.
+    """
+
+
+@hookspec
+def register_config_sections():
+    """Return a list of `records.ConfigSection`: the top-level config keys this plugin owns.
+
+    Called before the config is loaded (sections validate it), so it takes no config.
+    Each section says how GET /config shows it, how a loaded value is validated, and which
+    legacy keys it replaces. Keys must be unique across all plugins and must not be core keys.
+    """
+
+
+# -- HTTP ------------------------------------------------------------------------------
+
+@hookspec
+def register_blueprints(config):
+    """Return a list of `flask.Blueprint` to mount under /v0/management.
+
+    The blueprints are nested into the management blueprint, so the management-key guard
+    and the JSON error handlers cover them. Leave `url_prefix` unset to keep upstream's
+    flat routes (e.g. `/gemini-api-key`). Build the blueprint inside this hook (a blueprint
+    can be registered on one app only once it has children); names must be unique.
+
+    :param config: the ConfigStore.
+    """
+
+
+# -- credentials --------------------------------------------------------------------------
+
+@hookspec
+def register_oauth_starters(config):
+    """Return a list of OAuth starter objects (see `cliproxy_mgmt.oauth`), one per login flow.
+
+    Each names its provider id and its route (e.g. `/anthropic-auth-url`); the core owns
+    sessions, PKCE, callbacks and status polling.
+
+    :param config: the ConfigStore.
+    """
+
+
+@hookspec
+def register_auth_file_types(config):
+    """Return a list of auth-file types (see `cliproxy_mgmt.authfiles`): how to recognise a
+    token file in auth-dir and what its `type`, `provider` and `email` are.
+
+    Each `type` must be unique across all plugins.
+
+    :param config: the ConfigStore.
+    """

@@ -1,0 +1,79 @@
+"""Collecting what plugins register, with the host's checks (duplicate ids are start-up errors)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pluggy
+
+
+class PluginError(RuntimeError):
+    """Plugins registered something that cannot work together."""
+
+
+def call_each(pm: pluggy.PluginManager, hook_name: str, **kwargs) -> list[tuple[str, object]]:
+    """Call every implementation of a registration hook; return (plugin name, item) pairs.
+
+    The implementations are called one by one (rather than through `pm.hook`) so every item
+    can be attributed to its plugin for the duplicate-id errors. Opt-in arguments are honoured.
+    """
+    caller = getattr(pm.hook, hook_name)
+    found = []
+    for impl in reversed(caller.get_hookimpls()):  # registration order
+        result = impl.function(*[kwargs[name] for name in impl.argnames])
+        for item in result or ():
+            found.append((impl.plugin_name, item))
+    return found
+
+
+def unique_by(pairs, what: str, key) -> dict:
+    """Index items by `key(item)`; a second item with the same id is a PluginError naming both plugins."""
+    seen: dict = {}
+    owners: dict = {}
+    for plugin, item in pairs:
+        ident = key(item)
+        if ident in seen:
+            raise PluginError(f"duplicate {what} {ident!r}: registered by plugin "
+                              f"{owners[ident]!r} and by plugin {plugin!r}")
+        seen[ident] = item
+        owners[ident] = plugin
+    return seen
+
+
+@dataclass
+class Registry:
+    """Everything the plugins of one app registered, by id."""
+
+    providers: dict = field(default_factory=dict)
+    config_sections: dict = field(default_factory=dict)
+    blueprints: list = field(default_factory=list)
+    oauth_starters: list = field(default_factory=list)
+    auth_file_types: dict = field(default_factory=dict)
+
+
+def collect_sections(pm: pluggy.PluginManager, core_keys) -> dict:
+    """The config sections, checked against each other and against the core's own keys."""
+    pairs = call_each(pm, "register_config_sections")
+    sections = unique_by(pairs, "config section", lambda s: s.key)
+    for key in sections:
+        if key in core_keys:
+            raise PluginError(f"config section {key!r} is a core key and cannot be taken by a plugin")
+    return dict(sorted(sections.items(), key=lambda kv: kv[1].order))
+
+
+def collect(pm: pluggy.PluginManager, config, sections: dict) -> Registry:
+    """Call the registration hooks once and check what came back."""
+    providers = unique_by(call_each(pm, "register_providers", config=config), "provider", lambda p: p.id)
+    blueprint_pairs = call_each(pm, "register_blueprints", config=config)
+    unique_by(blueprint_pairs, "blueprint name", lambda bp: bp.name)
+    starters = [item for _, item in call_each(pm, "register_oauth_starters", config=config)]
+    types = unique_by(call_each(pm, "register_auth_file_types", config=config),
+                      "auth-file type", lambda t: t.type)
+    for what, items in (("OAuth starter", starters), ("auth-file type", types.values())):
+        for item in items:
+            provider = getattr(item, "provider", None)
+            if provider and provider not in providers:
+                raise PluginError(f"{what} {item!r} names provider {provider!r}, which no plugin registered")
+    return Registry(providers=providers, config_sections=sections,
+                    blueprints=[bp for _, bp in blueprint_pairs],
+                    oauth_starters=starters, auth_file_types=types)

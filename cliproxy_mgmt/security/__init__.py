@@ -1,0 +1,1 @@
+"""Management-key security: who the client is, the key check, and the failure ban."""

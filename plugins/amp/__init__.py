@@ -1,0 +1,8 @@
+"""The amp provider plugin."""
+
+from cliproxy_mgmt import Provider, hookimpl
+
+
+@hookimpl
+def register_providers():
+    return [Provider(id="amp")]

@@ -1,0 +1,19 @@
+"""The claude provider plugin."""
+
+from cliproxy_mgmt import ConfigSection, Provider, hookimpl
+
+KEY = "claude-api-key"
+
+
+def _view(value, data):
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+@hookimpl
+def register_providers():
+    return [Provider(id="claude")]
+
+
+@hookimpl
+def register_config_sections():
+    return [ConfigSection(key=KEY, view=_view, order=30, provider="claude")]

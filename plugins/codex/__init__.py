@@ -1,0 +1,19 @@
+"""The codex provider plugin."""
+
+from cliproxy_mgmt import ConfigSection, Provider, hookimpl
+
+KEY = "codex-api-key"
+
+
+def _view(value, data):
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+@hookimpl
+def register_providers():
+    return [Provider(id="codex")]
+
+
+@hookimpl
+def register_config_sections():
+    return [ConfigSection(key=KEY, view=_view, order=20, provider="codex")]
