@@ -19,7 +19,7 @@ def call_each(pm: pluggy.PluginManager, hook_name: str, **kwargs) -> list[tuple[
     """
     caller = getattr(pm.hook, hook_name)
     found = []
-    for impl in reversed(caller.get_hookimpls()):  # registration order
+    for impl in caller.get_hookimpls():  # in registration order
         result = impl.function(*[kwargs[name] for name in impl.argnames])
         for item in result or ():
             found.append((impl.plugin_name, item))

@@ -49,25 +49,28 @@ def make_yaml(indent: Indent = Indent()) -> YAML:
 
 
 def guess_indent(text: str) -> Indent:
-    """Guess the indentation from the first nested mapping key and the first block sequence item."""
+    """Guess the indentation from what follows the first top-level `key:` lines.
+
+    A nested mapping key right under a top-level key gives the mapping indent; a sequence
+    item right under one gives the dash offset. Missing evidence keeps ruamel's defaults.
+    """
     mapping = offset = None
-    parent_indent = 0
+    prev_opens_block = False
     for line in text.splitlines():
-        stripped = line.lstrip(" ")
-        if not stripped or stripped.startswith("#"):
+        if _is_skippable(line):
             continue
+        stripped = line.lstrip(" ")
         width = len(line) - len(stripped)
-        if stripped.startswith("- ") or stripped == "-":
-            if offset is None:
-                offset = width - parent_indent
-        elif mapping is None and width > 0 and _TOP_KEY.match(stripped):
-            mapping = width if parent_indent == 0 else None
-        if not (stripped.startswith("- ") or stripped == "-") and stripped.rstrip().endswith(":"):
-            parent_indent = width
+        if prev_opens_block and width > 0:
+            if stripped.startswith("- ") or stripped.rstrip() == "-":
+                offset = width if offset is None else offset
+            elif mapping is None:
+                mapping = width
+        prev_opens_block = width == 0 and line.split("#", 1)[0].rstrip().endswith(":")
         if mapping is not None and offset is not None:
             break
     mapping = mapping or 2
-    offset = 2 if offset is None else max(offset, 0)
+    offset = 2 if offset is None else offset
     return Indent(mapping=mapping, sequence=offset + 2, offset=offset)
 
 
