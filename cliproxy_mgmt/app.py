@@ -49,9 +49,9 @@ def hash_plaintext_secret(store: ConfigStore) -> None:
 
 def core_blueprints() -> list[Blueprint]:
     """The core's own resources, each a blueprint module with a `bp`."""
-    from . import config_api, settings
+    from . import config_api, openapi, settings
 
-    return [settings.bp, config_api.bp]
+    return [settings.bp, config_api.bp, openapi.bp]
 
 
 def create_app(config_path: str | None = None, *, plugins=(), load_entrypoints: bool = True,

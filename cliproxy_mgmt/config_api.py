@@ -8,6 +8,8 @@ from .config.store import ConfigError, InvalidConfig
 from .config.view import build_config_view
 from .conventions import read_body, store
 from .errors import ApiError
+from .openapi import describe
+from .schemas import ConfigReplaced
 
 bp = Blueprint("config_api", __name__)
 
@@ -21,6 +23,7 @@ def upload_limit(config=None) -> int:
 
 
 @bp.get("/config")
+@describe("The effective config as JSON (server and secret settings hidden)", ok={"type": "object"})
 def get_config():
     sections = current_app.extensions["cliproxy_mgmt"].registry.config_sections
     body = store().derived("config-json", lambda data: current_app.json.dumps(
@@ -29,6 +32,7 @@ def get_config():
 
 
 @bp.get("/config.yaml")
+@describe("config.yaml as it is on disk", ok_type="application/yaml")
 def get_config_yaml():
     resp = Response(store().text.encode("utf-8"), content_type="application/yaml; charset=utf-8")
     resp.headers["Cache-Control"] = "no-store"
@@ -37,6 +41,7 @@ def get_config_yaml():
 
 
 @bp.put("/config.yaml")
+@describe("Replace config.yaml", body_type="application/yaml", ok=ConfigReplaced)
 def put_config_yaml():
     try:
         text = read_body(upload_limit()).decode("utf-8")

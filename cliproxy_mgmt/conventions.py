@@ -19,9 +19,13 @@ from flask import Blueprint, current_app, jsonify, request
 
 from .config import yamlio
 from .errors import ApiError, invalid_body
+from .openapi import describe
+from .schemas import VALUE_SCHEMAS, ObjectListPatch, StatusOK, StringListPatch, array_or_items
+from .records import ConfigSection
 
 DEFAULT_JSON_LIMIT = 1 << 20  # bytes; `remote-management.max-json-body-bytes` overrides it
 
+_JSON_TYPES = {bool: "boolean", int: "integer", str: "string", list: "array", dict: "object"}
 _GO_INT = re.compile(r"^\s*([+-]?\d+)")
 
 
@@ -123,6 +127,88 @@ def optional_str(body: dict, name: str):
     return value
 
 
+def fits(value, kind, *, strict: bool = True) -> bool:
+    """Does `value` have the type `kind`, as Go's decoder would accept it into a struct field?
+
+    Kinds: `str`, `int`, `bool`; `[kind]`, a list of them; `{str: kind}`, a map of them;
+    `{"field": kind, ...}`, an object whose listed fields have those kinds (other fields are
+    allowed). null fits every kind. `strict=False` reads a YAML-loaded value as yaml.v3
+    does, where any scalar fits a string.
+    """
+    if value is None:
+        return True
+    if isinstance(kind, list):
+        return isinstance(value, list) and all(fits(v, kind[0], strict=strict) for v in value)
+    if isinstance(kind, dict):
+        if not isinstance(value, dict):
+            return False
+        if str in kind:
+            return all(fits(v, kind[str], strict=strict) for v in value.values())
+        return all(fits(value[k], sub, strict=strict) for k, sub in kind.items() if k in value)
+    if kind is str and not strict:
+        return not isinstance(value, (dict, list))
+    return is_kind(value, kind)
+
+
+def text(value) -> str:
+    """A string field as Go reads it from YAML: null is "", another scalar is its text."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
+
+
+# -- the shared normalisers of credential entries (reference §4.2) ----------------------
+
+def normalize_prefix(value) -> str:
+    """Trimmed, without leading/trailing `/`; a prefix that still holds a `/` is dropped ("")."""
+    prefix = text(value).strip().strip("/")
+    return "" if "/" in prefix else prefix
+
+
+def normalize_headers(value) -> dict | None:
+    """Keys and values trimmed, pairs with an empty side dropped; None when nothing is left."""
+    if not isinstance(value, dict):
+        return None
+    headers = {}
+    for key, val in value.items():
+        key, val = text(key).strip(), text(val).strip()
+        if key and val:
+            headers[key] = val
+    return headers or None
+
+
+def normalize_excluded_models(value) -> list | None:
+    """Trimmed, lower-cased, empties dropped, de-duplicated in first-seen order; None when empty."""
+    models = (text(v).strip().lower() for v in value) if isinstance(value, list) else ()
+    return list(dict.fromkeys(m for m in models if m)) or None
+
+
+def normalize_models(value, *, both: bool = False) -> list:
+    """Model aliases `{name, alias}` trimmed; one with neither is dropped (`both`: lacking either)."""
+    models = []
+    for model in value if isinstance(value, list) else ():
+        if not isinstance(model, dict):
+            continue
+        name, alias = text(model.get("name")).strip(), text(model.get("alias")).strip()
+        if (name and alias) if both else (name or alias):
+            model = dict(model)
+            for key, val in (("name", name), ("alias", alias)):
+                if key in model or val:
+                    model[key] = val
+            models.append(model)
+    return models
+
+
+def put_field(item: dict, name: str, value) -> None:
+    """Set `item[name]`, or remove it when `value` is empty (what Go's omitempty writes)."""
+    if value in (None, "", [], {}):
+        item.pop(name, None)
+    else:
+        item[name] = value
+
+
 # -- writing at a key path -----------------------------------------------------------
 
 def set_path(data: dict, path: tuple, value, default=None) -> None:
@@ -148,6 +234,10 @@ def get_path(data: dict, path: tuple, default=None):
             return default
         node = node[part]
     return node
+
+
+def _object_of(properties: dict) -> dict:
+    return {"type": "object", "properties": properties, "required": list(properties)}
 
 
 # -- scalar settings -------------------------------------------------------------------
@@ -191,9 +281,12 @@ def add_scalar(bp: Blueprint, setting: Scalar) -> None:
         store().edit(lambda d: set_path(d, setting.path, value, setting.default))
         return ok()
 
+    describe(f"Read {get_key}", ok=_object_of({get_key: {"type": _JSON_TYPES[setting.kind]}}))(get_view)
+    describe(f"Set {get_key}", body=VALUE_SCHEMAS[setting.kind], ok=StatusOK)(put_view)
     bp.add_url_rule(setting.route, f"get_{name}", get_view, methods=["GET"])
     bp.add_url_rule(setting.route, f"put_{name}", put_view, methods=["PUT", "PATCH"])
     if setting.deletable:
+        @describe(f"Reset {get_key} to {setting.default!r}", ok=StatusOK)
         def delete_view():
             store().edit(lambda d: set_path(d, setting.path, setting.default, setting.default))
             return ok()
@@ -202,20 +295,34 @@ def add_scalar(bp: Blueprint, setting: Scalar) -> None:
 
 # -- string lists ----------------------------------------------------------------------------
 
-def add_string_list(bp: Blueprint, route: str, key: str) -> None:
-    """Register GET/PUT/PATCH/DELETE for a top-level list of strings (reference §3.3)."""
+def add_string_list(bp: Blueprint, route: str, key: str, *,
+                    read: Callable[[dict], list] | None = None,
+                    write: Callable[[dict, list], None] | None = None) -> None:
+    """Register GET/PUT/PATCH/DELETE for a list of strings (reference §3.3).
+
+    By default the list is the top-level `key`; `read(data)` and `write(draft, items)` let a
+    string list be a view of something else (e.g. the keys of an object list).
+    """
     name = route.strip("/").replace("-", "_")
 
     def current(data) -> list:
+        if read is not None:
+            return read(data)
         value = data.get(key)
         return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+    def save(d, items) -> None:
+        if write is not None:
+            write(d, items)
+        else:
+            d[key] = items
 
     def get_view():
         return jsonify({key: current(store().data)})
 
     def put_view():
         items = list_body(lambda v: isinstance(v, str))
-        store().edit(lambda d: d.__setitem__(key, items))
+        store().edit(lambda d: save(d, items))
         return ok()
 
     def patch_view():
@@ -234,7 +341,7 @@ def add_string_list(bp: Blueprint, route: str, key: str) -> None:
                     items.append(new)  # upstream appends when `old` is not found
             else:
                 raise ApiError(400, "missing fields")
-            d[key] = items
+            save(d, items)
         store().edit(change)
         return ok()
 
@@ -250,10 +357,16 @@ def add_string_list(bp: Blueprint, route: str, key: str) -> None:
                 items = [v for v in items if v.strip() != value]
             else:
                 raise ApiError(400, "missing index or value")
-            d[key] = items
+            save(d, items)
         store().edit(change)
         return ok()
 
+    strings = {"type": "array", "items": {"type": "string"}}
+    describe(f"List {key}", ok=_object_of({key: strings}))(get_view)
+    describe(f"Replace {key}", body=array_or_items({"type": "string"}), ok=StatusOK)(put_view)
+    describe(f"Change one of {key}", body=StringListPatch, ok=StatusOK)(patch_view)
+    describe(f"Remove from {key}", ok=StatusOK, query=[
+        ("index", "string", "position of the item"), ("value", "string", "remove every item equal to it")])(delete_view)
     bp.add_url_rule(route, f"get_{name}", get_view, methods=["GET"])
     bp.add_url_rule(route, f"put_{name}", put_view, methods=["PUT"])
     bp.add_url_rule(route, f"patch_{name}", patch_view, methods=["PATCH"])
@@ -262,17 +375,29 @@ def add_string_list(bp: Blueprint, route: str, key: str) -> None:
 
 # -- object lists ------------------------------------------------------------------------------
 
+def _dict_items(data: dict, key: str) -> list:
+    value = data.get(key)
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 @dataclass(frozen=True)
 class ObjectList:
     """How one provider's list of credential objects behaves (reference §3.4, §4.2).
 
-    `normalize(item)` returns the cleaned item, or None to drop it; `sanitize(items)` runs
-    over the whole list after every change (de-duplication, dropping). Fields of an item
-    that the provider does not know are kept as they are (decision 9).
+    `normalize(item)` returns the cleaned item (a new dict), or None to drop it; `sanitize(items)`
+    runs over the whole list (de-duplication, dropping). Both run wherever upstream runs them:
+    on the list as loaded, and after every change, which then stores the whole cleaned list.
+    Fields of an item that the provider does not know are kept as they are (decision 9).
+
+    `fields` types the known fields (see `fits`): a request item or PATCH value with a
+    wrongly typed field is `invalid body`, a loaded config with one is refused. `read(data)`
+    returns the raw items (default: the dict items under `key`) and `legacy_keys` are
+    top-level keys `read` folds in, dropped from the file when the list is written.
     """
 
     route: str
     key: str                               # YAML key of the list
+    fields: dict = field(default_factory=dict)
     key_field: str = "api-key"             # the field PATCH `match` and DELETE compare
     match_param: str = "match"             # PATCH body field naming the item
     delete_param: str = "api-key"          # DELETE query parameter naming the item
@@ -280,19 +405,38 @@ class ObjectList:
     delete_not_found: bool = False         # 404 "item not found" when it matches nothing
     ignore_empty_match: bool = True        # an empty match never selects an item
     patch_fields: tuple = ()               # fields PATCH may set
-    delete_when_empty: tuple = ()          # a PATCH setting one of these to "" deletes the item
-    normalize: Callable[[dict], dict | None] = lambda item: item
-    sanitize: Callable[[list], list] = lambda items: items
-    item_type: type = dict
+    normalize: Callable[[dict], dict | None] = dict
+    sanitize: Callable[[list], list] = list
+    read: Callable[[dict], list] | None = None
+    legacy_keys: tuple = ()
     missing_message: str = "missing api-key or index"
 
-    def current(self, data: dict) -> list:
-        value = data.get(self.key)
-        return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+    def clean(self, items: list) -> list:
+        """Normalise each item, then sanitise the list."""
+        return self.sanitize([i for i in (self.normalize(dict(v)) for v in items) if i is not None])
 
-    def view(self, data: dict) -> list:
-        """The list as GET and GET /config show it."""
-        return self.sanitize([i for i in (self.normalize(dict(v)) for v in self.current(data)) if i])
+    def entries(self, data: dict) -> list:
+        """The cleaned list: what GET and GET /config show, and what changes start from."""
+        return self.clean(self.read(data) if self.read else _dict_items(data, self.key))
+
+    def store_entries(self, draft: dict, items: list) -> None:
+        """Write the cleaned `items` into a draft (an absent key stays absent for an empty list)."""
+        for legacy in self.legacy_keys:
+            draft.pop(legacy, None)
+        set_path(draft, (self.key,), self.clean(items), [])
+
+    def item_ok(self, item) -> bool:
+        return isinstance(item, dict) and fits(item, self.fields)
+
+    def validate(self, value) -> None:
+        """The check of a loaded config value (`ConfigSection.validate`)."""
+        if not fits(value, [self.fields], strict=False):
+            raise ValueError("expected a list of objects with correctly typed fields")
+
+    def section(self, *, order: int, provider: str = "") -> ConfigSection:
+        """The config section of the list: GET /config shows the cleaned list, `[]` when empty."""
+        return ConfigSection(key=self.key, view=lambda value, data: self.entries(data),
+                             validate=self.validate, order=order, provider=provider)
 
 
 def add_object_list(bp: Blueprint, spec: ObjectList) -> None:
@@ -300,69 +444,69 @@ def add_object_list(bp: Blueprint, spec: ObjectList) -> None:
     name = spec.route.strip("/").replace("-", "_")
 
     def get_view():
-        return jsonify({spec.key: store().derived(f"list:{spec.key}", spec.view)})
+        return jsonify({spec.key: store().derived(f"list:{spec.key}", spec.entries)})
 
     def put_view():
-        items = list_body(lambda v: isinstance(v, dict))
-        cleaned = spec.sanitize([i for i in (spec.normalize(dict(v)) for v in items) if i])
-        store().edit(lambda d: d.__setitem__(spec.key, cleaned))
+        items = list_body(spec.item_ok)
+        store().edit(lambda d: spec.store_entries(d, items))
         return ok()
 
     def patch_view():
         body = json_object()
         value = body.get("value")
-        if not isinstance(value, dict):
+        if not isinstance(value, dict) or not fits(value, spec.fields):
             raise invalid_body()
         index = optional_int(body, "index")
         match = optional_str(body, spec.match_param)
 
         def change(d):
-            items = spec.current(d)
+            items = spec.entries(d)
             target = None
             if index is not None and 0 <= index < len(items):
                 target = index
             elif match is not None and not (spec.ignore_empty_match and not match.strip()):
                 wanted = match.strip()
                 target = next((i for i, item in enumerate(items)
-                               if str(item.get(spec.key_field, "")).strip() == wanted), None)
+                               if text(item.get(spec.key_field)) == wanted), None)
             if target is None:
                 raise ApiError(404, "item not found")
             item = dict(items[target])
             for field_name, field_value in value.items():
-                if field_name in spec.patch_fields:
+                # a null field is "not given" (Go's pointer fields); strings are trimmed
+                if field_name in spec.patch_fields and field_value is not None:
                     item[field_name] = field_value.strip() if isinstance(field_value, str) else field_value
-            if any(item.get(f) == "" for f in spec.delete_when_empty):
-                del items[target]
-            else:
-                normalized = spec.normalize(item)
-                if normalized is None:
-                    del items[target]
-                else:
-                    items[target] = normalized
-            d[spec.key] = spec.sanitize(items)
+            items[target] = item
+            spec.store_entries(d, items)
         store().edit(change)
         return ok()
 
     def delete_view():
-        raw = request.args.get(spec.delete_param)
+        raw = request.args.get(spec.delete_param) or ""
+        wanted = raw.strip() if spec.delete_trim else raw
         index = go_int(request.args.get("index"))
 
         def change(d):
-            items = spec.current(d)
-            if raw is not None:
-                wanted = raw.strip() if spec.delete_trim else raw
-                kept = [i for i in items if i.get(spec.key_field, "") != wanted]
+            items = spec.entries(d)
+            if wanted:
+                kept = [i for i in items if text(i.get(spec.key_field)) != wanted]
                 if len(kept) == len(items) and spec.delete_not_found:
                     raise ApiError(404, "item not found")
-                d[spec.key] = kept
+                spec.store_entries(d, kept)
             elif index is not None and 0 <= index < len(items):
                 del items[index]
-                d[spec.key] = items
+                spec.store_entries(d, items)
             else:
                 raise ApiError(400, spec.missing_message)
         store().edit(change)
         return ok()
 
+    objects = {"type": "array", "items": {"type": "object"}}
+    describe(f"List {spec.key}", ok=_object_of({spec.key: objects}))(get_view)
+    describe(f"Replace {spec.key}", body=array_or_items({"type": "object"}), ok=StatusOK)(put_view)
+    describe(f"Change one of {spec.key}", body=ObjectListPatch, ok=StatusOK)(patch_view)
+    describe(f"Remove from {spec.key}", ok=StatusOK, query=[
+        (spec.delete_param, "string", f"remove the items with this {spec.key_field}"),
+        ("index", "string", "position of the item")])(delete_view)
     bp.add_url_rule(spec.route, f"get_{name}", get_view, methods=["GET"])
     bp.add_url_rule(spec.route, f"put_{name}", put_view, methods=["PUT"])
     bp.add_url_rule(spec.route, f"patch_{name}", patch_view, methods=["PATCH"])
