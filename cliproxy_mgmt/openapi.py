@@ -42,9 +42,7 @@ def describe(summary: str, *, body=None, body_type: str = "application/json", qu
 
 
 def _content(schema, media_type: str) -> dict:
-    if schema is None:
-        schema = {"type": "string"} if not media_type.endswith("json") else {}
-    return {media_type: {"schema": schema}}
+    return {media_type: {"schema": {} if schema is None else schema}}
 
 
 def _operation(doc: dict, path_params) -> dict:
