@@ -10,18 +10,15 @@ import pluggy
 
 NAME = "cliproxy_mgmt"  # the pluggy project name, the marker name and the entry-point group
 
-# The built-in providers, registered by dotted name so a third-party entry point called
-# e.g. "claude" cannot collide with them.
-DEFAULT_PLUGINS = (
-    "plugins.gemini",
-    "plugins.claude",
-    "plugins.codex",
-    "plugins.openai_compat",
-    "plugins.vertex",
-    "plugins.amp",
-    "plugins.qwen",
-    "plugins.iflow",
-)
+# Core features written as plugins (they use the same hooks as any provider).
+CORE_PLUGINS = ("cliproxy_mgmt.oauth_models",)
+
+# The package of built-in providers lists its own members (so the core names no provider).
+BUILTIN_PROVIDERS = "plugins"
+
+# Every built-in, registered by dotted name so a third-party entry point called e.g.
+# "claude" cannot collide with one of them.
+DEFAULT_PLUGINS = CORE_PLUGINS + tuple(importlib.import_module(BUILTIN_PROVIDERS).PROVIDER_PLUGINS)
 
 TRACE_ENV = "CLIPROXY_MGMT_TRACE_PLUGINS"
 
