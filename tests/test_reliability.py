@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import subprocess
@@ -26,6 +27,7 @@ import pytest
 import requests
 import yaml
 
+from cliproxy_mgmt.config.store import ConfigStore, SaveError, remove_stale_temp_files
 from realserver import KEY, SEED_KEYS, RealServer, config_text, session
 
 WRITERS = 8
@@ -204,10 +206,15 @@ def test_sigkill_during_writes_never_corrupts(tmp_path, servers):
     assert lost == 0
     assert kill + 1 == KILLS
 
+    # Leftovers are the store's own temp names only; once stale, the next start removes them.
     assert all(TEMP_FILE.match(name) for name in leftovers)
+    an_hour_ago = time.time() - 3600
+    for name in leftovers:
+        os.utime(server.config_path.parent / name, (an_hour_ago, an_hour_ago))
     server.start()  # the last file is one the server loads
     with session() as s:
         assert s.get(server.url("/api-keys"), timeout=30).json() == {"api-keys": items}
+    assert temp_files(server.config_path.parent) == []
 
 
 # -- a config the process cannot write ---------------------------------------------------------
@@ -284,3 +291,35 @@ def test_read_only_config_answers_500_and_keeps_memory(tmp_path, servers, read_o
         assert s.get(server.url("/api-keys"), timeout=30).json() == {"api-keys": ["seed-key-1", "changed"]}
     assert yaml.safe_load(server.config_path.read_text())["api-keys"] == ["seed-key-1", "changed"]
 
+
+# -- the store fixes these tests led to ------------------------------------------------------------
+
+def test_stale_temp_files_are_removed_at_start(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("debug: false\n")
+    stale, fresh = tmp_path / ".config.yaml.ab_cd123.tmp", tmp_path / ".config.yaml.xy_z9876.tmp"
+    others = [tmp_path / ".config.yaml.bak.tmp", tmp_path / ".other.yaml.ab_cd123.tmp",
+              tmp_path / "config.yaml.ab_cd123.tmp"]
+    for p in [stale, fresh] + others:
+        p.write_text("debug: tru")
+    old = time.time() - 3600
+    for p in [stale] + others:
+        os.utime(p, (old, old))
+    ConfigStore(str(config))
+    assert not stale.exists()
+    assert fresh.exists()  # may be a save in flight in another process
+    assert all(p.exists() for p in others)  # not names write_atomic makes
+    assert remove_stale_temp_files(str(config), older_than=0) == [fresh.name]
+
+
+def test_save_error_names_the_config_not_the_temp_file(tmp_path):
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    config = folder / "config.yaml"
+    config.write_text("debug: false\n")
+    store = ConfigStore(str(config))
+    folder.rename(tmp_path / "gone")  # the temp file cannot be created
+    with pytest.raises(SaveError) as failed:
+        store.edit(lambda d: d.__setitem__("debug", True))
+    assert failed.value.filename == str(config)
+    assert ".tmp" not in str(failed.value)

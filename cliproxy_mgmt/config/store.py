@@ -20,6 +20,7 @@ import errno
 import hashlib
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
@@ -33,6 +34,7 @@ from . import yamlio
 log = logging.getLogger(__name__)
 
 REFRESH_INTERVAL = 0.1  # seconds between two stat() checks for external edits
+STALE_TEMP_SECONDS = 60  # a save holds its temp file for milliseconds; older ones are a crash's
 
 
 class ConfigError(ValueError):
@@ -107,6 +109,36 @@ def write_atomic(path: str, text: str) -> None:
         os.close(dir_fd)
 
 
+def remove_stale_temp_files(path: str, older_than: float = STALE_TEMP_SECONDS) -> list[str]:
+    """Delete the temp files that interrupted saves (a crash, SIGKILL) left next to `path`.
+
+    Only `write_atomic`'s own names (`.<name>.XXXXXXXX.tmp`), and only files older than
+    `older_than` seconds, so a save in flight elsewhere is never touched. Returns the names.
+    """
+    target = os.path.realpath(path)
+    folder, name = os.path.split(target)
+    ours = re.compile(re.escape("." + name + ".") + r"[A-Za-z0-9_]{8}\.tmp")
+    removed = []
+    now = time.time()
+    try:
+        with os.scandir(folder) as it:
+            entries = list(it)
+    except OSError:
+        return removed
+    for entry in entries:
+        if not ours.fullmatch(entry.name):
+            continue
+        try:
+            if (not entry.is_file(follow_symlinks=False)
+                    or now - entry.stat(follow_symlinks=False).st_mtime < older_than):
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(entry.name)
+    return removed
+
+
 def _write_in_place(target: str, data: bytes) -> None:
     with open(target, "r+b") as f:
         f.write(data)
@@ -131,6 +163,9 @@ class ConfigStore:
         data = parse(text)
         validate(data)
         self._install(text, data)
+        removed = remove_stale_temp_files(self.path)
+        if removed:
+            log.info("removed %d temp file(s) left by interrupted saves of %s", len(removed), self.path)
 
     # -- reading ----------------------------------------------------------------
     @property
@@ -211,7 +246,8 @@ class ConfigStore:
         try:
             write_atomic(self.path, text)
         except OSError as exc:
-            raise SaveError(exc.errno, exc.strerror or str(exc), exc.filename) from None
+            # Name the config, not the temp file beside it that the failing call may report.
+            raise SaveError(exc.errno, exc.strerror or str(exc), self.path) from None
 
     # -- external edits -----------------------------------------------------------
     def refresh(self, force: bool = False) -> bool:
