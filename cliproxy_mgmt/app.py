@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from flask import Blueprint, Flask
 
-from . import __version__
+from . import __version__, oauth
 from .config.schema import CORE_KEYS, make_validator
 from .config.store import ConfigStore
 from .errors import register_error_handlers
@@ -50,8 +50,10 @@ def hash_plaintext_secret(store: ConfigStore) -> None:
 def core_blueprints() -> list[Blueprint]:
     """The core's own resources, each a blueprint module with a `bp`."""
     from . import config_api, openapi, settings
+    from .authfiles import api as authfiles_api
+    from .oauth import api as oauth_api
 
-    return [settings.bp, config_api.bp, openapi.bp]
+    return [settings.bp, config_api.bp, openapi.bp, authfiles_api.bp, oauth_api.bp]
 
 
 def create_app(config_path: str | None = None, *, plugins=(), load_entrypoints: bool = True,
@@ -84,6 +86,7 @@ def create_app(config_path: str | None = None, *, plugins=(), load_entrypoints: 
 
     for child in core_blueprints() + registry.blueprints:
         management.register_blueprint(child)
+    oauth.init_app(app, management)  # the plugins' logins and their browser callbacks
     app.register_blueprint(management)
 
     store.on_load(hash_plaintext_secret)

@@ -1,4 +1,7 @@
-"""The records plugins return through the hooks (see hookspecs.py)."""
+"""The records plugins return through the hooks (see hookspecs.py).
+
+OAuth starters are objects rather than records: see `cliproxy_mgmt.oauth.OAuthStarter`.
+"""
 
 from __future__ import annotations
 
@@ -34,3 +37,35 @@ class ConfigSection:
     order: int = 100
     provider: str = ""
     extra: dict = field(default_factory=dict)
+
+
+def top_level_email(data: dict) -> str:
+    value = data.get("email")
+    return value.strip() if isinstance(value, str) else ""
+
+
+@dataclass(frozen=True)
+class AuthFileType:
+    """A kind of token file in auth-dir, recognised by its top-level `"type"` value.
+
+    type      the file's `type` (compared lower-cased), e.g. "gemini"; unique across plugins.
+    provider  the id of the registered provider it belongs to.
+    listed_as what GET /auth-files shows as `type` and `provider` (upstream's runtime provider,
+              e.g. "gemini-cli" for `type: gemini`); default: `type`.
+    email     email(data) -> str: the account's email; default: the top-level `email`.
+    describe  describe(data, email) -> dict: extra or replaced listing fields (e.g. `account`,
+              codex's `id_token` claims); called with the parsed file, must not raise.
+    models_channel  the `model-definitions` channel whose models GET /auth-files/models
+              lists for such a file; default: `listed_as`.
+    """
+
+    type: str
+    provider: str
+    listed_as: str = ""
+    email: Callable[[dict], str] = top_level_email
+    describe: Callable[[dict, str], dict] | None = None
+    models_channel: str = ""
+
+    @property
+    def shown(self) -> str:
+        return self.listed_as or self.type

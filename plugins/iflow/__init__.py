@@ -1,6 +1,8 @@
-"""The iflow provider plugin."""
+"""The iflow provider plugin: the OAuth and cookie logins and iflow token files."""
 
 from cliproxy_mgmt import Provider, hookimpl
+
+from .login import register_auth_file_types, register_oauth_starters  # noqa: F401  (hook implementations)
 
 
 @hookimpl

@@ -1,6 +1,8 @@
-"""The qwen provider plugin."""
+"""The qwen provider plugin: the device-code login and qwen token files."""
 
 from cliproxy_mgmt import Provider, hookimpl
+
+from .login import register_auth_file_types, register_oauth_starters  # noqa: F401  (hook implementations)
 
 
 @hookimpl

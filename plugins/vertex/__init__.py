@@ -2,6 +2,8 @@
 
 from cliproxy_mgmt import ConfigSection, Provider, hookimpl
 
+from .login import register_auth_file_types, register_oauth_starters  # noqa: F401  (hook implementations)
+
 KEY = "vertex-api-key"
 
 

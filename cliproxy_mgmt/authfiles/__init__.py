@@ -1,0 +1,120 @@
+"""The auth-dir store: the OAuth token files the proxy uses (reference-behaviour §8, delta §1-4).
+
+Routes are in `api.py` (blueprint `bp`). Other code uses:
+
+* `auth_files(state=None)`: the app's `AuthFiles` (folder, listing cache, safe writes);
+* `find_by_auth_index(source, index)`: an auth file's parsed JSON by its `auth_index`;
+* `auth_index(name)`: the stable index of a file name.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from flask import current_app
+
+from ..errors import ApiError
+from .listing import ListingCache, auth_index, parse_auth_json
+from .store import AuthDir, dump_json, resolve_auth_dir
+
+EXTRA_KEY = "authfiles"
+
+__all__ = ["AuthFiles", "auth_files", "auth_index", "find_by_auth_index"]
+
+
+class AuthFiles:
+    """One app's view of its auth-dir; `auth-dir` is read from the config at every call."""
+
+    def __init__(self, state):
+        self.state = state
+        self.listing = ListingCache()
+        self.lock = threading.RLock()  # serialises read-modify-write of one app's files
+
+    @property
+    def types(self) -> dict:
+        return self.state.registry.auth_file_types
+
+    def folder(self, required: bool = True) -> AuthDir | None:
+        """The configured auth-dir; 503 `auth directory not configured` when `required`."""
+        path = resolve_auth_dir(self.state.store)
+        if path is None:
+            if required:
+                raise ApiError(503, "auth directory not configured")
+            return None
+        return AuthDir(path)
+
+    def write(self, name: str, content: bytes, **check) -> str:
+        """Write one file atomically (mode 0600) and return its path."""
+        with self.lock:
+            path = self.folder().write(name, content, **check)
+            self.listing.forget(name)
+            return path
+
+    def save(self, name: str, data: dict, *, indent: bool = False) -> str:
+        """Save a credential as upstream does: compact JSON (or 2-space indented) plus a newline."""
+        return self.write(name, dump_json(data, b"{\n" if indent else None))
+
+    def load(self, name: str) -> tuple[bytes, dict]:
+        """The raw bytes and parsed object of one file; 404 `auth file not found`."""
+        try:
+            raw = self.folder().read(name)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise ApiError(404, "auth file not found") from None
+            raise
+        data = parse_auth_json(raw)
+        if not isinstance(data, dict):
+            raise ApiError(500, f"failed to update auth: {data}")
+        return raw, data
+
+    def update(self, name: str, change) -> None:
+        """Apply `change(data)` to the parsed file and write it back when anything changed."""
+        with self.lock:
+            raw, data = self.load(name)
+            before = json.loads(json.dumps(data))
+            change(data)
+            if data == before:
+                return
+            try:
+                self.write(name, dump_json(data, raw))
+            except OSError as exc:
+                raise ApiError(500, f"failed to update auth: {exc.strerror or exc}") from None
+
+
+def auth_files(state=None) -> AuthFiles:
+    """The `AuthFiles` of `state` (default: the current app's), created on first use."""
+    state = state or current_app.extensions["cliproxy_mgmt"]
+    found = state.extras.get(EXTRA_KEY)
+    if found is None:
+        found = state.extras.setdefault(EXTRA_KEY, AuthFiles(state))
+    return found
+
+
+def find_by_auth_index(source, index: str) -> tuple[str, dict] | None:
+    """Find the auth file whose `auth_index` is `index`; return (file name, parsed JSON) or None.
+
+    `source` is the app state (`current_app.extensions["cliproxy_mgmt"]`), or its
+    `ConfigStore`, or None for the current app. The file is read fresh on every call (token
+    refreshes rewrite it), directly from auth-dir; None when auth-dir is not configured,
+    no valid `*.json` name has that index, or the file is not a JSON object.
+    The index is `auth_index(name)`: 16 hex chars of SHA-256 of `file:<name>`, the value
+    GET /auth-files lists.
+    """
+    if source is None:
+        source = current_app.extensions["cliproxy_mgmt"]
+    config = getattr(source, "store", source)
+    path = resolve_auth_dir(config)
+    wanted = (index or "").strip()
+    if path is None or not wanted:
+        return None
+    try:
+        for name, file_path, _ in AuthDir(path).scan():
+            if auth_index(name) != wanted:
+                continue
+            with open(file_path, "rb") as f:
+                data = parse_auth_json(f.read())
+            return (name, data) if isinstance(data, dict) else None
+    except OSError:
+        return None
+    return None

@@ -1,0 +1,37 @@
+"""Auth-file names (decision 7): a plain file name ending in `.json`, nothing else.
+
+No `/`, `\\`, NUL or other control characters, no leading `.`, no `..`, at most 255 bytes.
+Names keep their exact spelling (`claude-user+tag@example.com.json` is valid): we never
+rewrite a name the way `secure_filename` does, we refuse it.
+"""
+
+from __future__ import annotations
+
+from ..errors import ApiError
+
+MAX_NAME_BYTES = 255
+
+
+def is_plain_name(name: str) -> bool:
+    """True for a name that can only mean a file directly inside auth-dir."""
+    return bool(name) and not (
+        name.startswith(".") or ".." in name or "/" in name or "\\" in name
+        or any(ord(c) < 0x20 or c == "\x7f" for c in name)
+        or len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES)
+
+
+def has_json_suffix(name: str) -> bool:
+    return name.lower().endswith(".json")
+
+
+def is_auth_file_name(name: str) -> bool:
+    return is_plain_name(name) and has_json_suffix(name)
+
+
+def check_name(name: str | None, *, suffix_error: str = "name must end with .json") -> str:
+    """Return `name` when it is a valid auth-file name; else 400 with upstream's texts."""
+    if not name or not is_plain_name(name):
+        raise ApiError(400, "invalid name")
+    if not has_json_suffix(name):
+        raise ApiError(400, suffix_error)
+    return name

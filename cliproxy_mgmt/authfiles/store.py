@@ -1,0 +1,140 @@
+"""The auth-dir on disk: where it is, and reading, writing and removing its files safely.
+
+Every name goes through `names.check_name`; a path that is a symlink is refused (decision
+7), and writes replace the directory entry itself (temp file + rename), so a symlink placed
+in auth-dir can never redirect a write outside it.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+import tempfile
+
+from ..errors import ApiError
+from .names import check_name, is_auth_file_name
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def resolve_auth_dir(config) -> str | None:
+    """`auth-dir` of a ConfigStore as an absolute path: `~` expanded, a relative path taken
+    from the config file's folder. None when the key is unset or empty."""
+    value = config.get("auth-dir", default="")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    path = os.path.expanduser(value.strip())
+    if not os.path.isabs(path):
+        path = os.path.join(os.path.dirname(config.path), path)
+    return os.path.normpath(path)
+
+
+def write_atomic(path: str, data: bytes, mode: int = FILE_MODE) -> None:
+    """Replace `path` (the directory entry, never a symlink's target) with `data`.
+
+    Temp file in the same folder, fsync, rename, fsync the folder: readers see the old or
+    the new file, never half of one. (The config store's `write_atomic` writes through
+    symlinks on purpose, which is exactly what auth files must not do.)
+    """
+    folder = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def dump_json(data: dict, like: bytes | None = None) -> bytes:
+    """`data` as a token file: compact JSON and a newline (what upstream writes), or
+    2-space indented when `like`, the file's previous bytes, was indented."""
+    indented = like is not None and like.lstrip()[:2] in (b"{\n", b"{\r")
+    if indented:
+        text = json.dumps(data, indent=2, ensure_ascii=False)
+    else:
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8") + b"\n"
+
+
+class AuthDir:
+    """One auth-dir folder."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def path_of(self, name: str, **check) -> str:
+        """The path of a valid name; 400 `invalid name` when that path is a symlink."""
+        path = os.path.join(self.path, check_name(name, **check))
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                raise ApiError(400, "invalid name")
+        except FileNotFoundError:
+            pass
+        return path
+
+    def read(self, name: str) -> bytes:
+        """The bytes of a file; 404 `file not found`."""
+        path = self.path_of(name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            raise ApiError(404, "file not found") from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ApiError(400, "invalid name") from None
+            raise ApiError(500, f"failed to read file: {exc.strerror}") from None
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ApiError(404, "file not found")
+            return f.read()
+
+    def write(self, name: str, data: bytes, **check) -> str:
+        """Write a file atomically (mode 0600), creating auth-dir if needed; return its path."""
+        path = self.path_of(name, **check)
+        os.makedirs(self.path, mode=DIR_MODE, exist_ok=True)
+        write_atomic(path, data)
+        return path
+
+    def remove(self, name: str) -> None:
+        path = self.path_of(name)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            raise ApiError(404, "file not found") from None
+        except OSError as exc:
+            raise ApiError(500, f"failed to remove file: {exc.strerror}") from None
+
+    def scan(self):
+        """(name, path, stat) of every auth file: regular files, valid names, no symlinks.
+
+        A missing folder has no files; any other failure raises OSError."""
+        try:
+            it = os.scandir(self.path)
+        except FileNotFoundError:
+            return
+        with it:
+            for entry in it:
+                if not is_auth_file_name(entry.name) or entry.is_symlink():
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # removed while we looked
+                if stat.S_ISREG(st.st_mode):
+                    yield entry.name, entry.path, st

@@ -1,0 +1,44 @@
+"""Timestamps as Go writes them (reference-behaviour §0.2): RFC 3339 in the local zone, `Z` for UTC."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+
+
+def _zone(dt: datetime) -> str:
+    offset = dt.utcoffset() or timedelta(0)
+    if not offset:
+        return "Z"
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def rfc3339(dt: datetime) -> str:
+    """`time.RFC3339`: seconds, no fraction (what token files carry)."""
+    dt = dt.astimezone()
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + _zone(dt)
+
+
+def rfc3339_nano(ns: int) -> str:
+    """`time.RFC3339Nano` of a unix time in nanoseconds (what `time.Time` JSON looks like)."""
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    dt = datetime.fromtimestamp(seconds).astimezone()
+    frac = f".{fraction:09d}".rstrip("0") if fraction else ""
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + (frac if frac != "." else "") + _zone(dt)
+
+
+def now_rfc3339() -> str:
+    return rfc3339(datetime.now())
+
+
+def rfc3339_in(seconds) -> str:
+    """The moment `seconds` from now (a token's expiry); anything but a number counts as 0."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        seconds = 0
+    return rfc3339(datetime.now() + timedelta(seconds=seconds))
+
+
+def unix_ms() -> int:
+    return time.time_ns() // 1_000_000

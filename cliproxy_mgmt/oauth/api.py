@@ -1,0 +1,286 @@
+"""The OAuth routes (reference-behaviour §9.1, reference-delta §11).
+
+Management routes: each starter's `GET <route>` (and its extra `routes()`),
+`POST /oauth-callback`, `GET /get-auth-status`. Main-server routes, without the management
+key: each starter's browser callback (e.g. `GET /anthropic/callback`). `init_app` wires the
+starters the plugins registered; the static routes are on `bp`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+
+from ..authfiles import auth_files
+from ..authfiles.store import resolve_auth_dir
+from ..conventions import read_body
+from ..errors import ApiError
+from ..registry import PluginError
+from .callbacks import Callback, Wakeups, valid_state, write_callback
+from .forwarder import Forwarder, Forwarders
+from .sessions import SessionStore
+from .starter import Abandoned, Credential, Flow, LoginError, OAuthStarter
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("oauth", __name__)
+
+EXTRA_KEY = "oauth"
+_TRUTHY = ("1", "true", "yes", "on")
+
+
+class OAuthError(ApiError):
+    """An error answered as `{"status": "error", "error": ...}` (the OAuth routes' shape)."""
+
+    def response(self):
+        resp = jsonify({"status": "error", "error": self.error, **self.extra})
+        resp.status_code = self.status
+        return resp
+
+
+@dataclass
+class OAuthState:
+    """One app's OAuth machinery, at `state.extras["oauth"]`."""
+
+    starters: dict                      # provider name and aliases -> OAuthStarter
+    sessions: SessionStore = field(default_factory=SessionStore)
+    wakeups: Wakeups = field(default_factory=Wakeups)
+    forwarders: Forwarders = field(default_factory=Forwarders)
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def oauth_state(state=None) -> OAuthState:
+    state = state or current_app.extensions["cliproxy_mgmt"]
+    return state.extras[EXTRA_KEY]
+
+
+def init_app(app: Flask, management: Blueprint) -> None:
+    """Register the plugins' logins: their routes under `management`, callbacks on `app`."""
+    state = app.extensions["cliproxy_mgmt"]
+    logins = state.registry.oauth_starters
+    starters: dict = {}
+    for login in logins:
+        if not isinstance(login, OAuthStarter):
+            continue
+        for name in (login.name, *login.aliases):
+            if name in starters:
+                raise PluginError(f"OAuth provider name {name!r} is used by {starters[name]!r} and {login!r}")
+            starters[name] = login
+    state.extras[EXTRA_KEY] = OAuthState(starters=starters)
+
+    routes = Blueprint("oauth_logins", __name__)
+    for login in logins:
+        if isinstance(login, OAuthStarter) and login.route:
+            routes.add_url_rule(login.route, f"start_{login.name}", _start_view(login), methods=["GET"])
+            if login.callback_route:
+                app.add_url_rule(login.callback_route, f"oauth_callback_{login.name}",
+                                 _browser_callback_view(login), methods=["GET"])
+        for rule, methods, view in login.routes():
+            routes.add_url_rule(rule, f"{login.name or login.provider}_{view.__name__}", view, methods=methods)
+    management.register_blueprint(routes)
+
+
+# -- starting a login ---------------------------------------------------------------------
+
+def _fail(starter: OAuthStarter, status: int, message: str) -> ApiError:
+    return (OAuthError if starter.error_status else ApiError)(status, message)
+
+
+def _start_view(starter: OAuthStarter):
+    def start():
+        app_state = current_app.extensions["cliproxy_mgmt"]
+        oauth = oauth_state(app_state)
+        config = app_state.store
+        state = starter.new_state()
+        flow = Flow(starter, state, config, oauth.sessions, oauth.wakeups.event(state),
+                    resolve_auth_dir(config), query=request.args.to_dict())
+        url = starter.authorize(flow)
+        forwarder = None
+        if starter.callback_route and request.args.get("is_webui", "").strip().lower() in _TRUTHY:
+            forwarder = _start_forwarder(starter, flow, oauth)
+        oauth.sessions.register(state, starter.name)
+        threading.Thread(target=run_flow, args=(flow, app_state, oauth, forwarder), daemon=True,
+                         name=f"oauth-{starter.name}-{state[:12]}").start()
+        return jsonify({"state": state, "status": "ok", "url": url})
+
+    start.__name__ = f"start_{starter.name}"
+    return start
+
+
+def _start_forwarder(starter: OAuthStarter, flow: Flow, oauth: OAuthState) -> Forwarder:
+    from ..cli import DEFAULT_PORT  # where `serve` listens when the config names no port
+
+    port = flow.config.get("port", default=DEFAULT_PORT)
+    if isinstance(port, bool) or not isinstance(port, int) or port <= 0:
+        raise _fail(starter, 500, "callback server unavailable")
+    scheme = "https" if flow.config.get("tls", "enable", default=False) is True else "http"
+    try:
+        listen = urlsplit(flow.endpoint("redirect-uri")).port or 80
+        return oauth.forwarders.start(listen, f"{scheme}://127.0.0.1:{port}{starter.callback_route}")
+    except (OSError, ValueError) as exc:
+        log.warning("%r: cannot start the callback listener: %s", starter, exc)
+        raise _fail(starter, 500, "failed to start callback server") from None
+
+
+def run_flow(flow: Flow, app_state, oauth: OAuthState, forwarder: Forwarder | None = None) -> None:
+    """The background part of a login: the starter's `complete`, then save and finish."""
+    starter, state = flow.starter, flow.state
+    try:
+        credential = starter.complete(flow)
+        if not flow.pending():
+            return
+        if not _save(app_state, starter, credential):
+            oauth.sessions.set_error(state, starter.save_error)
+        elif starter.complete_all:
+            oauth.sessions.complete_provider(starter.name)
+        else:
+            oauth.sessions.complete(state)
+    except Abandoned:
+        pass
+    except LoginError as exc:
+        log.info("%r login %s failed: %s", starter, state, exc.message)
+        oauth.sessions.set_error(state, exc.message)
+    except Exception:
+        log.exception("%r login %s failed", starter, state)
+        oauth.sessions.set_error(state, "Authentication failed")
+    finally:
+        flow.http.close()
+        oauth.wakeups.drop(state)
+        if forwarder is not None:
+            oauth.forwarders.release(forwarder)
+
+
+def _save(app_state, starter: OAuthStarter, credential: Credential) -> bool:
+    try:
+        path = auth_files(app_state).save(credential.name, credential.data, indent=credential.indent)
+    except (OSError, ApiError) as exc:
+        log.error("%r: cannot save %s: %s", starter, credential.name, getattr(exc, "error", exc))
+        return False
+    log.info("%r: saved %s", starter, path)
+    return True
+
+
+# -- callbacks ---------------------------------------------------------------------------
+
+def _hand_over(oauth: OAuthState, config, starter: OAuthStarter, callback: Callback) -> None:
+    """Write the callback file for a pending session (raises OAuthError)."""
+    folder = resolve_auth_dir(config)
+    with oauth.write_lock:
+        if not oauth.sessions.is_pending(callback.state, starter.name):
+            raise OAuthError(409, "oauth flow is not pending")
+        try:
+            if folder is None:
+                raise OSError("auth-dir is not configured")
+            write_callback(folder, starter.name, callback)
+        except (OSError, ValueError) as exc:
+            log.error("cannot write the OAuth callback file: %s", exc)
+            raise OAuthError(500, "failed to persist oauth callback") from None
+    oauth.wakeups.wake(callback.state)
+
+
+def _callback_body() -> dict:
+    """POST /oauth-callback's JSON object; each field a string (or absent)."""
+    try:
+        body = json.loads(read_body())
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if not isinstance(body, dict):
+        raise OAuthError(400, "invalid body")
+    fields = {}
+    for name in ("provider", "redirect_url", "code", "state", "error"):
+        value = body.get(name)
+        if value is not None and not isinstance(value, str):
+            raise OAuthError(400, "invalid body")
+        fields[name] = (value or "").strip()
+    return fields
+
+
+def _redirect_query(url: str) -> dict:
+    if not url:
+        return {}
+    try:
+        parts = urlsplit(url)
+        if any(ord(c) < 0x20 or c == "\x7f" for c in url) or (not parts.scheme and url.startswith(":")):
+            raise ValueError(url)
+        return {k: v[0].strip() for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    except ValueError:
+        raise OAuthError(400, "invalid redirect_url") from None
+
+
+@bp.post("/oauth-callback")
+def post_oauth_callback():
+    body = _callback_body()
+    oauth = oauth_state()
+    starter = oauth.starters.get(body["provider"].lower())
+    if starter is None:
+        raise OAuthError(400, "unsupported provider")
+    query = _redirect_query(body["redirect_url"])
+    state = body["state"] or query.get("state", "")
+    code = body["code"] or query.get("code", "")
+    error = body["error"] or query.get("error", "") or query.get("error_description", "")
+    if not state:
+        raise OAuthError(400, "state is required")
+    if not valid_state(state):
+        raise OAuthError(400, "invalid state")
+    if not code and not error:
+        raise OAuthError(400, "code or error is required")
+    session = oauth.sessions.get(state)
+    if session is None:
+        raise OAuthError(404, "unknown or expired state")
+    if not session.pending:
+        raise OAuthError(409, "oauth flow is not pending")
+    if session.provider != starter.name:
+        raise OAuthError(400, "provider does not match state")
+    _hand_over(oauth, current_app.extensions["cliproxy_mgmt"].store, starter,
+               Callback(code=code, state=state, error=error))
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/get-auth-status")
+def get_auth_status():
+    state = request.args.get("state", "").strip()
+    if not state:
+        return jsonify({"status": "ok"})
+    if not valid_state(state):
+        raise OAuthError(400, "invalid state")
+    session = oauth_state().sessions.get(state)
+    if session is None:  # completed, unknown or expired: all read as ok (reference-delta §11)
+        return jsonify({"status": "ok"})
+    if not session.pending:
+        return jsonify({"status": "error", "error": session.status})
+    return jsonify({"status": "wait"})
+
+
+CALLBACK_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Authentication successful</title></head>
+<body>
+<h1>Authentication successful!</h1>
+<p>You can close this window. It will close automatically in 5 seconds.</p>
+<script>setTimeout(function () { window.close(); }, 5000);</script>
+</body>
+</html>
+"""
+
+
+def _browser_callback_view(starter: OAuthStarter):
+    def browser_callback():
+        args = request.args
+        state = args.get("state", "").strip()
+        oauth = oauth_state()
+        if state and valid_state(state) and oauth.sessions.is_pending(state, starter.name):
+            callback = Callback(code=args.get("code", "").strip(), state=state,
+                                error=(args.get("error") or args.get("error_description") or "").strip())
+            try:
+                _hand_over(oauth, current_app.extensions["cliproxy_mgmt"].store, starter, callback)
+            except OAuthError:
+                pass  # the page is the same whatever happened (upstream)
+        return Response(CALLBACK_PAGE, content_type="text/html; charset=utf-8")
+
+    browser_callback.__name__ = f"callback_{starter.name}"
+    return browser_callback

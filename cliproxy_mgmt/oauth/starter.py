@@ -1,0 +1,192 @@
+"""What provider plugins return from `register_oauth_starters`, and what their code gets.
+
+* `Login`: a way to obtain a credential through the management API; it adds `routes()`
+  (e.g. vertex's `POST /vertex/import`, iflow's cookie login).
+* `OAuthStarter(Login)`: an OAuth or device-code login started by `GET <route>`. The core
+  owns the session, the `is_webui` callback listener, callback hand-over, status polling,
+  saving the token file and completing the session; the starter supplies only the
+  provider-specific steps: `authorize(flow)` (the URL to show) and `complete(flow)` (run in
+  a background thread: wait for the callback or poll, exchange, and return a `Credential`).
+* `Flow`: one login in progress, handed to those two methods.
+
+Provider URLs are `endpoints` with upstream's real defaults; config.yaml can override
+each as `oauth-endpoints.<endpoints_key>.<endpoint name>` (decision 17, docs/oauth-endpoints.md).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import requests
+
+from .callbacks import Callback, take_callback
+
+HTTP_TIMEOUT = 30.0         # seconds, each provider request
+CALLBACK_TIMEOUT = 300.0    # how long a browser login waits for its callback (upstream: 5 min)
+CALLBACK_POLL = 0.5         # seconds between two looks for the callback file
+
+
+class LoginError(Exception):
+    """The login failed; `message` is what GET /get-auth-status reports for the session."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class Abandoned(Exception):
+    """The session ended meanwhile (expired, or completed by another login): stop quietly."""
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A token file to save in auth-dir: upstream's file name and fields (decision 16)."""
+
+    name: str
+    data: dict
+    indent: bool = False  # 2-space indented JSON (vertex) instead of compact JSON
+
+
+class _Http(requests.Session):
+    """A requests session with a default timeout."""
+
+    def request(self, method, url, **kwargs):
+        kwargs.setdefault("timeout", HTTP_TIMEOUT)
+        return super().request(method, url, **kwargs)
+
+
+def http_session(config) -> requests.Session:
+    """A session for provider calls: the config's `proxy-url` when set, else the environment's."""
+    session = _Http()
+    proxy = config.get("proxy-url", default="")
+    if isinstance(proxy, str) and proxy.strip():
+        # Environment proxies would override the session's own (requests' merge order).
+        session.trust_env = False
+        session.proxies = {"http": proxy.strip(), "https": proxy.strip()}
+    return session
+
+
+class Login:
+    """A way to obtain a credential through the management API.
+
+    provider   the id of the registered provider the login belongs to.
+    name       the login's canonical name (the `oauth-endpoints` key; for OAuth starters
+               also the session provider, e.g. "anthropic").
+    endpoints  default endpoint URLs by name.
+    """
+
+    provider: str = ""
+    name: str = ""
+    endpoints: dict = {}
+
+    def routes(self) -> list[tuple[str, list, Callable]]:
+        """Extra management routes: (rule, methods, view function) under /v0/management.
+
+        Views run in a request context; `cliproxy_mgmt.conventions.store()` is the config.
+        """
+        return []
+
+    def endpoint(self, config, name: str) -> str:
+        """Endpoint `name`: `oauth-endpoints.<name of the login>.<name>` if set, else the default."""
+        value = config.get("oauth-endpoints", self.name, name, default=None)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        return self.endpoints[name]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name or self.provider}>"
+
+
+class OAuthStarter(Login):
+    """An OAuth or device-code login started by `GET /v0/management<route>`.
+
+    route           e.g. "/anthropic-auth-url"; answers {"status":"ok","url","state"}.
+    name            the session provider (callback files, POST /oauth-callback's `provider`).
+    aliases         other `provider` spellings POST /oauth-callback accepts (e.g. "claude").
+    callback_route  the browser callback on the main server (no management key), e.g.
+                    "/anthropic/callback"; "" for a device flow (no callback, no listener).
+                    The `is_webui` listener's port is that of the "redirect-uri" endpoint.
+    complete_all    a success also ends every other pending session of the provider.
+    error_status    start errors carry "status": "error" (iflow's answers do).
+    timeout_error, save_error   session errors for a missing callback and a failed save.
+    """
+
+    route: str = ""
+    aliases: tuple = ()
+    callback_route: str = ""
+    complete_all: bool = True
+    error_status: bool = False
+    timeout_error: str = "Timeout waiting for OAuth callback"
+    save_error: str = "Failed to save authentication tokens"
+
+    def new_state(self) -> str:
+        """A fresh state value (must pass `callbacks.valid_state`)."""
+        from .pkce import hex_state
+
+        return hex_state()
+
+    def authorize(self, flow: "Flow") -> str:
+        """Return the URL the user opens; runs in the request. Keep per-login secrets
+        (PKCE verifier, device code) in `flow.values`. Raise `ApiError` to refuse."""
+        raise NotImplementedError
+
+    def complete(self, flow: "Flow") -> Credential:
+        """Finish the login in a background thread and return the token file to save.
+
+        Use `flow.wait_callback()` (browser logins) or `flow.sleep()` between polls (device
+        flows); raise `LoginError(message)` to fail the session.
+        """
+        raise NotImplementedError
+
+
+@dataclass
+class Flow:
+    """One login in progress."""
+
+    starter: OAuthStarter
+    state: str
+    config: object                      # the app's ConfigStore
+    sessions: object                    # SessionStore
+    wakeup: threading.Event
+    auth_dir: str | None
+    query: dict = field(default_factory=dict)   # the start request's query parameters
+    values: dict = field(default_factory=dict)  # the starter's own per-login data
+    http: requests.Session = None
+
+    def __post_init__(self):
+        if self.http is None:
+            self.http = http_session(self.config)
+
+    def endpoint(self, name: str) -> str:
+        return self.starter.endpoint(self.config, name)
+
+    def pending(self) -> bool:
+        return self.sessions.is_pending(self.state, self.starter.name)
+
+    def sleep(self, seconds: float) -> None:
+        """Wait, then raise `Abandoned` if the session is no longer pending."""
+        time.sleep(seconds)
+        if not self.pending():
+            raise Abandoned()
+
+    def wait_callback(self, timeout: float = CALLBACK_TIMEOUT) -> Callback:
+        """The provider's callback; `LoginError(starter.timeout_error)` when none comes in time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.pending():
+                raise Abandoned()
+            if self.auth_dir:
+                try:
+                    found = take_callback(self.auth_dir, self.starter.name, self.state)
+                except OSError:
+                    found = None
+                if found is not None:
+                    return found
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LoginError(self.starter.timeout_error)
+            self.wakeup.wait(min(CALLBACK_POLL, left))
+            self.wakeup.clear()
