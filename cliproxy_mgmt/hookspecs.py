@@ -63,10 +63,17 @@ def register_blueprints(config):
 
 @hookspec
 def register_oauth_starters(config):
-    """Return a list of OAuth starter objects (see `cliproxy_mgmt.oauth`), one per login flow.
+    """Return a list of logins: `cliproxy_mgmt.oauth.OAuthStarter` objects, one per OAuth or
+    device-code flow, and plain `cliproxy_mgmt.oauth.Login` objects for other ways of
+    obtaining a credential (e.g. a service-account import route).
 
-    Each names its provider id and its route (e.g. `/anthropic-auth-url`); the core owns
-    sessions, PKCE, callbacks and status polling.
+    A starter names its provider id, its session name (`name`, e.g. "anthropic", plus
+    `aliases`), its start route (e.g. `/anthropic-auth-url`), its browser callback route and
+    its default endpoint URLs (overridable in config.yaml under `oauth-endpoints.<name>`); it
+    implements `authorize(flow)` (the URL to show) and `complete(flow)` (wait for the
+    callback or poll, exchange, return the token file). The core owns sessions, callback
+    files, the `is_webui` listener, status polling and saving the file. Any login may add
+    management routes through `routes()`. Session names and aliases must be unique.
 
     :param config: the ConfigStore.
     """
@@ -74,8 +81,9 @@ def register_oauth_starters(config):
 
 @hookspec
 def register_auth_file_types(config):
-    """Return a list of auth-file types (see `cliproxy_mgmt.authfiles`): how to recognise a
-    token file in auth-dir and what its `type`, `provider` and `email` are.
+    """Return a list of `records.AuthFileType`: how to recognise a token file in auth-dir (its
+    top-level `type`) and what GET /auth-files shows for it (`type`/`provider`, `email`,
+    extra fields such as codex's `id_token` claims).
 
     Each `type` must be unique across all plugins.
 
