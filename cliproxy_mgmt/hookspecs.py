@@ -89,3 +89,18 @@ def register_auth_file_types(config):
 
     :param config: the ConfigStore.
     """
+
+
+# -- models ------------------------------------------------------------------------------
+
+@hookspec
+def register_model_definitions():
+    """Return a list of `records.ModelDefinitions`: the static model catalogue of each channel
+    this plugin serves, for `GET /model-definitions/<channel>`.
+
+    Called once per app at start-up, without arguments: the catalogue is data shipped with
+    the plugin, not something the config changes (`ModelDefinitions.load(__name__)` in a
+    plugin package reads the `models.json` inside it). Channel names are matched
+    case-insensitively and must be unique across all plugins; a channel that no plugin
+    registers is `400 unknown channel`.
+    """

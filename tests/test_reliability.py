@@ -323,3 +323,41 @@ def test_save_error_names_the_config_not_the_temp_file(tmp_path):
         store.edit(lambda d: d.__setitem__("debug", True))
     assert failed.value.filename == str(config)
     assert ".tmp" not in str(failed.value)
+
+
+def test_a_broken_edit_on_disk_is_not_overwritten(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("debug: false\napi-keys:\n  - a\n")
+    store = ConfigStore(str(config))
+    broken = "debug: false\napi-keys:\n  - a\n  - b\nrequest-retry: [unclosed\n"  # mid-edit
+    config.write_text(broken)
+    with pytest.raises(SaveError, match="does not load, so it was not overwritten"):
+        store.edit(lambda d: d.__setitem__("debug", True))
+    assert config.read_text() == broken and store.data["debug"] is False
+    store.edit(lambda d: d.__setitem__("debug", False))  # a no-op still answers ok
+    config.write_text("debug: false\napi-keys:\n  - a\n")  # the edit undone: same text as in force
+    store.edit(lambda d: d.__setitem__("debug", True))
+    assert store.data["debug"] is True and "debug: true" in config.read_text()
+    config.write_text(broken)
+    store.refresh(force=True)
+    store.replace_text("debug: false\n")  # PUT /config.yaml is the deliberate fix
+    store.edit(lambda d: d.__setitem__("debug", True))
+    assert config.read_text() == "debug: true\n"
+
+
+def test_server_keeps_a_broken_manual_edit(tmp_path, servers):
+    server = RealServer(tmp_path, args=["--local-password", KEY])
+    servers.append(server)
+    server.start()
+    broken = server.config_path.read_text().replace("debug: false", "debug: [unclosed")
+    server.config_path.write_text(broken)
+    with session() as s:
+        r = s.patch(server.url("/api-keys"), json={"old": "seed-key-2", "new": "changed"}, timeout=30)
+        assert r.status_code == 500 and r.json()["error"].startswith("failed to save config: "), r.text
+        assert server.config_path.read_text() == broken
+        assert s.get(server.url("/api-keys"), timeout=30).json() == {"api-keys": list(SEED_KEYS)}
+        server.config_path.write_text(broken.replace("debug: [unclosed", "debug: true"))
+        r = s.patch(server.url("/api-keys"), json={"old": "seed-key-2", "new": "changed"}, timeout=30)
+        assert r.status_code == 200, r.text
+    data = yaml.safe_load(server.config_path.read_text())
+    assert data["debug"] is True and data["api-keys"] == ["seed-key-1", "changed"]

@@ -215,6 +215,11 @@ class ConfigStore:
             draft = yamlio.to_plain(draft)
             if yamlio.same(draft, self._data):
                 return result
+            if self.last_error is not None:
+                # The file holds someone's edit that does not load. Writing our copy over it
+                # would throw that edit away; upstream refuses too (it re-reads before saving).
+                raise SaveError(f"{self.path} holds an edit that does not load, so it was not "
+                                f"overwritten: {self.last_error}")
             self._validate(draft)
             text = self._render(draft)
             self._write(text)
@@ -227,6 +232,7 @@ class ConfigStore:
         self._validate(data)
         with self._lock:
             self._write(text)
+            self.last_error = None  # a deliberate replacement of a broken file is the fix
             self._install(text, data)
             self._notify()
 
@@ -269,8 +275,12 @@ class ConfigStore:
                 text = self._read()
             except OSError:
                 return False
-            if hashlib.sha256(text.encode()).digest() == self._hash or not text.strip():
-                self._sig = sig  # same content (or an editor's empty intermediate): nothing to do
+            if not text.strip():
+                self._sig = sig  # an editor's empty intermediate: nothing to do
+                return False
+            if hashlib.sha256(text.encode()).digest() == self._hash:
+                self._sig = sig  # same content as in force (a broken edit may have been undone)
+                self.last_error = None
                 return False
             try:
                 data = parse(text)
