@@ -43,7 +43,7 @@ class Forwarder:
                 log.debug("callback forwarder :%s: " + fmt, port, *args)
 
         self._server = _Server(("127.0.0.1", port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,), daemon=True,
                                         name=f"oauth-forwarder-{port}")
         self._thread.start()
 

@@ -1,0 +1,278 @@
+"""The auth-dir store: listing and its cache, names, uploads, PATCHes, lookup by auth_index."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from cliproxy_mgmt.authfiles import auth_files, auth_index, find_by_auth_index
+from cliproxy_mgmt.authfiles.names import is_auth_file_name
+from cliproxy_mgmt.authfiles.store import resolve_auth_dir
+from cliproxy_mgmt.testing import config_text
+
+CLAUDE = {"type": "claude", "email": "alice@example.com", "access_token": "at"}
+
+
+@pytest.fixture
+def auths(app) -> Path:
+    return Path(app.extensions["cliproxy_mgmt"].store.path).parent / "auths"
+
+
+def put(folder: Path, name: str, data, *, raw: bytes | None = None) -> Path:
+    path = folder / name
+    path.write_bytes(raw if raw is not None else json.dumps(data).encode())
+    return path
+
+
+def listing(mgmt) -> dict:
+    r = mgmt.get("/auth-files")
+    assert r.status_code == 200, r.data
+    return {e["name"]: e for e in r.get_json()["files"]}
+
+
+# -- listing ------------------------------------------------------------------------------
+
+def test_entry_fields(mgmt, auths):
+    path = put(auths, "claude-alice@example.com.json", {**CLAUDE, "last_refresh": "2026-01-02T03:04:05Z"})
+    entry = listing(mgmt)["claude-alice@example.com.json"]
+    st = path.stat()
+    assert entry == {
+        "id": "claude-alice@example.com.json", "name": "claude-alice@example.com.json",
+        "auth_index": hashlib.sha256(b"file:claude-alice@example.com.json").hexdigest()[:16],
+        "type": "claude", "provider": "claude", "label": "alice@example.com", "email": "alice@example.com",
+        "account_type": "oauth", "account": "alice@example.com", "status": "active", "status_message": "",
+        "disabled": False, "unavailable": False, "runtime_only": False, "source": "file",
+        "size": st.st_size, "path": str(path), "modtime": entry["modtime"],
+        "last_refresh": entry["last_refresh"],
+    }
+    assert datetime.fromisoformat(entry["modtime"].replace("Z", "+00:00")).timestamp() == \
+        pytest.approx(st.st_mtime, abs=1e-6)
+    assert datetime.fromisoformat(entry["last_refresh"].replace("Z", "+00:00")) == \
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+def test_only_plain_json_files_are_listed_sorted_without_case(mgmt, auths):
+    put(auths, "b.json", {"type": "codex"})
+    put(auths, "A.json", {"type": "qwen"})
+    put(auths, ".hidden.json", {"type": "claude"})
+    put(auths, "notes.txt", {"type": "claude"})
+    (auths / "sub").mkdir()
+    put(auths / "sub", "nested.json", {"type": "claude"})
+    (auths / "link.json").symlink_to(auths / "b.json")
+    assert list(listing(mgmt)) == ["A.json", "b.json"]
+
+
+def test_unusable_files_are_listed_as_errors(mgmt, auths):
+    put(auths, "broken.json", None, raw=b"{nope")
+    put(auths, "untyped.json", {"email": "x@example.com"})
+    entries = listing(mgmt)
+    assert (entries["broken.json"]["status"], entries["broken.json"]["type"]) == ("error", "unknown")
+    assert entries["broken.json"]["status_message"].startswith("invalid auth file")
+    assert (entries["untyped.json"]["type"], entries["untyped.json"]["status"]) == ("unknown", "active")
+
+
+def test_a_warm_listing_reads_no_unchanged_file(mgmt, auths, app):
+    path = put(auths, "claude-a.json", {**CLAUDE, "email": "aaa@example.com"})
+    assert listing(mgmt)["claude-a.json"]["email"] == "aaa@example.com"
+    st = path.stat()
+    # Same size, same inode, mtime put back: only a re-read could notice the new email.
+    with open(path, "r+b") as f:
+        f.write(path.read_bytes().replace(b"aaa@", b"bbb@"))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert listing(mgmt)["claude-a.json"]["email"] == "aaa@example.com"
+
+    files = auth_files(app.extensions["cliproxy_mgmt"])
+    folder = files.folder()
+    assert files.listing.body(folder, files.types) is files.listing.body(folder, files.types)
+
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert listing(mgmt)["claude-a.json"]["email"] == "bbb@example.com"
+    path.unlink()
+    assert listing(mgmt) == {}
+
+
+def test_unset_auth_dir(make_app, mgmt_factory):
+    text = config_text("x").replace('auth-dir: "x"\n', "")
+    mgmt = mgmt_factory(make_app(text))
+    assert mgmt.get("/auth-files").get_json() == {"files": []}
+    r = mgmt.post("/auth-files", query_string={"name": "a.json"}, data=b"{}")
+    assert (r.status_code, r.get_json()) == (503, {"error": "auth directory not configured"})
+
+
+def test_auth_dir_is_relative_to_the_config_file_and_expands_home(tmp_path, monkeypatch):
+    class Config:
+        path = str(tmp_path / "conf" / "config.yaml")
+
+        def __init__(self, value):
+            self.value = value
+
+        def get(self, key, default=None):
+            return self.value
+
+    monkeypatch.chdir("/")
+    assert resolve_auth_dir(Config("tokens")) == str(tmp_path / "conf" / "tokens")
+    assert resolve_auth_dir(Config("../tokens/")) == str(tmp_path / "tokens")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert resolve_auth_dir(Config("~/.cli-proxy-api")) == str(tmp_path / "home" / ".cli-proxy-api")
+    assert resolve_auth_dir(Config("/abs/dir")) == "/abs/dir"
+    assert resolve_auth_dir(Config("")) is None
+
+
+# -- names, uploads and limits --------------------------------------------------------------
+
+@pytest.mark.parametrize("name,ok", [
+    ("claude-user+tag@example.com.json", True), ("Gemini-a b.JSON", True), ("x.json", True),
+    ("", False), (".x.json", False), ("a..b.json", False), ("a/b.json", False), ("a\\b.json", False),
+    ("a\x00.json", False), ("a\n.json", False), ("x.txt", False), ("x" * 251 + ".json", False),
+])
+def test_auth_file_names(name, ok):
+    assert is_auth_file_name(name) is ok
+
+
+def test_upload_limits(make_app, mgmt_factory):
+    app = make_app(extra_yaml="")
+    store = app.extensions["cliproxy_mgmt"].store
+    store.edit(lambda d: d["remote-management"].__setitem__("max-upload-bytes", 64))
+    mgmt = mgmt_factory(app)
+    big = json.dumps({"type": "claude", "pad": "x" * 100}).encode()
+    r = mgmt.post("/auth-files", query_string={"name": "big.json"}, data=big)
+    assert (r.status_code, r.get_json()) == (413, {"error": "request body too large"})
+    r = mgmt.post("/auth-files", data={"file": (io.BytesIO(big), "big.json")},
+                  content_type="multipart/form-data")
+    assert r.status_code == 413
+    small = b'{"type":"claude"}'
+    assert mgmt.post("/auth-files", query_string={"name": "small.json"}, data=small).status_code == 200
+    assert not (Path(store.path).parent / "auths" / "big.json").exists()
+
+
+def test_upload_refuses_content_that_is_not_an_object(mgmt, auths):
+    r = mgmt.post("/auth-files", query_string={"name": "a.json"}, data=b"[1]")
+    assert r.status_code == 400 and r.get_json()["error"].startswith("invalid auth file")
+    assert not (auths / "a.json").exists()
+
+
+def test_written_files_are_private(mgmt, auths):
+    assert mgmt.post("/auth-files", query_string={"name": "p.json"}, data=b'{"type":"x"}').status_code == 200
+    assert (auths / "p.json").stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in auths.iterdir()] == ["p.json"]  # no temp file left behind
+
+
+# -- PATCH status and fields ------------------------------------------------------------------
+
+def test_patch_keeps_the_file_layout_and_other_fields(mgmt, auths):
+    indented = put(auths, "vertex-p.json", None, raw=json.dumps({"type": "vertex", "z": 1, "a": [1]}, indent=2).encode())
+    compact = put(auths, "claude-c.json", None, raw=b'{"type":"claude","b":2}')
+    for name in ("vertex-p.json", "claude-c.json"):
+        r = mgmt.patch("/auth-files/status", json={"name": name, "disabled": True})
+        assert r.get_json() == {"status": "ok", "disabled": True}
+    assert indented.read_text() == '{\n  "type": "vertex",\n  "z": 1,\n  "a": [\n    1\n  ],\n  "disabled": true\n}\n'
+    assert compact.read_text() == '{"type":"claude","b":2,"disabled":true}\n'
+    entry = listing(mgmt)["claude-c.json"]
+    assert (entry["disabled"], entry["status"]) == (True, "disabled")
+
+
+def test_a_patch_that_changes_nothing_writes_nothing(mgmt, auths):
+    path = put(auths, "claude-c.json", {**CLAUDE, "priority": 4})
+    before = path.stat()
+    assert mgmt.patch("/auth-files/fields", json={"name": "claude-c.json", "priority": 4}).status_code == 200
+    assert path.stat().st_ino == before.st_ino and path.stat().st_mtime_ns == before.st_mtime_ns
+
+
+def test_patch_fields_sets_and_clears(mgmt, auths):
+    path = put(auths, "claude-c.json", CLAUDE)
+    body = {"name": " claude-c.json ", "prefix": " team ", "proxy_url": "http://p:1", "priority": 7}
+    assert mgmt.patch("/auth-files/fields", json=body).get_json() == {"status": "ok"}
+    assert json.loads(path.read_text()) == {**CLAUDE, "prefix": " team ", "proxy_url": "http://p:1", "priority": 7}
+    mgmt.patch("/auth-files/fields", json={"name": "claude-c.json", "prefix": "", "proxy_url": "", "priority": 0})
+    assert json.loads(path.read_text()) == CLAUDE
+
+
+def test_patch_refuses_a_symlink(mgmt, auths, tmp_path):
+    target = put(tmp_path, "outside.json", CLAUDE)
+    (auths / "link.json").symlink_to(target)
+    r = mgmt.patch("/auth-files/status", json={"name": "link.json", "disabled": True})
+    assert (r.status_code, r.get_json()) == (400, {"error": "invalid name"})
+    assert json.loads(target.read_text()) == CLAUDE
+
+
+def test_delete_all_removes_only_auth_files(mgmt, auths, tmp_path):
+    put(auths, "a.json", {})
+    put(auths, "b.json", {})
+    put(auths, "keep.txt", {})
+    target = put(tmp_path, "outside.json", {})
+    (auths / "link.json").symlink_to(target)
+    assert mgmt.delete("/auth-files", query_string={"all": "true"}).get_json() == {"status": "ok", "deleted": 2}
+    assert sorted(p.name for p in auths.iterdir()) == ["keep.txt", "link.json"]
+    assert target.exists()
+
+
+# -- lookup by auth_index (for api-call) -------------------------------------------------------
+
+def test_find_by_auth_index(app, mgmt, auths):
+    put(auths, "codex-x.json", {"type": "codex", "access_token": "tok"})
+    put(auths, "broken.json", None, raw=b"[]")
+    index = listing(mgmt)["codex-x.json"]["auth_index"]
+    state = app.extensions["cliproxy_mgmt"]
+    assert find_by_auth_index(state, index) == ("codex-x.json", {"type": "codex", "access_token": "tok"})
+    assert find_by_auth_index(state.store, f" {index} ") == ("codex-x.json", {"type": "codex", "access_token": "tok"})
+    assert find_by_auth_index(None, index)[0] == "codex-x.json"  # the current app
+    assert find_by_auth_index(state, auth_index("broken.json")) is None
+    assert find_by_auth_index(state, "0000000000000000") is None
+    assert find_by_auth_index(state, "") is None
+
+
+@pytest.fixture
+def mgmt_factory():
+    from cliproxy_mgmt.testing import ManagementClient
+
+    return lambda app: ManagementClient(app.test_client())
+
+
+# -- POST /vertex/import ------------------------------------------------------------------------
+
+def service_account(key_pem: str, project="my-proj") -> bytes:
+    return json.dumps({"type": "service_account", "project_id": project, "private_key": key_pem,
+                       "client_email": "sa@my-proj.iam.gserviceaccount.com"}).encode()
+
+
+def pem(key, fmt) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption()).decode()
+
+
+def test_vertex_import_repairs_a_mangled_key(mgmt, auths):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    pkcs8 = pem(key, serialization.PrivateFormat.PKCS8)
+    header, *body, footer = pkcs8.strip().splitlines()
+    mangled = "\x1b[32m" + header + "\r\n" + " ".join(body) + "\r\n" + footer + "\x1b[0m\r\n"
+    r = mgmt.post("/vertex/import", data={"file": (io.BytesIO(service_account(mangled)), "sa.json"),
+                                          "location": "europe-west1"}, content_type="multipart/form-data")
+    assert r.status_code == 200, r.data
+    assert r.get_json() == {"status": "ok", "auth-file": str(auths / "vertex-my-proj.json"), "project_id": "my-proj",
+                            "email": "sa@my-proj.iam.gserviceaccount.com", "location": "europe-west1"}
+    saved = json.loads((auths / "vertex-my-proj.json").read_text())
+    assert list(saved) == ["service_account", "project_id", "email", "location", "type"]
+    assert saved["service_account"]["private_key"] == pem(key, serialization.PrivateFormat.TraditionalOpenSSL)
+    assert (auths / "vertex-my-proj.json").read_text().startswith('{\n  "service_account": {\n')
+
+
+def test_vertex_import_refuses_a_key_that_is_not_rsa(mgmt, auths):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = pem(ec.generate_private_key(ec.SECP256R1()), serialization.PrivateFormat.PKCS8)
+    r = mgmt.post("/vertex/import", data={"file": (io.BytesIO(service_account(key)), "sa.json")},
+                  content_type="multipart/form-data")
+    assert (r.status_code, r.get_json()) == (400, {"error": "invalid service account",
+                                                   "message": "private_key is not an RSA key"})
+    assert list(auths.iterdir()) == []
