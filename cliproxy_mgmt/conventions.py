@@ -209,6 +209,14 @@ def put_field(item: dict, name: str, value) -> None:
         item[name] = value
 
 
+def normalize_shared_fields(item: dict) -> dict:
+    """Normalise an entry's `prefix`, `headers` and `excluded-models`, removing them when empty."""
+    put_field(item, "prefix", normalize_prefix(item.get("prefix")))
+    put_field(item, "headers", normalize_headers(item.get("headers")))
+    put_field(item, "excluded-models", normalize_excluded_models(item.get("excluded-models")))
+    return item
+
+
 # -- writing at a key path -----------------------------------------------------------
 
 def set_path(data: dict, path: tuple, value, default=None) -> None:
@@ -375,7 +383,8 @@ def add_string_list(bp: Blueprint, route: str, key: str, *,
 
 # -- object lists ------------------------------------------------------------------------------
 
-def _dict_items(data: dict, key: str) -> list:
+def dict_items(data: dict, key: str) -> list:
+    """The mappings in the list at top-level `key` (anything else there is skipped)."""
     value = data.get(key)
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
@@ -417,7 +426,7 @@ class ObjectList:
 
     def entries(self, data: dict) -> list:
         """The cleaned list: what GET and GET /config show, and what changes start from."""
-        return self.clean(self.read(data) if self.read else _dict_items(data, self.key))
+        return self.clean(self.read(data) if self.read else dict_items(data, self.key))
 
     def store_entries(self, draft: dict, items: list) -> None:
         """Write the cleaned `items` into a draft (an absent key stays absent for an empty list)."""

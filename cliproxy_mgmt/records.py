@@ -5,7 +5,9 @@ OAuth starters are objects rather than records: see `cliproxy_mgmt.oauth.OAuthSt
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Callable
 
 
@@ -69,3 +71,22 @@ class AuthFileType:
     @property
     def shown(self) -> str:
         return self.listed_as or self.type
+
+
+@dataclass(frozen=True)
+class ModelDefinitions:
+    """The static model catalogue of one channel, served by GET /model-definitions/<channel>.
+
+    channel  e.g. "gemini-cli"; unique across all plugins, matched case-insensitively.
+    models   upstream's ModelInfo objects as plain dicts (`id`, `object`, `created`,
+             `owned_by`, `type`, then the optional fields), in the order they are listed.
+    """
+
+    channel: str
+    models: list = field(default_factory=list)
+
+    @classmethod
+    def load(cls, package: str, resource: str = "models.json") -> list["ModelDefinitions"]:
+        """Read `{channel: [ModelInfo, ...], ...}` from a JSON file shipped inside `package`."""
+        data = json.loads(resources.files(package).joinpath(resource).read_text(encoding="utf-8"))
+        return [cls(channel=channel, models=models) for channel, models in data.items()]

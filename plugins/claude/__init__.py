@@ -1,14 +1,10 @@
-"""The claude provider plugin."""
+"""The claude provider plugin: Claude API keys, header defaults and the claude model catalogue."""
 
-from cliproxy_mgmt import ConfigSection, Provider, hookimpl
+from cliproxy_mgmt import Provider, hookimpl
+from cliproxy_mgmt.records import ModelDefinitions
 
+from .keys import claude_key_routes, claude_key_sections  # noqa: F401  (hook implementations)
 from .login import register_auth_file_types, register_oauth_starters  # noqa: F401  (hook implementations)
-
-KEY = "claude-api-key"
-
-
-def _view(value, data):
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 @hookimpl
@@ -17,5 +13,5 @@ def register_providers():
 
 
 @hookimpl
-def register_config_sections():
-    return [ConfigSection(key=KEY, view=_view, order=30, provider="claude")]
+def register_model_definitions():
+    return ModelDefinitions.load(__name__)

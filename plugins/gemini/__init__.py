@@ -1,14 +1,10 @@
-"""The gemini provider plugin."""
+"""The gemini provider plugin: Gemini API keys, and the gemini, gemini-cli and aistudio model catalogues."""
 
-from cliproxy_mgmt import ConfigSection, Provider, hookimpl
+from cliproxy_mgmt import Provider, hookimpl
+from cliproxy_mgmt.records import ModelDefinitions
 
+from .keys import gemini_key_routes, gemini_key_sections  # noqa: F401  (hook implementations)
 from .login import register_auth_file_types, register_oauth_starters  # noqa: F401  (hook implementations)
-
-KEY = "gemini-api-key"
-
-
-def _view(value, data):
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 @hookimpl
@@ -17,5 +13,5 @@ def register_providers():
 
 
 @hookimpl
-def register_config_sections():
-    return [ConfigSection(key=KEY, view=_view, order=10, provider="gemini")]
+def register_model_definitions():
+    return ModelDefinitions.load(__name__)

@@ -1,6 +1,7 @@
 """The iflow provider plugin: the OAuth and cookie logins and iflow token files."""
 
 from cliproxy_mgmt import Provider, hookimpl
+from cliproxy_mgmt.records import ModelDefinitions
 
 from .login import register_auth_file_types, register_oauth_starters  # noqa: F401  (hook implementations)
 
@@ -8,3 +9,8 @@ from .login import register_auth_file_types, register_oauth_starters  # noqa: F4
 @hookimpl
 def register_providers():
     return [Provider(id="iflow")]
+
+
+@hookimpl
+def register_model_definitions():
+    return ModelDefinitions.load(__name__)

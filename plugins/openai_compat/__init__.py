@@ -1,19 +1,10 @@
-"""The openai_compat provider plugin."""
+"""The openai_compat provider plugin: named OpenAI-compatible upstreams."""
 
-from cliproxy_mgmt import ConfigSection, Provider, hookimpl
+from cliproxy_mgmt import Provider, hookimpl
 
-KEY = "openai-compatibility"
-
-
-def _view(value, data):
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+from .keys import openai_compat_routes, openai_compat_sections  # noqa: F401  (hook implementations)
 
 
 @hookimpl
 def register_providers():
     return [Provider(id="openai-compatibility")]
-
-
-@hookimpl
-def register_config_sections():
-    return [ConfigSection(key=KEY, view=_view, order=40, provider="openai-compatibility")]

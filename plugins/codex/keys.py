@@ -1,0 +1,49 @@
+"""`/codex-api-key` (reference-behaviour §3.4, §4.2 CodexKey): like a Claude key, but an entry
+without a base-url is dropped, at load as well as on every write."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from cliproxy_mgmt import hookimpl
+from cliproxy_mgmt.conventions import (
+    ObjectList,
+    add_object_list,
+    normalize_models,
+    normalize_shared_fields,
+    text,
+)
+
+MODEL = {"name": str, "alias": str}
+FIELDS = {"api-key": str, "priority": int, "prefix": str, "base-url": str, "proxy-url": str,
+          "models": [MODEL], "headers": {str: str}, "excluded-models": [str], "websockets": bool}
+
+
+def normalize(item: dict) -> dict | None:
+    """Trim the key and URLs, clean the models; drop the entry when it has no base-url."""
+    for name in ("api-key", "base-url", "proxy-url"):
+        if name in item:
+            item[name] = text(item[name]).strip()
+    if not item.get("base-url"):
+        return None
+    if "models" in item:
+        item["models"] = normalize_models(item["models"])
+    return normalize_shared_fields(item)
+
+
+CODEX = ObjectList(
+    route="/codex-api-key", key="codex-api-key", fields=FIELDS, normalize=normalize,
+    delete_trim=False, ignore_empty_match=False,
+    patch_fields=("api-key", "prefix", "base-url", "proxy-url", "models", "headers", "excluded-models"))
+
+
+@hookimpl(specname="register_config_sections")
+def codex_key_sections():
+    return [CODEX.section(order=20, provider="codex")]
+
+
+@hookimpl(specname="register_blueprints")
+def codex_key_routes():
+    bp = Blueprint("codex_keys", __name__)
+    add_object_list(bp, CODEX)
+    return [bp]

@@ -1,0 +1,70 @@
+"""`/openai-compatibility` (reference-behaviour §3.4, §4.2 OpenAICompatibility): named
+OpenAI-compatible upstreams, selected by `name`; an entry without a base-url is dropped.
+
+A legacy `api-keys: [key]` inside an entry is migrated into `api-key-entries` (skipping
+empty and repeated keys) and disappears from the file on the next write (§4.6 item 2).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from cliproxy_mgmt import hookimpl
+from cliproxy_mgmt.conventions import (
+    ObjectList,
+    add_object_list,
+    normalize_headers,
+    normalize_prefix,
+    put_field,
+    text,
+)
+
+KEY_ENTRY = {"api-key": str, "proxy-url": str}
+FIELDS = {"name": str, "priority": int, "prefix": str, "base-url": str, "api-key-entries": [KEY_ENTRY],
+          "api-keys": [str], "models": [{"name": str, "alias": str}], "headers": {str: str}}
+
+
+def key_entries(item: dict) -> list:
+    """The entries' keys trimmed (an empty key is kept), then the legacy keys not yet listed."""
+    entries = [{**e, "api-key": text(e.get("api-key")).strip()}
+               for e in item.get("api-key-entries") or () if isinstance(e, dict)]
+    listed = {e["api-key"] for e in entries}
+    for key in item.pop("api-keys", None) or ():
+        key = text(key).strip()
+        if key and key not in listed:
+            listed.add(key)
+            entries.append({"api-key": key})
+    return entries
+
+
+def normalize(item: dict) -> dict | None:
+    """Trim name and base-url (an entry without a base-url is dropped); `models` stay as given."""
+    if "name" in item:
+        item["name"] = text(item["name"]).strip()
+    base_url = text(item.get("base-url")).strip()
+    if not base_url:
+        return None
+    item["base-url"] = base_url
+    put_field(item, "api-key-entries", key_entries(item))
+    put_field(item, "prefix", normalize_prefix(item.get("prefix")))
+    put_field(item, "headers", normalize_headers(item.get("headers")))
+    return item
+
+
+OPENAI_COMPAT = ObjectList(
+    route="/openai-compatibility", key="openai-compatibility", fields=FIELDS, normalize=normalize,
+    key_field="name", match_param="name", delete_param="name", delete_trim=False,
+    ignore_empty_match=False, missing_message="missing name or index",
+    patch_fields=("name", "prefix", "base-url", "api-key-entries", "models", "headers"))
+
+
+@hookimpl(specname="register_config_sections")
+def openai_compat_sections():
+    return [OPENAI_COMPAT.section(order=40, provider="openai-compatibility")]
+
+
+@hookimpl(specname="register_blueprints")
+def openai_compat_routes():
+    bp = Blueprint("openai_compat_keys", __name__)
+    add_object_list(bp, OPENAI_COMPAT)
+    return [bp]

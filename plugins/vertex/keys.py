@@ -1,0 +1,63 @@
+"""`/vertex-api-key` (reference-behaviour §3.4, §4.2 VertexCompatKey): Vertex-compatible
+third-party endpoints, an API key plus a base-url; both are required."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from cliproxy_mgmt import hookimpl
+from cliproxy_mgmt.conventions import (
+    ObjectList,
+    add_object_list,
+    normalize_headers,
+    normalize_models,
+    normalize_prefix,
+    put_field,
+    text,
+)
+
+MODEL = {"name": str, "alias": str}
+FIELDS = {"api-key": str, "priority": int, "prefix": str, "base-url": str, "proxy-url": str,
+          "headers": {str: str}, "models": [MODEL]}
+
+
+def normalize(item: dict) -> dict | None:
+    """Trim; drop the entry without a key or a base-url; keep models with a name and an alias."""
+    for name in ("api-key", "base-url"):
+        item[name] = text(item.get(name)).strip()
+        if not item[name]:
+            return None
+    put_field(item, "proxy-url", text(item.get("proxy-url")).strip())
+    put_field(item, "models", normalize_models(item.get("models"), both=True))
+    put_field(item, "prefix", normalize_prefix(item.get("prefix")))
+    put_field(item, "headers", normalize_headers(item.get("headers")))
+    return item
+
+
+def sanitize(items: list) -> list:
+    """One entry per key and base-url: the first wins."""
+    seen = set()
+    unique = []
+    for item in items:
+        ident = (item["api-key"], item["base-url"])
+        if ident not in seen:
+            seen.add(ident)
+            unique.append(item)
+    return unique
+
+
+VERTEX = ObjectList(
+    route="/vertex-api-key", key="vertex-api-key", fields=FIELDS, normalize=normalize, sanitize=sanitize,
+    patch_fields=("api-key", "prefix", "base-url", "proxy-url", "headers", "models"))
+
+
+@hookimpl(specname="register_config_sections")
+def vertex_key_sections():
+    return [VERTEX.section(order=50, provider="vertex")]
+
+
+@hookimpl(specname="register_blueprints")
+def vertex_key_routes():
+    bp = Blueprint("vertex_keys", __name__)
+    add_object_list(bp, VERTEX)
+    return [bp]
