@@ -361,3 +361,31 @@ def test_server_keeps_a_broken_manual_edit(tmp_path, servers):
         assert r.status_code == 200, r.text
     data = yaml.safe_load(server.config_path.read_text())
     assert data["debug"] is True and data["api-keys"] == ["seed-key-1", "changed"]
+
+
+def test_in_place_write_interrupted_before_truncate_leaves_the_new_config(tmp_path, monkeypatch):
+    """The single-file bind mount fallback: a crash between write and truncate."""
+    from cliproxy_mgmt.config import store as store_module
+
+    config = tmp_path / "config.yaml"
+    old = "debug: false\napi-keys:\n" + "".join(f"  - key-{n}\n" for n in range(50))
+    config.write_text(old)
+    new = "debug: true\napi-keys:\n  - key-0\n"
+
+    class Crash(BaseException):
+        pass
+
+    real_open = open
+
+    def crashing_open(*args, **kwargs):
+        f = real_open(*args, **kwargs)
+        f.truncate = lambda size: (_ for _ in ()).throw(Crash())  # the process dies here
+        return f
+
+    monkeypatch.setattr(store_module, "open", crashing_open, raising=False)
+    with pytest.raises(Crash):
+        store_module._write_in_place(str(config), new.encode())
+    monkeypatch.undo()
+    assert yaml.safe_load(config.read_text()) == yaml.safe_load(new)
+    store_module._write_in_place(str(config), new.encode())
+    assert config.read_text() == new

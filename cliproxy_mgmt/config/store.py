@@ -140,10 +140,19 @@ def remove_stale_temp_files(path: str, older_than: float = STALE_TEMP_SECONDS) -
 
 
 def _write_in_place(target: str, data: bytes) -> None:
-    with open(target, "r+b") as f:
-        f.write(data)
+    """Rewrite `target` where it is (rename refused): write the new text, then truncate.
+
+    Over a longer old file the new text is padded with newlines to the old length, so a
+    crash between the write and the truncate leaves the new config and blank lines, never
+    the old file's tail. (A crash inside the write can still mix the two: only a rename is
+    atomic, which is why this is the fallback.)
+    """
+    with open(target, "r+b", buffering=0) as f:
+        size = os.fstat(f.fileno()).st_size
+        rest = memoryview(data + b"\n" * max(size - len(data), 0))
+        while rest:
+            rest = rest[f.write(rest):]
         f.truncate(len(data))
-        f.flush()
         os.fsync(f.fileno())
 
 
