@@ -53,7 +53,23 @@ def core_blueprints() -> list[Blueprint]:
     from .authfiles import api as authfiles_api
     from .oauth import api as oauth_api
 
-    return [settings.bp, config_api.bp, openapi.bp, authfiles_api.bp, oauth_api.bp]
+    return [settings.bp, config_api.bp, openapi.bp, authfiles_api.bp, oauth_api.bp,
+            *feature_blueprints()]
+
+
+def feature_blueprints() -> list[Blueprint]:
+    """Usage statistics, logs and the outbound-request routes."""
+    from . import api_call, latest_version, logs, usage
+
+    return [usage.bp, logs.bp, api_call.bp, latest_version.bp]
+
+
+def init_features(app: Flask) -> None:
+    """Per-app state and app-level routes of the features: usage store, log file, panel, CORS."""
+    from . import cors, logs, usage, web_ui
+
+    for feature in (usage, logs, web_ui, cors):
+        feature.init_app(app)
 
 
 def create_app(config_path: str | None = None, *, plugins=(), load_entrypoints: bool = True,
@@ -90,4 +106,5 @@ def create_app(config_path: str | None = None, *, plugins=(), load_entrypoints: 
     app.register_blueprint(management)
 
     store.on_load(hash_plaintext_secret)
+    init_features(app)
     return app

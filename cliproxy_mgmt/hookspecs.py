@@ -2,12 +2,12 @@
 
 A plugin is a module or object with functions marked `@cliproxy_mgmt.hookimpl`, registered
 through the `cliproxy_mgmt` entry-point group (third parties) or `DEFAULT_PLUGINS`
-(the built-in providers, which use nothing but these hooks). Every hook here is a
-*registration* hook: it is called once per app, at start-up, and returns plain data; the
-host validates it (duplicate ids are a start-up error naming both plugins) and does the
-wiring. An implementation may accept any subset of a hook's arguments (pluggy's opt-in
-arguments), so arguments added later never break a plugin. Returning None means
-"nothing to add".
+(the built-in providers, which use nothing but these hooks). Every hook here except the
+events at the end is a *registration* hook: it is called once per app, at start-up, and
+returns plain data; the host validates it (duplicate ids are a start-up error naming both
+plugins) and does the wiring. An implementation may accept any subset of a hook's
+arguments (pluggy's opt-in arguments), so arguments added later never break a plugin.
+Returning None means "nothing to add".
 
 `config` is the app's ConfigStore: `config.data` is the current config.yaml as plain
 data (read it at request time, it changes on every edit and reload), `config.edit(fn)`
@@ -103,4 +103,22 @@ def register_model_definitions():
     plugin package reads the `models.json` inside it). Channel names are matched
     case-insensitively and must be unique across all plugins; a channel that no plugin
     registers is `400 unknown channel`.
+    """
+
+
+# -- events ------------------------------------------------------------------------------
+
+@hookspec
+def record_usage(record):
+    """Called once for each upstream request attempt that is reported for usage statistics.
+
+    Unlike the registration hooks above, this one is called at request time, and every
+    implementation receives the record. An embedding proxy or a plugin reports a request
+    with `cliproxy_mgmt.usage.record_usage(record, app=app)` (or `pm.hook.record_usage(
+    record=record)`); the core's own implementation counts it in the app's statistics while
+    `usage-statistics-enabled` is true (upstream's rules: reference-behaviour §6.1). Plugins
+    implement it to see every record (e.g. to export metrics). Implementations run in the
+    reporting thread: keep them quick, and do not raise. The return value is ignored.
+
+    :param record: a `cliproxy_mgmt.usage.UsageRecord` (model, client key, tokens, ...).
     """

@@ -63,6 +63,8 @@ class RemoteManagement(Open):
     cors_allowed_origins = _opt(fields.List, _opt(Str), data_key="cors-allowed-origins")
     max_json_body_bytes = _opt(Int, data_key="max-json-body-bytes")
     max_upload_bytes = _opt(Int, data_key="max-upload-bytes")
+    panel_file = _opt(Str, data_key="panel-file")
+    latest_release_url = _opt(Str, data_key="latest-release-url")
 
 
 class QuotaExceeded(Open):
@@ -98,6 +100,8 @@ class CoreConfig(Open):
     logs_max_total_size_mb = _opt(Int, data_key="logs-max-total-size-mb")
     error_logs_max_files = _opt(Int, data_key="error-logs-max-files")
     usage_statistics_enabled = _opt(Bool, data_key="usage-statistics-enabled")
+    usage_statistics_file = _opt(Str, data_key="usage-statistics-file")
+    usage_statistics_max_details = _opt(Int, data_key="usage-statistics-max-details")
     disable_cooling = _opt(Bool, data_key="disable-cooling")
     request_retry = _opt(Int, data_key="request-retry")
     max_retry_interval = _opt(Int, data_key="max-retry-interval")

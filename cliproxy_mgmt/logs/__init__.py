@@ -1,0 +1,36 @@
+"""Logs (reference-behaviour §7, delta §7-8): the server's own log file and the log endpoints.
+
+`log_dir(config)` is the folder every endpoint and the writer use ($WRITABLE_PATH/logs,
+./logs, <auth-dir>/logs). `writer.FileLogging` follows `logging-to-file`,
+`logs-max-total-size-mb` and `error-logs-max-files`.
+"""
+
+from __future__ import annotations
+
+from .paths import log_dir
+from .views import bp
+from .writer import FileLogging
+
+EXTRA_KEY = "logs"
+
+
+def init_app(app) -> None:
+    """Start following the config's log settings: now, and after every request."""
+    state = app.extensions["cliproxy_mgmt"]
+    logging_ = FileLogging(state.store)
+    state.extras[EXTRA_KEY] = logging_
+    logging_.sync()
+
+    @app.after_request
+    def _follow_log_settings(response):
+        logging_.sync()
+        return response
+
+
+def close(app) -> None:
+    """Stop the app's file logging (tests; a server simply exits)."""
+    app.extensions["cliproxy_mgmt"].extras[EXTRA_KEY].close()
+
+
+__all__ = ["FileLogging", "bp", "close", "init_app", "log_dir"]
+

@@ -1,0 +1,64 @@
+"""Reading the main log for GET /logs (reference-behaviour §7.2)."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import time
+from collections import deque
+from datetime import datetime
+
+from .paths import regular_files, rotation_order
+
+_STAMP = re.compile(rb"^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})")
+
+
+def line_time(line: bytes) -> int:
+    """Unix seconds of a line starting with `[YYYY-MM-DD HH:MM:SS` (server local time), else 0."""
+    m = _STAMP.match(line[1:] if line.startswith(b"[") else line)
+    if not m:
+        return 0
+    try:
+        return int(time.mktime(datetime(*map(int, m.groups())).timetuple()))
+    except (ValueError, OverflowError):
+        return 0
+
+
+def main_log_files(folder: str) -> list[str]:
+    """Paths of main.log and its rotated files, oldest first, main.log last."""
+    ranked = [(order, e.path) for e in regular_files(folder)
+              if (order := rotation_order(e.name)) is not None]
+    return [path for _, path in sorted(ranked, key=lambda r: (-r[0], r[1]))]
+
+
+def _lines(path: str):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        for raw in f:
+            line = raw[:-1] if raw.endswith(b"\n") else raw
+            yield line[:-1] if line.endswith(b"\r") else line
+
+
+def read_logs(folder: str, after: int, limit: int | None) -> dict:
+    """The lines of the main log newer than `after` (0: all), the last `limit` of them.
+
+    A line without a timestamp (a continuation such as a traceback) follows the decision
+    for the timestamped line before it. Every line scanned counts in `line-count`.
+    """
+    kept: deque = deque(maxlen=limit)
+    count = latest = 0
+    previous_kept = False
+    for path in main_log_files(folder):
+        for line in _lines(path):
+            count += 1
+            stamp = line_time(line)
+            if stamp:
+                latest = max(latest, stamp)
+                previous_kept = after == 0 or stamp > after
+                keep = previous_kept
+            else:
+                keep = after == 0 or previous_kept
+            if keep:
+                kept.append(line.decode("utf-8", "replace"))
+    return {"lines": list(kept), "line-count": count, "latest-timestamp": max(latest, after)}
+

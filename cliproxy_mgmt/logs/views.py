@@ -1,0 +1,173 @@
+"""GET/DELETE /logs, /request-error-logs, /request-log-by-id (reference-behaviour §7.2-7.6)."""
+
+from __future__ import annotations
+
+import os
+import re
+from urllib.parse import quote
+
+from flask import Blueprint, jsonify, request, send_file
+
+from ..conventions import store
+from ..errors import ApiError
+from ..openapi import describe
+from .paths import MAIN_LOG, is_error_log, log_dir, regular_files
+from .reader import main_log_files, read_logs
+
+bp = Blueprint("logs", __name__)
+
+_ATOI = re.compile(r"^[+-]?\d+$")
+INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
+def go_atoi(text: str) -> int | None:
+    """Go's strconv.Atoi on a 64-bit machine: digits with an optional sign, within int64."""
+    if not _ATOI.match(text):
+        return None
+    value = int(text)
+    return value if INT64[0] <= value <= INT64[1] else None
+
+_DOWNLOAD = {"ok_type": "text/plain"}
+
+
+def _logging_dir() -> str:
+    if store().get("logging-to-file") is not True:
+        raise ApiError(400, "logging to file disabled")
+    return log_dir(store())
+
+
+def _limit() -> int | None:
+    text = request.args.get("limit", "")
+    if text == "":
+        return None
+    value = go_atoi(text)
+    if value is None:
+        raise ApiError(400, "invalid limit: must be a positive integer")
+    if value <= 0:
+        raise ApiError(400, "invalid limit: must be greater than zero")
+    return value
+
+
+def _after() -> int:
+    text = request.args.get("after", "")
+    return max(go_atoi(text) or 0, 0)
+
+
+@bp.get("/logs")
+@describe("Lines of the server's log (needs logging-to-file)", query=(
+    ("after", "integer", "only lines after this unix time"),
+    ("limit", "integer", "only the last N lines")), ok={"type": "object", "properties": {
+        "lines": {"type": "array", "items": {"type": "string"}},
+        "line-count": {"type": "integer"}, "latest-timestamp": {"type": "integer"}}})
+def get_logs():
+    folder = _logging_dir()
+    limit, after = _limit(), _after()
+    if not os.path.isdir(folder):
+        return jsonify({"lines": [], "line-count": 0, "latest-timestamp": after})
+    try:
+        return jsonify(read_logs(folder, after, limit))
+    except OSError as exc:
+        raise ApiError(500, f"failed to read log file {exc.filename}: {exc.strerror}") from None
+
+
+@bp.delete("/logs")
+@describe("Empty main.log and delete its rotated files", ok={"type": "object", "properties": {
+    "success": {"type": "boolean"}, "message": {"type": "string"},
+    "removed": {"type": "integer"}}})
+def delete_logs():
+    folder = _logging_dir()
+    if not os.path.isdir(folder):
+        raise ApiError(404, "log directory not found")
+    try:
+        files = main_log_files(folder)
+    except OSError as exc:
+        raise ApiError(500, f"failed to list log directory: {exc}") from None
+    removed = 0
+    for path in files:
+        name = os.path.basename(path)
+        try:
+            if name == MAIN_LOG:
+                os.truncate(path, 0)
+            else:
+                os.remove(path)
+                removed += 1
+        except OSError as exc:
+            text = "failed to truncate log file" if name == MAIN_LOG else f"failed to remove {name}"
+            raise ApiError(500, f"{text}: {exc}") from None
+    return jsonify({"success": True, "message": "Logs cleared successfully", "removed": removed})
+
+
+@bp.get("/request-error-logs")
+@describe("The request error logs (error-*.log), newest first", ok={
+    "type": "object", "properties": {"files": {"type": "array", "items": {
+        "type": "object", "properties": {"name": {"type": "string"}, "size": {"type": "integer"},
+                                         "modified": {"type": "integer"}}}}}})
+def list_request_error_logs():
+    if store().get("request-log") is True:
+        return jsonify({"files": []})  # full request logs are on: no separate error logs
+    folder = log_dir(store())
+    if not os.path.isdir(folder):
+        return jsonify({"files": []})
+    try:
+        found = [(e.name, e.stat()) for e in regular_files(folder) if is_error_log(e.name)]
+    except OSError as exc:
+        raise ApiError(500, f"failed to list request error logs: {exc}") from None
+    found.sort(key=lambda item: item[1].st_mtime, reverse=True)
+    return jsonify({"files": [{"name": name, "size": st.st_size, "modified": int(st.st_mtime)}
+                              for name, st in found]})
+
+
+def _attachment(folder: str, name: str):
+    """Serve `name` from the log folder as a download (Range and If-Modified-Since work)."""
+    root = os.path.realpath(folder)
+    path = os.path.realpath(os.path.join(folder, name))
+    if os.path.dirname(path) != root:
+        raise ApiError(400, "invalid log file path")
+    try:
+        is_dir = os.path.isdir(path)
+        if not is_dir:
+            os.stat(path)
+    except FileNotFoundError:
+        raise ApiError(404, "log file not found") from None
+    except OSError as exc:
+        raise ApiError(500, f"failed to read log file: {exc}") from None
+    if is_dir:
+        raise ApiError(400, "invalid log file")
+    response = send_file(path, mimetype="text/plain", conditional=True)
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="{name}"' if name.isascii()
+        else f"attachment; filename*=UTF-8''{quote(name, safe='')}")
+    return response
+
+
+@bp.get("/request-error-logs/<path:name>")
+@describe("Download one request error log", **_DOWNLOAD)
+def download_request_error_log(name: str):
+    name = name.strip()
+    if not name or "/" in name or "\\" in name:
+        raise ApiError(400, "invalid log file name")
+    if not is_error_log(name):
+        raise ApiError(404, "log file not found")
+    return _attachment(log_dir(store()), name)
+
+
+@bp.get("/request-log-by-id/<path:request_id>")
+@describe("Download the request log of a request id", **_DOWNLOAD)
+def request_log_by_id(request_id: str):
+    request_id = request_id.strip() or request.args.get("id", "").strip()
+    if not request_id:
+        raise ApiError(400, "missing request ID")
+    if "/" in request_id or "\\" in request_id:
+        raise ApiError(400, "invalid request ID")
+    folder = log_dir(store())
+    if not os.path.isdir(folder):
+        raise ApiError(404, "log directory not found")
+    suffix = f"-{request_id}.log"
+    try:
+        names = sorted(e.name for e in os.scandir(folder) if not e.is_dir())
+    except OSError as exc:
+        raise ApiError(500, f"failed to list log directory: {exc}") from None
+    name = next((n for n in names if n.endswith(suffix)), None)
+    if name is None:
+        raise ApiError(404, "log file not found for the given request ID")
+    return _attachment(folder, name)

@@ -1,0 +1,187 @@
+"""The server's own log in the log folder (`logging-to-file`), and keeping that folder small.
+
+While `logging-to-file` is true, the root logger writes to `<log dir>/main.log` in
+upstream's line format; the console handlers are muted. main.log is rotated at 10 MB into
+`main-<UTC time>.log` (lumberjack's names, which GET /logs reads). The folder is kept within
+`logs-max-total-size-mb` (oldest files first, never main.log) and to the newest
+`error-logs-max-files` request error logs; this runs at start-up, after every rotation, after
+every config change and at most once a minute while requests arrive. No thread is started.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+import threading
+import time
+import weakref
+
+from .paths import MAIN_LOG, is_error_log, log_dir, regular_files
+
+ROTATE_BYTES = 10 * 1024 * 1024  # lumberjack's size in upstream
+MAINTENANCE_INTERVAL = 60.0
+_LEVELS = {"DEBUG": "debug", "INFO": "info ", "WARNING": "warn ", "ERROR": "error",
+           "CRITICAL": "error"}
+
+
+class UpstreamFormatter(logging.Formatter):
+    """`[YYYY-MM-DD HH:MM:SS] [--------] [info ] [file.py:12] message` (reference §7.1).
+
+    The request-id column is always dashes: this server serves no AI API path.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
+        level = _LEVELS.get(record.levelname, record.levelname.lower()[:5].ljust(5))
+        text = (f"[{stamp}] [--------] [{level}] [{record.filename}:{record.lineno}] "
+                f"{record.getMessage()}")
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+class MainLogHandler(logging.handlers.RotatingFileHandler):
+    """main.log, rotated by size into lumberjack's `main-<time>.log` names (no backup limit)."""
+
+    def __init__(self, folder: str, on_rotate=None):
+        self.folder = folder
+        self.on_rotate = on_rotate
+        super().__init__(os.path.join(folder, MAIN_LOG), mode="a", maxBytes=ROTATE_BYTES,
+                         encoding="utf-8", delay=True)
+
+    def doRollover(self):
+        if self.stream:
+            self.stream.close()
+            self.stream = None
+        if os.path.exists(self.baseFilename):
+            os.replace(self.baseFilename, self._backup_name())
+        self.stream = self._open()
+        if self.on_rotate:
+            self.on_rotate()
+
+
+    def _backup_name(self) -> str:
+        """`main-<UTC time with ms>.log`, a millisecond later while that name is taken."""
+        ms = time.time_ns() // 1_000_000
+        while True:
+            stamp = time.strftime("%Y-%m-%dT%H-%M-%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}"
+            path = os.path.join(self.folder, f"main-{stamp}.log")
+            if not os.path.exists(path):
+                return path
+            ms += 1
+
+
+class _MuteConsole(logging.Filter):
+    """Drops every record: attached to the console handlers while the log goes to a file."""
+
+    def filter(self, record):
+        return False
+
+
+def _console_handlers() -> list[logging.Handler]:
+    consoles = (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__)
+    return [h for h in logging.getLogger().handlers
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+            and getattr(h, "stream", None) in consoles]
+
+
+def _detach(handler: logging.Handler, mute: logging.Filter) -> None:
+    root = logging.getLogger()
+    root.removeHandler(handler)
+    handler.close()
+    for h in root.handlers:
+        h.removeFilter(mute)
+
+
+def enforce_limits(folder: str, max_total_mb: int, max_error_logs: int) -> None:
+    """Delete the oldest log files beyond the two limits (0 disables a limit)."""
+    try:
+        files = regular_files(folder)
+    except OSError:
+        return  # no folder yet: nothing to keep small
+    if max_error_logs > 0:
+        errors = sorted((e for e in files if is_error_log(e.name)),
+                        key=lambda e: e.stat().st_mtime, reverse=True)
+        for entry in errors[max_error_logs:]:
+            _remove(entry.path)
+        files = [e for e in files if os.path.exists(e.path)]
+    if max_total_mb > 0:
+        logs = [e for e in files if e.name.endswith((".log", ".log.gz"))]
+        total = sum(e.stat().st_size for e in logs)
+        for entry in sorted(logs, key=lambda e: e.stat().st_mtime):
+            if total <= max_total_mb * 1024 * 1024:
+                break
+            if entry.name != MAIN_LOG:
+                total -= entry.stat().st_size
+                _remove(entry.path)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def _int_setting(config, key: str, default: int) -> int:
+    value = config.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+class FileLogging:
+    """One app's file logging and log-folder upkeep, following its config."""
+
+    def __init__(self, config):
+        self.config = config
+        self._lock = threading.Lock()
+        self._handler: MainLogHandler | None = None
+        self._mute = _MuteConsole()
+        self._version = None
+        self._next_upkeep = 0.0
+        self._finalizer = None
+
+    def sync(self) -> None:
+        """Apply the config if it changed since the last call; keep the folder small."""
+        with self._lock:
+            if self._version != self.config.version:
+                self._version = self.config.version
+                self._apply()
+                self._next_upkeep = 0.0
+            if time.monotonic() >= self._next_upkeep:
+                self._next_upkeep = time.monotonic() + MAINTENANCE_INTERVAL
+                self.upkeep()
+
+    def upkeep(self) -> None:
+        max_files = _int_setting(self.config, "error-logs-max-files", 10)
+        enforce_limits(log_dir(self.config), _int_setting(self.config, "logs-max-total-size-mb", 0),
+                       10 if max_files < 0 else max_files)
+
+    def _apply(self) -> None:
+        wanted = log_dir(self.config) if self.config.get("logging-to-file") is True else None
+        current = self._handler.folder if self._handler else None
+        if wanted == current:
+            return
+        self.close()
+        if wanted is None:
+            return
+        try:
+            os.makedirs(wanted, exist_ok=True)
+        except OSError as exc:
+            logging.getLogger(__name__).error("logging-to-file: cannot create %s: %s", wanted, exc)
+            return
+        handler = MainLogHandler(wanted, on_rotate=self.upkeep)
+        handler.setFormatter(UpstreamFormatter())
+        for console in _console_handlers():
+            console.addFilter(self._mute)
+        logging.getLogger().addHandler(handler)
+        self._handler = handler
+        # Detached when the app goes away without close() (apps made by tests).
+        self._finalizer = weakref.finalize(self, _detach, handler, self._mute)
+
+    def close(self) -> None:
+        """Stop writing to the file (the console handlers speak again)."""
+        if self._finalizer is not None:
+            self._finalizer()
+        self._handler = self._finalizer = None

@@ -1,0 +1,22 @@
+"""Usage statistics (reference-behaviour §6), kept across restarts (decision 15).
+
+Counted per upstream request; stored in SQLite (`usage-statistics-file`, default
+`usage-statistics.sqlite3` beside config.yaml). Totals cover every request; per-request
+details are kept up to `usage-statistics-max-details` (default 100000), oldest first out
+(see `store.py`). Export and import use upstream's JSON format and merge rules.
+
+For an embedding proxy or a plugin, one request is recorded with:
+
+    from cliproxy_mgmt.usage import UsageRecord, record_usage
+    record_usage(UsageRecord(model="gpt-4o", api_key="client-key-1",
+                             input_tokens=12, output_tokens=30), app=app)
+
+which calls the `record_usage` hook (hookspecs.py): the core's implementation counts the
+record while `usage-statistics-enabled` is true; plugins may implement it to see them too.
+"""
+
+from .model import UsageRecord
+from .service import UsageService, init_app, record_usage, usage_service
+from .views import bp
+
+__all__ = ["UsageRecord", "UsageService", "bp", "init_app", "record_usage", "usage_service"]

@@ -1,0 +1,88 @@
+"""RFC 3339 timestamps as Go's `time.Time` keeps them: nanoseconds plus the zone offset.
+
+Upstream writes usage timestamps with RFC3339Nano in the time's own zone and buckets a
+detail by day and hour in that zone (reference-behaviour §6.4), so a timestamp is kept as
+(nanoseconds since the epoch, offset in seconds) rather than as a Python datetime, which
+would lose the last three digits.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+_RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
+                      r"(?:(Z)|([+-])(\d{2}):(\d{2}))$")
+_EPOCH = datetime(1970, 1, 1)
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """An instant (`ns` since the epoch, UTC) shown in a zone `offset` seconds east of UTC."""
+
+    ns: int
+    offset: int = 0
+
+    def _wall(self) -> tuple[datetime, int]:
+        local = self.ns + self.offset * NS
+        return _EPOCH + timedelta(seconds=local // NS), local % NS
+
+    def text(self) -> str:
+        """RFC3339Nano in the stamp's own zone (Go's format: fraction trimmed, `Z` for UTC)."""
+        wall, frac = self._wall()
+        out = f"{wall.year:04d}-{wall:%m-%dT%H:%M:%S}"
+        if frac:
+            out += "." + f"{frac:09d}".rstrip("0")
+        if self.offset == 0:
+            return out + "Z"
+        sign = "+" if self.offset > 0 else "-"
+        minutes = abs(self.offset) // 60
+        return f"{out}{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+    def utc_text(self) -> str:
+        return Stamp(self.ns, 0).text()
+
+    def day(self) -> str:
+        wall = self._wall()[0]
+        return f"{wall.year:04d}-{wall:%m-%d}"
+
+    def hour(self) -> str:
+        return f"{self._wall()[0].hour:02d}"
+
+
+ZERO = Stamp(calendar.timegm((1, 1, 1, 0, 0, 0)) * NS)  # Go's zero time.Time
+
+
+def parse(text: str) -> Stamp:
+    """Parse an RFC 3339 timestamp (any number of fraction digits); ValueError otherwise."""
+    m = _RFC3339.match(text)
+    if not m:
+        raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
+    year, month, day, hour, minute, second, frac, z, sign, oh, om = m.groups()
+    datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))  # range check
+    if not z and (int(oh) > 23 or int(om) > 59):
+        raise ValueError(f"bad zone offset in {text!r}")
+    offset = 0 if z else (1 if sign == "+" else -1) * (int(oh) * 3600 + int(om) * 60)
+    wall = calendar.timegm((int(year), int(month), int(day), int(hour), int(minute), int(second)))
+    ns = (wall - offset) * NS + int(((frac or "") + "000000000")[:9])
+    return Stamp(ns, offset)
+
+
+def now() -> Stamp:
+    """The current instant in the server's local zone (upstream stamps records in local time)."""
+    ns = time.time_ns()
+    return Stamp(ns, time.localtime(ns // NS).tm_gmtoff)
+
+
+def from_datetime(value: datetime) -> Stamp:
+    """An aware datetime as a Stamp (a naive one is taken as local time)."""
+    if value.tzinfo is None:
+        value = value.astimezone()
+    offset = int(value.utcoffset().total_seconds())
+    utc = value.astimezone(timezone.utc).replace(tzinfo=None)
+    delta = utc - _EPOCH
+    return Stamp((delta.days * 86400 + delta.seconds) * NS + delta.microseconds * 1000, offset)
