@@ -21,8 +21,8 @@ from .conventions import (
     json_object,
     normalize_excluded_models,
     ok,
+    put_field,
     read_json,
-    set_path,
     store,
     text,
 )
@@ -38,8 +38,6 @@ ALIAS = "oauth-model-alias"
 EXCLUDED_KIND = {str: [str]}
 ALIAS_ENTRY = {"name": str, "alias": str, "fork": bool}
 ALIAS_KIND = {str: [ALIAS_ENTRY]}
-
-CATALOGUE = "model-definitions"  # key in State.extras: {channel: ModelDefinitions}
 
 
 # -- normalising -------------------------------------------------------------------------
@@ -106,8 +104,8 @@ def map_body(kind) -> dict:
 
 
 def _save(draft: dict, key: str, mapping: dict) -> None:
-    # an emptied map stays as `{}` where the key was; an absent key is not added
-    set_path(draft, (key,), mapping, {})
+    # an emptied map leaves the file (upstream keeps `key: {}`; both read as no entries)
+    put_field(draft, key, mapping)
 
 
 def _map_routes(bp: Blueprint, key: str, normalize, kind, *, name_field: str, fallback: str | None,
@@ -181,17 +179,17 @@ def _map_routes(bp: Blueprint, key: str, normalize, kind, *, name_field: str, fa
 
 def _collect_catalogue(setup) -> None:
     """Call `register_model_definitions` once, when the app is built (a duplicate channel is a
-    start-up error, as for every registration hook)."""
+    start-up error, as for every registration hook), and keep `{channel: [model]}` in the
+    app's registry, where GET /auth-files/models looks too."""
     state = setup.app.extensions["cliproxy_mgmt"]
     pairs = call_each(state.pm, "register_model_definitions")
     found = unique_by(pairs, "model-definitions channel", lambda d: channel_name(d.channel))
-    state.extras[CATALOGUE] = found
+    state.registry.model_definitions = {channel: d.models for channel, d in found.items()}
 
 
 def channel_models(channel: str) -> list | None:
     """The static models of `channel` (any case) in the current app, or None for an unknown one."""
-    found = current_app.extensions["cliproxy_mgmt"].extras[CATALOGUE].get(channel_name(channel))
-    return None if found is None else found.models
+    return current_app.extensions["cliproxy_mgmt"].registry.model_definitions.get(channel_name(channel))
 
 
 @describe("The static model catalogue of a channel", ok={"type": "object", "properties": {
