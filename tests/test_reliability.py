@@ -411,3 +411,54 @@ def test_in_place_write_interrupted_before_truncate_leaves_the_new_config(tmp_pa
     assert yaml.safe_load(config.read_text()) == yaml.safe_load(new)
     store_module._write_in_place(str(config), new.encode())
     assert config.read_text() == new
+
+
+EMPTIED = {
+    # a comment on the key's line, then the container is emptied
+    "list": ('api-keys: # the keys\n  - "a"\n  - "b" # c\nrequest-retry: 3\n',
+             lambda d: d.__setitem__("api-keys", []), "# the keys"),
+    "map": ('oauth-model-alias: # aliases\n  gemini:\n    - name: a\n      alias: b\nrequest-retry: 3\n',
+            lambda d: d.__setitem__("oauth-model-alias", {}), "# aliases"),
+    "nested list": ('ampcode:\n  model-mappings: # maps\n    - from: a\n      to: b # c\n  upstream-url: x\n'
+                    'request-retry: 3\n', lambda d: d["ampcode"].__setitem__("model-mappings", []), "# maps"),
+    "item field": ('gemini-api-key:\n  - api-key: k1\n    headers: # hdrs\n      X-A: b\n  - api-key: k2\n'
+                   'request-retry: 3\n', lambda d: d["gemini-api-key"][0].__setitem__("headers", {}), "# hdrs"),
+    # a comment line before the first item
+    "leading comment": ('oauth-excluded-models:\n  gemini:\n    # comment line\n    - a # x\n  claude:\n'
+                        '    - b\nrequest-retry: 3\n',
+                        lambda d: d["oauth-excluded-models"].__setitem__("gemini", []), None),
+    "list of lists": ('m:\n  - # c\n    - a\n  - [b]\nrequest-retry: 3\n', lambda d: d["m"].__setitem__(0, []), None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTIED))
+def test_emptying_a_commented_container_writes_valid_yaml(tmp_path, name):
+    """ruamel printed the comment, then `[]` alone on the next line: a file that does not load."""
+    text, change, kept = EMPTIED[name]
+    config = tmp_path / "config.yaml"
+    config.write_text(text)
+    store = ConfigStore(str(config))
+    store.edit(change)
+    assert yaml.safe_load(config.read_text()) == store.data
+    assert "request-retry: 3" in config.read_text()
+    if kept:
+        assert kept in config.read_text()  # the key line's comment stays on that line
+
+
+def test_text_that_does_not_read_back_is_never_written(tmp_path, monkeypatch):
+    from cliproxy_mgmt.config import yamlio
+
+    config = tmp_path / "config.yaml"
+    config.write_text("debug: false # flag\napi-keys:\n  - a\n")
+    store = ConfigStore(str(config))
+    real_dump = yamlio._dump
+    # An emitter quirk in the spliced block: the whole-document path takes over.
+    monkeypatch.setattr(yamlio, "_dump", lambda y, data: real_dump(y, data) + "[]\n")
+    store.edit(lambda d: d.__setitem__("debug", True))
+    assert yaml.safe_load(config.read_text()) == {"debug": True, "api-keys": ["a"]}
+    # And when nothing reads back, the change is refused: file and memory unchanged.
+    before = config.read_text()
+    monkeypatch.setattr(yamlio, "reads_back", lambda text, expected: False)
+    with pytest.raises(SaveError, match="does not read back|reads back"):
+        store.edit(lambda d: d.__setitem__("debug", False))
+    assert config.read_text() == before and store.data["debug"] is True

@@ -27,6 +27,7 @@ import time
 from typing import Callable
 
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
 from . import yamlio
@@ -251,11 +252,14 @@ class ConfigStore:
             return yamlio.splice(yaml, self._text, self._data, draft)
         except ValueError:
             # A layout the line-based splice does not understand: edit the whole document.
-            doc = yaml.load(self._text) or {}
-            yamlio.apply_diff(doc, draft)
+            doc = yamlio.apply_diff(yaml.load(self._text) or CommentedMap(), draft)
             out = io.StringIO()
             yaml.dump(doc, out)
-            return out.getvalue()
+            text = out.getvalue()
+            if not yamlio.reads_back(text, draft):  # never write a file that does not load
+                raise SaveError("the change cannot be written as YAML that reads back; "
+                                "nothing was written") from None
+            return text
 
     def _write(self, text: str) -> None:
         try:

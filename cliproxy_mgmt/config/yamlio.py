@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import ScalarString
 
 _TOP_KEY = re.compile(r"""^(?:"((?:[^"\\]|\\.)*)"|'((?:[^']|'')*)'|([^\s#'"\-?:,\[\]{}][^:#]*?|-[^\s:#][^:#]*?))\s*:(?:\s|$)""")
@@ -116,17 +117,42 @@ def _styled_like(sample, value):
     return value
 
 
+def _emptied(node, new) -> bool:
+    return isinstance(node, (CommentedMap, CommentedSeq)) and len(node) > 0 \
+        and isinstance(new, (dict, list)) and not new
+
+
+def set_child(parent, key, new) -> None:
+    """`parent[key] = apply_diff(parent[key], new)`, for a round-trip mapping `parent`.
+
+    A container that becomes empty is written as `[]`/`{}` on the key's line, keeping the
+    comment of that line. The comment lines that stood before its first item go with the
+    items: ruamel would print them, then the `[]` on a line of its own, which is not YAML.
+    """
+    if _emptied(parent[key], new):
+        slots = parent.ca.items.get(key)
+        if slots and len(slots) > 3:
+            slots[3] = None
+    parent[key] = apply_diff(parent[key], new)
+
+
 def apply_diff(node, new):
     """Mutate round-trip `node` in place until it equals plain `new`; return the node to store.
 
     Containers of the same kind are kept (and with them their comments and unknown keys'
-    positions); a changed string keeps its quote style.
+    positions); a changed string keeps its quote style. A container that becomes empty
+    is replaced by a fresh one: its comments belonged to its items.
     """
+    if _emptied(node, new) and isinstance(node, dict) == isinstance(new, dict):
+        return type(node)()
     if isinstance(node, CommentedMap) and isinstance(new, dict):
         for key in [k for k in node if k not in new]:
             del node[key]
         for key, value in new.items():
-            node[key] = apply_diff(node[key], value) if key in node else value
+            if key in node:
+                set_child(node, key, value)
+            else:
+                node[key] = value
         return node
     if isinstance(node, CommentedSeq) and isinstance(new, list):
         sample = node[0] if len(node) else None
@@ -146,6 +172,35 @@ def _dump(yaml: YAML, data) -> str:
     out = io.StringIO()
     yaml.dump(data, out)
     return out.getvalue()
+
+
+def reads_back(text: str, expected) -> bool:
+    """Does `text` load (safe loader) to exactly the plain value `expected`?"""
+    try:
+        loaded = YAML(typ="safe", pure=True).load(text)
+    except YAMLError:
+        return False
+    return same(to_plain(loaded if loaded is not None else {}), expected)
+
+
+def _checked(lines: list[str], key, expected, *, indent: int | None = None) -> list[str]:
+    """`lines` if they read back as `{key: expected}`, or with `indent` as the sequence items
+    `expected` standing at that indentation among their neighbours.
+
+    Emitted text is checked before it goes into the file: an emitter quirk must never write
+    a config that does not load (the caller falls back, or refuses the change).
+    """
+    if indent is None:
+        ok = reads_back("".join(lines), {key: expected})
+    else:
+        body = [line for line in lines if not _is_skippable(line)]
+        ok = (bool(body) and len(body[0]) - len(body[0].lstrip(" ")) == indent
+              and body[0][indent:].startswith("-")
+              and all(len(line) - len(line.lstrip(" ")) >= indent for line in body)
+              and reads_back("k:\n" + "".join(lines), {"k": expected}))
+    if not ok:
+        raise ValueError(f"re-emitting {key!r} gives text that does not read back")
+    return lines
 
 
 def _is_skippable(line: str) -> bool:
@@ -280,6 +335,8 @@ def _splice_sequence(yaml, lines, key, start, end, old: list, new: list):
         if j2 - j1 > paired:
             replacement += _emit_items(yaml, key, new[j1 + paired:j2], indent,
                                        sample() if rel else None)
+        if j2 > j1:
+            _checked(replacement, key, new[j1:j2], indent=indent)
         if i2 > i1:
             block[rel[i1][0]:rel[i2 - 1][1]] = replacement
         else:
@@ -302,7 +359,8 @@ def splice(yaml: YAML, text: str, old: dict, new: dict) -> str:
         if key not in where:
             if key in old:
                 raise ValueError(f"cannot locate {key!r} in the config text")
-            appended.append(_dump(yaml, CommentedMap([(key, new[key])])))
+            appended.append("".join(_checked(
+                _dump(yaml, CommentedMap([(key, new[key])])).splitlines(keepends=True), key, new[key])))
             continue
         start, end = where[key]
         if key not in new:
@@ -316,8 +374,8 @@ def splice(yaml: YAML, text: str, old: dict, new: dict) -> str:
         doc = yaml.load("".join(lines[start:end]))
         if not isinstance(doc, CommentedMap) or key not in doc:
             raise ValueError(f"cannot locate {key!r} in the config text")
-        doc[key] = apply_diff(doc[key], new[key])
-        edits.append((start, end, _dump(yaml, doc).splitlines(keepends=True)))
+        set_child(doc, key, new[key])
+        edits.append((start, end, _checked(_dump(yaml, doc).splitlines(keepends=True), key, new[key])))
     for start, end, replacement in sorted(edits, key=lambda e: e[0], reverse=True):
         lines[start:end] = replacement
     result = "".join(lines)
