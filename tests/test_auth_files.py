@@ -276,3 +276,38 @@ def test_vertex_import_refuses_a_key_that_is_not_rsa(mgmt, auths):
     assert (r.status_code, r.get_json()) == (400, {"error": "invalid service account",
                                                    "message": "private_key is not an RSA key"})
     assert list(auths.iterdir()) == []
+
+
+@pytest.mark.parametrize("watch", [True, False], ids=["inotify", "stat-only"])
+def test_the_listing_cache_sees_every_kind_of_change(tmp_path, watch):
+    from cliproxy_mgmt.authfiles.listing import ListingCache
+    from cliproxy_mgmt.authfiles.store import AuthDir
+
+    folder, cache = AuthDir(str(tmp_path / "auths")), ListingCache(watch=watch)
+
+    def shown():
+        return {e["name"]: e.get("email") for e in json.loads(cache.body(folder, {}))["files"]}
+
+    assert shown() == {}  # the folder does not exist yet
+    (tmp_path / "auths").mkdir()
+    put(tmp_path / "auths", "a.json", {"email": "a@x"})
+    assert shown() == {"a.json": "a@x"}
+    os.replace(tmp_path / "auths" / "a.json", tmp_path / "auths" / "b.json")
+    assert shown() == {"b.json": "a@x"}
+    with open(tmp_path / "auths" / "b.json", "w") as f:  # in place, as Go's os.WriteFile does
+        f.write('{"email": "changed@x"}')
+    put(tmp_path / "auths", "c.json", {"email": "c@x"})
+    assert shown() == {"b.json": "changed@x", "c.json": "c@x"}
+    (tmp_path / "auths" / "b.json").unlink()
+    assert shown() == {"c.json": "c@x"}
+
+
+def test_models_of_an_auth_file_come_from_its_channel(mgmt, auths):
+    put(auths, "gemini-a@x-p.json", {"type": "gemini", "email": "a@x", "project_id": "p"})
+    put(auths, "mystery.json", {"type": "mystery"})
+    models = mgmt.get("/auth-files/models", query_string={"name": "gemini-a@x-p.json"}).get_json()["models"]
+    catalogue = mgmt.get("/model-definitions/gemini-cli").get_json()["models"]
+    assert [m["id"] for m in models] == [m["id"] for m in catalogue] and models
+    assert set(models[0]) <= {"id", "display_name", "type", "owned_by"}
+    assert mgmt.get("/auth-files/models", query_string={"name": "mystery.json"}).get_json() == {"models": []}
+    assert mgmt.get("/auth-files/models", query_string={"name": "../x.json"}).get_json() == {"models": []}

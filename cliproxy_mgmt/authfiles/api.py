@@ -9,15 +9,24 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from ..config_api import upload_limit
 from ..conventions import is_kind, ok, read_body
 from ..errors import ApiError
+from ..openapi import describe
+from ..schemas import StatusOK
 from . import auth_files
 from .listing import parse_auth_json
 
 bp = Blueprint("authfiles", __name__)
 
 _ALL = ("true", "1", "*")
+_NAME = ("name", "string", "the auth file's name, e.g. claude-user@example.com.json")
+_OBJECT = {"type": "object"}
+
+
+def _object(**properties) -> dict:
+    return {"type": "object", "properties": properties}
 
 
 @bp.get("/auth-files")
+@describe("List the auth files", ok=_object(files={"type": "array", "items": _OBJECT}))
 def list_auth_files():
     files = auth_files()
     folder = files.folder(required=False)
@@ -31,6 +40,7 @@ def list_auth_files():
 
 
 @bp.get("/auth-files/download")
+@describe("Download an auth file", query=[_NAME], ok=_OBJECT)
 def download_auth_file():
     name = request.args.get("name", "")
     content = auth_files().folder().read(name)
@@ -40,6 +50,8 @@ def download_auth_file():
 
 
 @bp.post("/auth-files")
+@describe("Upload an auth file: the JSON body with ?name=, or a multipart `file`", query=[_NAME],
+          body=_OBJECT, ok=StatusOK)
 def upload_auth_file():
     files = auth_files()
     limit = upload_limit()
@@ -71,6 +83,8 @@ def upload_auth_file():
 
 
 @bp.delete("/auth-files")
+@describe("Delete an auth file, or all of them with ?all=true", ok=StatusOK, query=[
+    _NAME, ("all", "string", "true, 1 or *: delete every auth file")])
 def delete_auth_files():
     files = auth_files()
     if request.args.get("all", "").strip().lower() in _ALL:
@@ -122,6 +136,8 @@ def _patch_body(fields: dict) -> tuple[str, dict]:
 
 
 @bp.patch("/auth-files/status")
+@describe("Disable or enable an auth file", body=_object(name={"type": "string"}, disabled={"type": "boolean"}),
+          ok=_object(status={"type": "string"}, disabled={"type": "boolean"}))
 def patch_auth_file_status():
     name, present = _patch_body({"disabled": bool})
     if "disabled" not in present:
@@ -132,6 +148,8 @@ def patch_auth_file_status():
 
 
 @bp.patch("/auth-files/fields")
+@describe("Set an auth file's prefix, proxy_url or priority", ok=StatusOK, body=_object(
+    name={"type": "string"}, prefix={"type": "string"}, proxy_url={"type": "string"}, priority={"type": "integer"}))
 def patch_auth_file_fields():
     name, present = _patch_body({"prefix": str, "proxy_url": str, "priority": int})
     files = auth_files()
@@ -153,6 +171,8 @@ def patch_auth_file_fields():
 
 
 @bp.get("/auth-files/models")
+@describe("The models an auth file's provider serves", query=[_NAME],
+          ok=_object(models={"type": "array", "items": _OBJECT}))
 def auth_file_models():
     name = request.args.get("name", "").strip()
     if not name:

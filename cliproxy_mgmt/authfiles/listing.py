@@ -1,8 +1,9 @@
 """GET /auth-files: one entry per auth file, cached by (mtime, size, inode).
 
-A warm listing stats every file and re-reads none that is unchanged: each file's entry is
-kept as ready JSON bytes, and the whole body is kept while no file changed, so listing
-5,000 unchanged files costs one `scandir` pass and a comparison (see benchmarks/).
+A warm listing re-reads no unchanged file: each file's entry is kept as ready JSON bytes
+and the whole body is kept while nothing changed. Change notification (`watch.py`) says
+which names to stat again, so listing 5,000 unchanged files touches none of them; without
+it every file is stat()ed and compared (see benchmarks/bench_auth_files.py).
 Entries follow reference-behaviour §8.3 and reference-delta §4; keys are sorted, as gin
 writes maps.
 """
@@ -13,14 +14,22 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import threading
+import time
 from datetime import datetime
 
 from ..records import top_level_email
+from .names import is_auth_file_name
 from .store import AuthDir
 from .timefmt import rfc3339_nano
+from .watch import DirWatch
 
 log = logging.getLogger(__name__)
+
+# Even with change notification, stat every file this often: inotify does not see edits
+# made by another host of a network filesystem.
+FULL_CHECK_INTERVAL = 10.0
 
 _REFRESH_KEYS = ("last_refresh", "lastRefresh", "last_refreshed_at", "lastRefreshedAt")
 
@@ -96,41 +105,116 @@ def _encode(entry: dict) -> bytes:
 
 
 class ListingCache:
-    """The per-app cache behind GET /auth-files (thread-safe)."""
+    """The per-app cache behind GET /auth-files (thread-safe).
 
-    def __init__(self):
+    Each file's entry is kept with its (mtime, size, inode). Which files to look at again
+    comes from the folder's change notification (`watch.py`); without one, or every
+    FULL_CHECK_INTERVAL seconds anyway, every file is stat()ed and compared.
+    """
+
+    def __init__(self, *, watch: bool = True):
         self._lock = threading.Lock()
-        self._folder = None
+        self._use_watch = watch            # False: stat every file on every listing
+        self._folder: str | None = None
+        self._watch: DirWatch | None = None
+        self._stats: dict[str, tuple] = {}     # name -> (path, stat) at the last look
         self._entries: dict[str, tuple] = {}   # name -> (signature, entry JSON bytes)
-        self._signatures: dict[str, tuple] = {}
+        self._dirty: set[str] = set()
         self._body: bytes | None = None
+        self._checked = 0.0                    # monotonic time of the last full stat pass
 
     def forget(self, name: str) -> None:
-        """Drop one file's entry (after we wrote it: mtime granularity must not hide the change)."""
+        """Read `name` again next time (after we wrote it: mtime granularity must not hide it)."""
         with self._lock:
-            self._entries.pop(name, None)
-            self._body = None
+            self._dirty.add(name)
 
     def body(self, folder: AuthDir, types: dict) -> bytes:
         """The JSON body `{"files": [...]}` for `folder`; raises OSError if it can't be read."""
         with self._lock:
             if self._folder != folder.path:
-                self._folder, self._entries, self._body = folder.path, {}, None
-            found = {name: (path, st) for name, path, st in folder.scan()}
-            signatures = {name: (st.st_mtime_ns, st.st_size, st.st_ino) for name, (_, st) in found.items()}
-            if self._body is not None and signatures == self._signatures:
-                return self._body
-            entries = {}
-            for name, (path, st) in found.items():
-                cached = self._entries.get(name)
-                if cached is not None and cached[0] == signatures[name]:
-                    entries[name] = cached
-                else:
-                    entries[name] = (signatures[name], _encode(self._read_entry(name, path, st, types)))
-            self._entries, self._signatures = entries, signatures
-            ordered = sorted(entries, key=lambda n: (n.lower(), n))
-            self._body = b'{"files":[' + b",".join(entries[n][1] for n in ordered) + b"]}"
+                self._reset(folder.path)
+            full = False
+            if self._use_watch and (self._watch is None or self._watch.lost):
+                self._close_watch()
+                self._watch = DirWatch.start(folder.path)  # before the full pass: nothing slips by
+                full = True
+            changed = self._watch.changes() if self._watch is not None else None
+            now = time.monotonic()
+            if full or changed is None or self._body is None or now - self._checked > FULL_CHECK_INTERVAL:
+                stats = self._scan(folder.path)
+                self._checked = now
+            else:
+                changed |= self._dirty
+                if not changed:
+                    return self._body
+                stats = dict(self._stats)
+                for name in changed:
+                    self._restat(folder.path, name, stats)
+            for name in self._dirty:
+                self._entries.pop(name, None)
+            self._dirty.clear()
+            return self._rebuild(stats, types)
+
+    def _reset(self, path: str) -> None:
+        self._close_watch()
+        self._folder, self._stats, self._entries, self._body = path, {}, {}, None
+
+    def _close_watch(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
+
+    def _scan(self, folder: str) -> dict:
+        """(path, stat) of every auth file: valid names, regular files, no symlinks."""
+        stats = {}
+        try:
+            it = os.scandir(folder)
+        except FileNotFoundError:
+            return stats
+        known = self._stats
+        with it:
+            for entry in it:
+                name = entry.name
+                if (name not in known and not is_auth_file_name(name)) or entry.is_symlink():
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # removed while we looked
+                if stat.S_ISREG(st.st_mode):
+                    stats[name] = (entry.path, st)
+        return stats
+
+    @staticmethod
+    def _restat(folder: str, name: str, stats: dict) -> None:
+        stats.pop(name, None)
+        if not is_auth_file_name(name):
+            return
+        path = os.path.join(folder, name)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return
+        if stat.S_ISREG(st.st_mode):
+            stats[name] = (path, st)
+
+    def _rebuild(self, stats: dict, types: dict) -> bytes:
+        entries, changed = {}, False
+        for name, (path, st) in stats.items():
+            signature = (st.st_mtime_ns, st.st_size, st.st_ino)
+            cached = self._entries.get(name)
+            if cached is not None and cached[0] == signature:
+                entries[name] = cached
+            else:
+                entries[name] = (signature, _encode(self._read_entry(name, path, st, types)))
+                changed = True
+        self._stats = stats
+        if not changed and self._body is not None and len(entries) == len(self._entries):
             return self._body
+        self._entries = entries
+        ordered = sorted(entries, key=lambda n: (n.lower(), n))
+        self._body = b'{"files":[' + b",".join(entries[n][1] for n in ordered) + b"]}"
+        return self._body
 
     @staticmethod
     def _read_entry(name: str, path: str, st, types: dict) -> dict:

@@ -15,12 +15,13 @@ _FIELDS = ("id", "display_name", "type", "owned_by")
 
 
 def channel_models(app_state, channel: str) -> list:
-    """The static model definitions the plugins registered for `channel` ([] when none)."""
+    """The static model definitions the plugins registered for `channel` ([] when none).
+
+    `registry.model_definitions` ({lower-cased channel: [ModelInfo]}) is filled when the
+    app is built, by the core plugin that serves GET /model-definitions.
+    """
     definitions = getattr(app_state.registry, "model_definitions", None) or {}
-    found = definitions.get(channel) if isinstance(definitions, dict) else None
-    if callable(found):
-        found = found()
-    return list(found or [])
+    return list(definitions.get(channel.lower()) or [])
 
 
 def models_for_file(app_state, files, name: str) -> list:

@@ -20,6 +20,7 @@ from ..authfiles import auth_files
 from ..authfiles.store import resolve_auth_dir
 from ..conventions import read_body
 from ..errors import ApiError
+from ..openapi import describe
 from ..registry import PluginError
 from .callbacks import Callback, Wakeups, valid_state, write_callback
 from .forwarder import Forwarder, Forwarders
@@ -32,6 +33,7 @@ bp = Blueprint("oauth", __name__)
 
 EXTRA_KEY = "oauth"
 _TRUTHY = ("1", "true", "yes", "on")
+_STATUS = {"type": "object", "properties": {"status": {"type": "string"}, "error": {"type": "string"}}}
 
 
 class OAuthError(ApiError):
@@ -109,7 +111,9 @@ def _start_view(starter: OAuthStarter):
         return jsonify({"state": state, "status": "ok", "url": url})
 
     start.__name__ = f"start_{starter.name}"
-    return start
+    query = [("is_webui", "string", "true: listen on the provider's callback port on this machine")]
+    return describe(f"Start the {starter.name} login", query=query + list(starter.params), ok={
+        "type": "object", "properties": {k: {"type": "string"} for k in ("status", "url", "state")}})(start)
 
 
 def _start_forwarder(starter: OAuthStarter, flow: Flow, oauth: OAuthState) -> Forwarder:
@@ -213,6 +217,9 @@ def _redirect_query(url: str) -> dict:
 
 
 @bp.post("/oauth-callback")
+@describe("Hand a login the provider's redirect (the URL, or its code/state/error)", body={
+    "type": "object", "properties": {k: {"type": "string"} for k in ("provider", "redirect_url", "code", "state", "error")}},
+    ok=_STATUS)
 def post_oauth_callback():
     body = _callback_body()
     oauth = oauth_state()
@@ -242,6 +249,7 @@ def post_oauth_callback():
 
 
 @bp.get("/get-auth-status")
+@describe("The state of a login: wait, ok or error", query=[("state", "string", "the login's state")], ok=_STATUS)
 def get_auth_status():
     state = request.args.get("state", "").strip()
     if not state:

@@ -111,6 +111,8 @@ class OAuthStarter(Login):
                     The `is_webui` listener's port is that of the "redirect-uri" endpoint.
     complete_all    a success also ends every other pending session of the provider.
     error_status    start errors carry "status": "error" (iflow's answers do).
+    params          (name, JSON type, description) of the start route's own query
+                    parameters, for the API description (e.g. gemini's `project_id`).
     timeout_error, save_error   session errors for a missing callback and a failed save.
     """
 
@@ -119,6 +121,7 @@ class OAuthStarter(Login):
     callback_route: str = ""
     complete_all: bool = True
     error_status: bool = False
+    params: tuple = ()
     timeout_error: str = "Timeout waiting for OAuth callback"
     save_error: str = "Failed to save authentication tokens"
 

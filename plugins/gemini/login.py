@@ -41,6 +41,7 @@ class GeminiCLILogin(OAuthStarter):
     callback_route = "/google/callback"
     timeout_error = "OAuth flow timed out"
     save_error = "Failed to save token to file"
+    params = (("project_id", "string", "a Google Cloud project, ALL, GOOGLE_ONE, or empty: the first one"),)
     onboard_interval, onboard_attempts = 5.0, 30          # onboardUser until done
     google_one_interval, google_one_timeout = 2.0, 30.0   # GOOGLE_ONE auto-discovery
     endpoints = {

@@ -18,6 +18,7 @@ from cliproxy_mgmt.authfiles import auth_files
 from cliproxy_mgmt.conventions import read_body, store
 from cliproxy_mgmt.errors import ApiError
 from cliproxy_mgmt.oauth import OAuthError, http_session, now_rfc3339, unix_ms
+from cliproxy_mgmt.openapi import describe
 
 BROWSER_HEADERS = {
     "User-Agent": ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -84,6 +85,8 @@ def _platform_call(http, method: str, url: str, what: str, **kw) -> dict:
 def cookie_login(starter):
     """The view of `POST /iflow-auth-url` for the iflow starter."""
 
+    @describe("Log in to iFlow with a platform cookie (BXAuth)", body={
+        "type": "object", "properties": {"cookie": {"type": "string"}}}, ok={"type": "object"})
     def iflow_cookie_login():
         try:
             body = json.loads(read_body())

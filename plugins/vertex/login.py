@@ -18,6 +18,7 @@ from cliproxy_mgmt.authfiles import auth_files
 from cliproxy_mgmt.config_api import upload_limit
 from cliproxy_mgmt.errors import ApiError
 from cliproxy_mgmt.oauth import Login
+from cliproxy_mgmt.openapi import describe
 from cliproxy_mgmt.records import AuthFileType
 
 DEFAULT_LOCATION = "us-central1"
@@ -62,6 +63,10 @@ def file_name(project_id: str) -> str:
     return "vertex-" + re.sub(r"[/\\:]", "_", project_id).replace(" ", "-") + ".json"
 
 
+@describe("Import a Google service account as a vertex credential", body_type="multipart/form-data", body={
+    "type": "object", "properties": {"file": {"type": "string", "format": "binary"}, "location": {"type": "string"}},
+    "required": ["file"]}, query=[("location", "string", "the Vertex region (default us-central1)")],
+    ok={"type": "object"})
 def import_service_account():
     files = auth_files()
     files.folder()  # 503 when auth-dir is not configured
