@@ -154,3 +154,15 @@ def test_loaded_listener_runs_after_reload(path):
     path.write_text(TEXT.replace("debug: false", "debug: true"))
     reload_now(store)
     assert seen == [False, True]
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("remote-management:\n  trusted-proxies: [not-an-ip]\n", "trusted-proxies"),
+    ("remote-management:\n  max-json-body-bytes: -1\n", "max-json-body-bytes"),
+    ("remote-management:\n  max-upload-bytes: 0\n", "max-upload-bytes"),
+])
+def test_core_schema_refuses_unusable_values(text, fragment):
+    from cliproxy_mgmt.config.schema import make_validator
+    from cliproxy_mgmt.config.store import parse
+    with pytest.raises(ConfigError, match=fragment):
+        make_validator({})(parse(text))

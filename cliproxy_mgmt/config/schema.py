@@ -6,7 +6,9 @@ the wrong type makes the whole config invalid, as `port: abc` does upstream.
 
 from __future__ import annotations
 
-from marshmallow import INCLUDE, Schema, ValidationError, fields
+import ipaddress
+
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
 from ..security.keys import BCRYPT_MAX_BYTES, is_hashed
 from .store import ConfigError, InvalidConfig
@@ -39,6 +41,13 @@ class Str(fields.String):
         return value
 
 
+def _ip_or_cidr(value) -> None:
+    try:
+        ipaddress.ip_network(str(value).strip(), strict=False)
+    except ValueError:
+        raise ValidationError(f"{value!r} is not an IP address or CIDR") from None
+
+
 def _opt(field_cls, *args, **kwargs):
     return field_cls(*args, allow_none=True, **kwargs)
 
@@ -59,10 +68,10 @@ class RemoteManagement(Open):
     secret_key = _opt(Str, data_key="secret-key")
     disable_control_panel = _opt(Bool, data_key="disable-control-panel")
     panel_github_repository = _opt(Str, data_key="panel-github-repository")
-    trusted_proxies = _opt(fields.List, _opt(Str), data_key="trusted-proxies")
+    trusted_proxies = _opt(fields.List, Str(validate=_ip_or_cidr), data_key="trusted-proxies")
     cors_allowed_origins = _opt(fields.List, _opt(Str), data_key="cors-allowed-origins")
-    max_json_body_bytes = _opt(Int, data_key="max-json-body-bytes")
-    max_upload_bytes = _opt(Int, data_key="max-upload-bytes")
+    max_json_body_bytes = _opt(Int, data_key="max-json-body-bytes", validate=validate.Range(min=1))
+    max_upload_bytes = _opt(Int, data_key="max-upload-bytes", validate=validate.Range(min=1))
     panel_file = _opt(Str, data_key="panel-file")
     latest_release_url = _opt(Str, data_key="latest-release-url")
 
