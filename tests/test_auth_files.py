@@ -311,3 +311,13 @@ def test_models_of_an_auth_file_come_from_its_channel(mgmt, auths):
     assert set(models[0]) <= {"id", "display_name", "type", "owned_by"}
     assert mgmt.get("/auth-files/models", query_string={"name": "mystery.json"}).get_json() == {"models": []}
     assert mgmt.get("/auth-files/models", query_string={"name": "../x.json"}).get_json() == {"models": []}
+
+
+def test_deleted_and_rewritten_files_leave_the_listing_at_once(mgmt, auths):
+    put(auths, "a.json", {"email": "a@x"})
+    put(auths, "b.json", {"email": "b@x"})
+    assert set(listing(mgmt)) == {"a.json", "b.json"}
+    assert mgmt.delete("/auth-files", query_string={"name": "a.json"}).status_code == 200
+    assert set(listing(mgmt)) == {"b.json"}
+    assert mgmt.post("/auth-files", query_string={"name": "b.json"}, data=b'{"email": "c@x"}').status_code == 200
+    assert listing(mgmt)["b.json"]["email"] == "c@x"

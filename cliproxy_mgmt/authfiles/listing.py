@@ -150,10 +150,8 @@ class ListingCache:
                 stats = dict(self._stats)
                 for name in changed:
                     self._restat(folder.path, name, stats)
-            for name in self._dirty:
-                self._entries.pop(name, None)
-            self._dirty.clear()
-            return self._rebuild(stats, types)
+            reread, self._dirty = self._dirty, set()
+            return self._rebuild(stats, types, reread)
 
     def _reset(self, path: str) -> None:
         self._close_watch()
@@ -198,12 +196,12 @@ class ListingCache:
         if stat.S_ISREG(st.st_mode):
             stats[name] = (path, st)
 
-    def _rebuild(self, stats: dict, types: dict) -> bytes:
+    def _rebuild(self, stats: dict, types: dict, reread: set) -> bytes:
         entries, changed = {}, False
         for name, (path, st) in stats.items():
             signature = (st.st_mtime_ns, st.st_size, st.st_ino)
             cached = self._entries.get(name)
-            if cached is not None and cached[0] == signature:
+            if cached is not None and cached[0] == signature and name not in reread:
                 entries[name] = cached
             else:
                 entries[name] = (signature, _encode(self._read_entry(name, path, st, types)))
