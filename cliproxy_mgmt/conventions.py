@@ -429,10 +429,10 @@ class ObjectList:
         return self.clean(self.read(data) if self.read else dict_items(data, self.key))
 
     def store_entries(self, draft: dict, items: list) -> None:
-        """Write the cleaned `items` into a draft; an emptied list leaves the file."""
+        """Write the cleaned `items` into a draft (an absent key stays absent for an empty list)."""
         for legacy in self.legacy_keys:
             draft.pop(legacy, None)
-        put_field(draft, self.key, self.clean(items))
+        set_path(draft, (self.key,), self.clean(items), [])
 
     def item_ok(self, item) -> bool:
         return isinstance(item, dict) and fits(item, self.fields)

@@ -21,8 +21,8 @@ from .conventions import (
     json_object,
     normalize_excluded_models,
     ok,
-    put_field,
     read_json,
+    set_path,
     store,
     text,
 )
@@ -104,8 +104,8 @@ def map_body(kind) -> dict:
 
 
 def _save(draft: dict, key: str, mapping: dict) -> None:
-    # an emptied map leaves the file (upstream keeps `key: {}`; both read as no entries)
-    put_field(draft, key, mapping)
+    # an emptied map stays as `key: {}` where the key was (upstream); an absent key is not added
+    set_path(draft, (key,), mapping, {})
 
 
 def _map_routes(bp: Blueprint, key: str, normalize, kind, *, name_field: str, fallback: str | None,

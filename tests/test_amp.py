@@ -57,7 +57,7 @@ def test_model_mappings_put_patch_delete(seeded):
     assert mgmt.put("/ampcode/model-mappings", json={"value": [{"from": 1}]}).get_json() == {"error": "invalid body"}
     # upstream: a DELETE without a usable body clears every mapping
     assert mgmt.delete("/ampcode/model-mappings", data="junk").get_json() == OK
-    assert "model-mappings" not in amp_on_disk(path)
+    assert amp_on_disk(path)["model-mappings"] == []
 
 
 def test_upstream_api_keys_are_normalised_and_upserted(mgmt):

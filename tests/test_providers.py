@@ -181,7 +181,7 @@ def test_codex_entries_without_base_url_are_dropped(seeded):
     assert mgmt.patch("/codex-api-key", json={"index": 0, "value": {"api-key": ""}}).get_json() == OK
     assert on_disk(path, "codex-api-key") == [{"api-key": "", "base-url": "https://c"}]
     assert mgmt.patch("/codex-api-key", json={"index": 0, "value": {"base-url": " "}}).get_json() == OK
-    assert on_disk(path, "codex-api-key") is None  # emptied: the key leaves the file
+    assert on_disk(path, "codex-api-key") == []
 
 
 # -- vertex-api-key --------------------------------------------------------------------------------
@@ -229,10 +229,10 @@ def test_openai_compat_is_selected_and_deleted_by_name(mgmt):
 
 
 @pytest.mark.parametrize("key", LISTS)
-def test_emptying_a_commented_list_leaves_a_valid_file(seeded, key):
+def test_emptying_a_commented_list_keeps_a_valid_file(seeded, key):
     id_field = "name" if key == "openai-compatibility" else "api-key"
     base = f'    base-url: "{BASE[key]}"\n' if key in BASE else ""
     mgmt, path = seeded(f'{key}:\n  # a comment inside the list\n  - {id_field}: "u-1"\n{base}\n# next\nrequest-log: true\n')
     assert mgmt.put(f"/{key}", json=[]).get_json() == OK
     data = yaml.safe_load(path.read_text())
-    assert key not in data and data["request-log"] is True and "# next" in path.read_text()
+    assert data[key] == [] and data["request-log"] is True and "# next" in path.read_text()

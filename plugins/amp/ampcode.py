@@ -3,7 +3,7 @@
 The legacy top-level keys `amp-upstream-url`, `amp-upstream-api-key`,
 `amp-restrict-management-to-localhost` and `amp-model-mappings` are read into the block as
 upstream's loader does (§4.6 item 3), and leave the file on the block's next write.
-Emptied lists leave the file (decision 11; upstream left `upstream-api-keys` behind).
+An emptied list is written as `[]` (decision 11; upstream left `upstream-api-keys` behind).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from cliproxy_mgmt.conventions import (
     is_kind,
     json_object,
     ok,
-    put_field,
     read_json,
     set_path,
     store,
@@ -96,7 +95,8 @@ def edit(change) -> None:
         change(amp)
         for legacy in LEGACY:
             draft.pop(legacy, None)
-        put_field(draft, KEY, amp)  # an emptied block leaves the file
+        if amp or KEY in draft:  # a block holding only defaults is not added
+            draft[KEY] = amp
     store().edit(apply)
 
 
@@ -162,7 +162,7 @@ def add_model_mapping_routes(bp: Blueprint) -> None:
     @describe("Replace ampcode.model-mappings", body=value_body_of({"type": "object"}), ok=StatusOK)
     def put_mappings():
         mappings = value_list(MAPPING) or []  # stored as given: no trimming, no validation
-        edit(lambda amp: put_field(amp, "model-mappings", mappings))
+        edit(_field("model-mappings", mappings, []))
         return ok()
 
     @bp.patch(route, endpoint="patch_model_mappings")
@@ -179,7 +179,7 @@ def add_model_mapping_routes(bp: Blueprint) -> None:
                     mappings.append(update)
                 else:
                     mappings[at] = update
-            put_field(amp, "model-mappings", mappings)
+            set_path(amp, ("model-mappings",), mappings, [])
         edit(change)
         return ok()
 
@@ -198,7 +198,7 @@ def add_model_mapping_routes(bp: Blueprint) -> None:
 
         def change(amp):
             kept = [m for m in _mappings(amp) if text(m.get("from")).strip() not in names] if names else []
-            put_field(amp, "model-mappings", kept)
+            set_path(amp, ("model-mappings",), kept, [])
         edit(change)
         return ok()
 
@@ -210,7 +210,7 @@ def add_upstream_key_routes(bp: Blueprint) -> None:
     @describe("Replace ampcode.upstream-api-keys", body=value_body_of({"type": "object"}), ok=StatusOK)
     def put_keys():
         entries = normalize_upstream_keys(value_list(UPSTREAM_KEY))
-        edit(lambda amp: put_field(amp, "upstream-api-keys", entries))
+        edit(_field("upstream-api-keys", entries, []))
         return ok()
 
     @bp.patch(route, endpoint="patch_upstream_api_keys")
@@ -227,7 +227,7 @@ def add_upstream_key_routes(bp: Blueprint) -> None:
                     entries.append(update)
                 else:
                     entries[at] = update
-            put_field(amp, "upstream-api-keys", entries)
+            set_path(amp, ("upstream-api-keys",), entries, [])
         edit(change)
         return ok()
 
@@ -247,7 +247,7 @@ def add_upstream_key_routes(bp: Blueprint) -> None:
         def change(amp):
             entries = normalize_upstream_keys(amp.get("upstream-api-keys"))
             kept = [e for e in entries if e["upstream-api-key"] not in names] if names else []
-            put_field(amp, "upstream-api-keys", kept)
+            set_path(amp, ("upstream-api-keys",), kept, [])
         edit(change)
         return ok()
 
