@@ -17,7 +17,7 @@ from .listing import parse_auth_json
 bp = Blueprint("authfiles", __name__)
 
 _ALL = ("true", "1", "*")
-_NAME = ("name", "string", "the auth file's name, e.g. claude-user@example.com.json")
+_NAME = ("name", "string", "the auth file's name, e.g. acme-user@example.com.json")
 _OBJECT = {"type": "object"}
 
 
