@@ -23,6 +23,7 @@ from typing import Callable
 import requests
 
 from .callbacks import Callback, take_callback
+from .pkce import hex_state
 
 HTTP_TIMEOUT = 30.0         # seconds, each provider request
 CALLBACK_TIMEOUT = 300.0    # how long a browser login waits for its callback (upstream: 5 min)
@@ -127,8 +128,6 @@ class OAuthStarter(Login):
 
     def new_state(self) -> str:
         """A fresh state value (must pass `callbacks.valid_state`)."""
-        from .pkce import hex_state
-
         return hex_state()
 
     def authorize(self, flow: "Flow") -> str:
@@ -157,7 +156,7 @@ class Flow:
     auth_dir: str | None
     query: dict = field(default_factory=dict)   # the start request's query parameters
     values: dict = field(default_factory=dict)  # the starter's own per-login data
-    http: requests.Session = None
+    http: requests.Session | None = None          # default: `http_session(config)`
 
     def __post_init__(self):
         if self.http is None:
