@@ -101,10 +101,15 @@ def _start_view(starter: OAuthStarter):
         state = starter.new_state()
         flow = Flow(starter, state, config, oauth.sessions, oauth.wakeups.event(state),
                     resolve_auth_dir(config), query=request.args.to_dict())
-        url = starter.authorize(flow)
-        forwarder = None
-        if starter.callback_route and request.args.get("is_webui", "").strip().lower() in _TRUTHY:
-            forwarder = _start_forwarder(starter, flow, oauth)
+        try:
+            url = starter.authorize(flow)
+            forwarder = None
+            if starter.callback_route and request.args.get("is_webui", "").strip().lower() in _TRUTHY:
+                forwarder = _start_forwarder(starter, flow, oauth)
+        except BaseException:
+            flow.http.close()
+            oauth.wakeups.drop(state)
+            raise
         oauth.sessions.register(state, starter.name)
         threading.Thread(target=run_flow, args=(flow, app_state, oauth, forwarder), daemon=True,
                          name=f"oauth-{starter.name}-{state[:12]}").start()
