@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import INCLUDE, Schema, fields
 
 
 class Error(Schema):
-    """Every error: upstream's `{"error": "<text>"}`, sometimes with a `message` or other keys."""
+    """Every error: upstream's `{"error": "<text>"}`, sometimes with `message`, `status` or more keys."""
+
+    class Meta:
+        unknown = INCLUDE  # documented as open: some routes add keys (e.g. `existing_file`)
 
     error = fields.String(required=True)
     message = fields.String()
+    status = fields.String()
 
 
 class StatusOK(Schema):
