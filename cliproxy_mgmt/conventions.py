@@ -52,11 +52,18 @@ def read_body(limit: int | None = None) -> bytes:
 
 
 def read_json():
-    """The body parsed as JSON (whatever the Content-Type says); 400 `invalid body` otherwise."""
+    """The body parsed as JSON (whatever the Content-Type says); 400 `invalid body` otherwise.
+
+    Lone UTF-16 surrogates (`"\\ud800"`) are refused too: no file can hold them.
+    """
+    raw = read_body()
     try:
-        return json.loads(read_body())
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(raw)
+        if b"\\u" in raw:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeError):
         raise invalid_body() from None
+    return body
 
 
 def is_kind(value, kind: type) -> bool:

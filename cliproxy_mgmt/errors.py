@@ -12,7 +12,7 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from .config.store import ConfigError, SaveError
+from .config.store import ConfigError, SaveError, Unrepresentable
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,10 @@ def register_error_handlers(app: Flask) -> None:
     def _save_error(exc: SaveError):
         log.error("failed to save config: %s", exc)
         return save_failed(exc).response()
+
+    @app.errorhandler(Unrepresentable)
+    def _unrepresentable(exc: Unrepresentable):
+        return ApiError(400, "invalid body", message=str(exc)).response()
 
     @app.errorhandler(ConfigError)
     def _config_error(exc: ConfigError):

@@ -107,3 +107,18 @@ def test_failed_save_answers_500_and_keeps_memory(mgmt, app, tmp_path):
     assert r.status_code == 500
     assert r.get_json()["error"].startswith("failed to save config: ")
     assert mgmt.get("/debug").get_json() == {"debug": False}
+
+
+def test_text_no_file_can_hold_is_refused(mgmt, app):
+    before = app.extensions["cliproxy_mgmt"].store.text
+    r = mgmt.put("/api-keys", data='["\\ud800"]', content_type="application/json")
+    assert r.status_code == 400 and r.get_json() == {"error": "invalid body"}
+    assert app.extensions["cliproxy_mgmt"].store.text == before
+
+
+def test_value_yaml_cannot_read_back_is_refused(mgmt, app):
+    before = app.extensions["cliproxy_mgmt"].store.text
+    r = mgmt.put("/api-keys", json=["line\u0085break"])  # NEL: YAML would read a line break
+    assert r.status_code == 400 and r.get_json()["error"] == "invalid body"
+    assert app.extensions["cliproxy_mgmt"].store.text == before
+    assert mgmt.get("/api-keys").get_json() == {"api-keys": ["client-key-1", "client-key-2"]}

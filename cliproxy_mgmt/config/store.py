@@ -46,6 +46,10 @@ class InvalidConfig(ConfigError):
     """The text parses, but the config cannot be used (e.g. a plaintext secret-key bcrypt can't hash)."""
 
 
+class Unrepresentable(ConfigError):
+    """The change holds values YAML cannot write so that they read back (the request's fault)."""
+
+
 class SaveError(OSError):
     """The config file could not be written; nothing was changed."""
 
@@ -257,8 +261,8 @@ class ConfigStore:
             yaml.dump(doc, out)
             text = out.getvalue()
             if not yamlio.reads_back(text, draft):  # never write a file that does not load
-                raise SaveError("the change cannot be written as YAML that reads back; "
-                                "nothing was written") from None
+                raise Unrepresentable("the change cannot be written as YAML that reads back; "
+                                      "nothing was written") from None
             return text
 
     def _write(self, text: str) -> None:
