@@ -118,7 +118,7 @@ def test_text_no_file_can_hold_is_refused(mgmt, app):
 
 def test_value_yaml_cannot_read_back_is_refused(mgmt, app):
     before = app.extensions["cliproxy_mgmt"].store.text
-    r = mgmt.put("/api-keys", json=["line\u0085break"])  # NEL: YAML would read a line break
+    r = mgmt.put("/proxy-url", json={"value": "line\u0085break"})  # plain NEL reads back as a line break
     assert r.status_code == 400 and r.get_json()["error"] == "invalid body"
     assert app.extensions["cliproxy_mgmt"].store.text == before
-    assert mgmt.get("/api-keys").get_json() == {"api-keys": ["client-key-1", "client-key-2"]}
+    assert mgmt.get("/proxy-url").get_json() == {"proxy-url": ""}
