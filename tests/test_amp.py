@@ -96,3 +96,11 @@ def test_a_wrongly_typed_block_is_refused(make_app):
     from cliproxy_mgmt.config.store import ConfigError
     with pytest.raises(ConfigError, match="ampcode"):
         make_app(extra_yaml="ampcode:\n  force-model-mappings: maybe\n")
+
+
+def test_null_items_are_no_items(mgmt):
+    """Found by fuzzing: a JSON null inside a `value` list (Go decodes it as a zero value)."""
+    assert mgmt.patch("/ampcode/model-mappings", json={"value": [None, {"from": "a", "to": "b"}]}).get_json() == OK
+    assert mgmt.put("/ampcode/upstream-api-keys", json={"value": [None]}).get_json() == OK
+    assert mgmt.get("/ampcode").get_json()["ampcode"]["model-mappings"] == [{"from": "a", "to": "b"}]
+    assert mgmt.delete("/ampcode/upstream-api-keys", json={"value": [None]}).get_json() == {"error": "empty value"}

@@ -147,12 +147,12 @@ def value_body_of(kind) -> dict:
     return {"type": "object", "properties": {"value": {"type": "array", "items": kind}}}
 
 
-def value_list(kind) -> list | None:
-    """The `value` of a `{"value": [...]}` body (None when absent); wrongly typed: invalid body."""
+def value_list(kind) -> list:
+    """The items of a `{"value": [...]}` body ([] when absent); wrongly typed: invalid body."""
     value = json_object().get("value")
     if not fits(value, [kind]):
         raise invalid_body()
-    return value
+    return [item for item in value or () if item is not None]  # a null item is no item
 
 
 def add_model_mapping_routes(bp: Blueprint) -> None:
@@ -161,14 +161,14 @@ def add_model_mapping_routes(bp: Blueprint) -> None:
     @bp.put(route, endpoint="put_model_mappings")
     @describe("Replace ampcode.model-mappings", body=value_body_of({"type": "object"}), ok=StatusOK)
     def put_mappings():
-        mappings = value_list(MAPPING) or []  # stored as given: no trimming, no validation
+        mappings = value_list(MAPPING)  # stored as given: no trimming, no validation
         edit(_field("model-mappings", mappings, []))
         return ok()
 
     @bp.patch(route, endpoint="patch_model_mappings")
     @describe("Add or replace ampcode.model-mappings by `from`", body=value_body_of({"type": "object"}), ok=StatusOK)
     def patch_mappings():
-        updates = value_list(MAPPING) or []
+        updates = value_list(MAPPING)
 
         def change(amp):
             mappings = _mappings(amp)
@@ -240,7 +240,7 @@ def add_upstream_key_routes(bp: Blueprint) -> None:
             raise ApiError(400, "missing value")
         if not is_kind(value, list) or not fits(value, [str]):
             raise invalid_body()
-        names = {v.strip() for v in value if v.strip()}
+        names = {text(v).strip() for v in value} - {""}
         if value and not names:
             raise ApiError(400, "empty value")
 
