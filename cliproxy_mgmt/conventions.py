@@ -452,7 +452,8 @@ class ObjectList:
     def section(self, *, order: int, provider: str = "") -> ConfigSection:
         """The config section of the list: GET /config shows the cleaned list, `[]` when empty."""
         return ConfigSection(key=self.key, view=lambda value, data: self.entries(data),
-                             validate=self.validate, order=order, provider=provider)
+                             validate=self.validate, order=order, provider=provider,
+                             legacy_keys=self.legacy_keys)
 
 
 def add_object_list(bp: Blueprint, spec: ObjectList) -> None:

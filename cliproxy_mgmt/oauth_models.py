@@ -30,7 +30,6 @@ from .errors import ApiError, invalid_body
 from .openapi import describe
 from .records import ConfigSection
 from .schemas import StatusOK
-from .registry import call_each, unique_by
 
 EXCLUDED = "oauth-excluded-models"
 ALIAS = "oauth-model-alias"
@@ -177,16 +176,6 @@ def _map_routes(bp: Blueprint, key: str, normalize, kind, *, name_field: str, fa
 
 # -- the static model catalogue ------------------------------------------------------------
 
-def _collect_catalogue(setup) -> None:
-    """Call `register_model_definitions` once, when the app is built (a duplicate channel is a
-    start-up error, as for every registration hook), and keep `{channel: [model]}` in the
-    app's registry, where GET /auth-files/models looks too."""
-    state = setup.app.extensions["cliproxy_mgmt"]
-    pairs = call_each(state.pm, "register_model_definitions")
-    found = unique_by(pairs, "model-definitions channel", lambda d: channel_name(d.channel))
-    state.registry.model_definitions = {channel: d.models for channel, d in found.items()}
-
-
 def channel_models(channel: str) -> list | None:
     """The static models of `channel` (any case) in the current app, or None for an unknown one."""
     return current_app.extensions["cliproxy_mgmt"].registry.model_definitions.get(channel_name(channel))
@@ -241,5 +230,4 @@ def register_blueprints():
                 not_found="channel not found", clean_list=sanitize_aliases)
     bp.add_url_rule("/model-definitions/<channel>", "model_definitions", _model_definitions,
                     methods=["GET"])
-    bp.record_once(_collect_catalogue)
     return [bp]

@@ -27,9 +27,12 @@ class ConfigSection:
     view      view(value, data) -> what GET /config shows for it (value is None when absent).
     validate  validate(value) raises ValueError when a loaded value has the wrong shape; the
               config is then refused (start-up error, 400 on PUT /config.yaml, reload skipped).
-    legacy_keys  old top-level keys the section replaces; they are dropped from the file on
-              the next write, as upstream does.
+    legacy_keys  old top-level keys whose data the section reads in (e.g. a renamed key);
+              the plugin drops them from the file when it writes the section itself, never
+              on an unrelated write (upstream drops them on every save, losing their data).
+              No two sections may claim the same key.
     order     position in GET /config among the plugin sections (upstream's field order).
+    provider  the provider id the section belongs to ("" for none); it must be registered.
     """
 
     key: str
@@ -38,7 +41,6 @@ class ConfigSection:
     legacy_keys: tuple = ()
     order: int = 100
     provider: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def top_level_email(data: dict) -> str:

@@ -49,6 +49,7 @@ class Registry:
     blueprints: list = field(default_factory=list)
     oauth_starters: list = field(default_factory=list)
     auth_file_types: dict = field(default_factory=dict)
+    model_definitions: dict = field(default_factory=dict)  # lower-cased channel -> [model]
 
 
 def collect_sections(pm: pluggy.PluginManager, core_keys) -> dict:
@@ -58,6 +59,8 @@ def collect_sections(pm: pluggy.PluginManager, core_keys) -> dict:
     for key in sections:
         if key in core_keys:
             raise PluginError(f"config section {key!r} is a core key and cannot be taken by a plugin")
+    unique_by([(plugin, (key, section)) for plugin, section in pairs for key in (section.key, *section.legacy_keys)],
+              "config key (section or legacy)", lambda pair: pair[0])
     return dict(sorted(sections.items(), key=lambda kv: kv[1].order))
 
 
@@ -69,11 +72,15 @@ def collect(pm: pluggy.PluginManager, config, sections: dict) -> Registry:
     starters = [item for _, item in call_each(pm, "register_oauth_starters", config=config)]
     types = unique_by(call_each(pm, "register_auth_file_types", config=config),
                       "auth-file type", lambda t: t.type)
-    for what, items in (("OAuth starter", starters), ("auth-file type", types.values())):
+    models = unique_by(call_each(pm, "register_model_definitions"), "model-definitions channel",
+                       lambda d: d.channel.strip().lower())
+    for what, items in (("OAuth starter", starters), ("auth-file type", types.values()),
+                        ("config section", sections.values())):
         for item in items:
             provider = getattr(item, "provider", None)
             if provider and provider not in providers:
                 raise PluginError(f"{what} {item!r} names provider {provider!r}, which no plugin registered")
     return Registry(providers=providers, config_sections=sections,
                     blueprints=[bp for _, bp in blueprint_pairs],
-                    oauth_starters=starters, auth_file_types=types)
+                    oauth_starters=starters, auth_file_types=types,
+                    model_definitions={channel: d.models for channel, d in models.items()})

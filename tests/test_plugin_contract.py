@@ -132,3 +132,22 @@ def test_each_app_gets_its_own_manager(make_app):
     first, second = make_app(plugins=[Acme()]), make_app()
     assert "acme" not in second.extensions["cliproxy_mgmt"].registry.providers
     assert first.extensions["cliproxy_mgmt"].pm is not second.extensions["cliproxy_mgmt"].pm
+
+
+def test_two_sections_cannot_claim_one_legacy_key(make_app):
+    class Renamer:
+        @hookimpl
+        def register_config_sections(self):
+            return [ConfigSection(key="x-new", view=lambda v, d: v, legacy_keys=("x-old",)),
+                    ConfigSection(key="x-newer", view=lambda v, d: v, legacy_keys=("x-old",))]
+    with pytest.raises(PluginError, match="x-old"):
+        make_app(plugins=[Renamer()])
+
+
+def test_a_section_names_a_registered_provider(make_app):
+    class Orphan:
+        @hookimpl
+        def register_config_sections(self):
+            return [ConfigSection(key="x-orphan", view=lambda v, d: v, provider="nobody")]
+    with pytest.raises(PluginError, match="nobody"):
+        make_app(plugins=[Orphan()])

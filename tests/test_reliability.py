@@ -27,7 +27,7 @@ import pytest
 import requests
 import yaml
 
-from cliproxy_mgmt.config.store import ConfigStore, SaveError, remove_stale_temp_files
+from cliproxy_mgmt.config.store import ConfigStore, SaveError, Unrepresentable, remove_stale_temp_files
 from realserver import KEY, SEED_KEYS, RealServer, config_text, session
 
 WRITERS = 8
@@ -456,9 +456,9 @@ def test_text_that_does_not_read_back_is_never_written(tmp_path, monkeypatch):
     monkeypatch.setattr(yamlio, "_dump", lambda y, data: real_dump(y, data) + "[]\n")
     store.edit(lambda d: d.__setitem__("debug", True))
     assert yaml.safe_load(config.read_text()) == {"debug": True, "api-keys": ["a"]}
-    # And when nothing reads back, the change is refused: file and memory unchanged.
+    # And when nothing reads back, the change is refused (a 400 for the request): file and memory unchanged.
     before = config.read_text()
     monkeypatch.setattr(yamlio, "reads_back", lambda text, expected: False)
-    with pytest.raises(SaveError, match="does not read back|reads back"):
+    with pytest.raises(Unrepresentable, match="does not read back|reads back"):
         store.edit(lambda d: d.__setitem__("debug", False))
     assert config.read_text() == before and store.data["debug"] is True

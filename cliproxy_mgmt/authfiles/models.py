@@ -17,10 +17,10 @@ _FIELDS = ("id", "display_name", "type", "owned_by")
 def channel_models(app_state, channel: str) -> list:
     """The static model definitions the plugins registered for `channel` ([] when none).
 
-    `registry.model_definitions` ({lower-cased channel: [ModelInfo]}) is filled when the
-    app is built, by the core plugin that serves GET /model-definitions.
+    `registry.model_definitions` ({lower-cased channel: [ModelInfo]}) is collected from the
+    `register_model_definitions` hook when the app is built.
     """
-    definitions = getattr(app_state.registry, "model_definitions", None) or {}
+    definitions = app_state.registry.model_definitions
     return list(definitions.get(channel.lower()) or [])
 
 
