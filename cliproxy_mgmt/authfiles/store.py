@@ -11,9 +11,9 @@ import errno
 import json
 import os
 import stat
-import tempfile
 
 from ..errors import ApiError
+from ..fileio import replace_file
 from .names import check_name, is_auth_file_name
 
 FILE_MODE = 0o600
@@ -39,26 +39,7 @@ def write_atomic(path: str, data: bytes, mode: int = FILE_MODE) -> None:
     the new file, never half of one. (The config store's `write_atomic` writes through
     symlinks on purpose, which is exactly what auth files must not do.)
     """
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    replace_file(path, data, mode=mode, prefix=".tmp-", suffix=".part")
 
 
 def dump_json(data: dict, like: bytes | None = None) -> bytes:

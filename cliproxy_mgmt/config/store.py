@@ -21,7 +21,6 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 from typing import Callable
@@ -30,6 +29,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
+from ..fileio import replace_file
 from . import yamlio
 
 log = logging.getLogger(__name__)
@@ -75,43 +75,17 @@ def _signature(path: str):
 def write_atomic(path: str, text: str) -> None:
     """Write `text` to `path` (through a symlink to its target) so readers see old or new, never half.
 
-    Temp file in the same folder, fsync, keep the mode, rename over the target, fsync the
-    folder. Where rename is refused (a single-file bind mount gives EBUSY or EXDEV) the file
-    is rewritten in place instead.
+    The file keeps its mode. Where rename is refused (a single-file bind mount gives EBUSY
+    or EXDEV) the file is rewritten in place instead.
     """
     target = os.path.realpath(path)
-    folder = os.path.dirname(target)
-    data = text.encode("utf-8")
     try:
         mode = os.stat(target).st_mode & 0o7777
     except FileNotFoundError:
         mode = 0o600
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        try:
-            os.replace(tmp, target)
-        except OSError as exc:
-            if exc.errno not in (errno.EBUSY, errno.EXDEV):
-                raise
-            _write_in_place(target, data)
-            os.unlink(tmp)
-            return
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    replace_file(target, text.encode("utf-8"), mode=mode, prefix="." + os.path.basename(target) + ".",
+                 suffix=".tmp", rename_refused=lambda exc: exc.errno in (errno.EBUSY, errno.EXDEV),
+                 fallback=_write_in_place)
 
 
 def remove_stale_temp_files(path: str, older_than: float = STALE_TEMP_SECONDS) -> list[str]:
