@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, Response, current_app, jsonify
 
 from .config.store import ConfigError, InvalidConfig
@@ -26,8 +28,8 @@ def upload_limit(config=None) -> int:
 @describe("The effective config as JSON (server and secret settings hidden)", ok={"type": "object"})
 def get_config():
     sections = current_app.extensions["cliproxy_mgmt"].registry.config_sections
-    body = store().derived("config-json", lambda data: current_app.json.dumps(
-        build_config_view(data, sections)))
+    body = store().derived("config-json", lambda data: json.dumps(
+        build_config_view(data, sections), separators=(",", ":"), ensure_ascii=False))
     return Response(body, mimetype="application/json")
 
 

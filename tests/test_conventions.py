@@ -122,3 +122,8 @@ def test_value_yaml_cannot_read_back_is_refused(mgmt, app):
     assert r.status_code == 400 and r.get_json()["error"] == "invalid body"
     assert app.extensions["cliproxy_mgmt"].store.text == before
     assert mgmt.get("/proxy-url").get_json() == {"proxy-url": ""}
+
+
+def test_get_config_is_compact_json(mgmt):
+    body = mgmt.get("/config").get_data(as_text=True)
+    assert body.startswith('{"proxy-url":"",') and ": " not in body
