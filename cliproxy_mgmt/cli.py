@@ -74,27 +74,29 @@ def _check_config(args) -> int:
     return 0
 
 
+# What `plugins` lists for each registration hook: a label and the attribute naming the item.
+_LISTED = (("register_providers", "provider", "id"), ("register_config_sections", "config", "key"),
+           ("register_blueprints", "blueprint", "name"), ("register_oauth_starters", "oauth", "route"),
+           ("register_auth_file_types", "auth-file type", "type"),
+           ("register_model_definitions", "models", "channel"))
+
+
 def _plugins(args) -> int:
     from .plugin_manager import describe_plugins, get_plugin_manager
     from .registry import call_each
 
     pm = get_plugin_manager()
     registered: dict = {}
-    for hook, label in (("register_providers", "provider"), ("register_config_sections", "config"),
-                        ("register_blueprints", "blueprint"), ("register_oauth_starters", "oauth"),
-                        ("register_auth_file_types", "auth-file type")):
-        kwargs = {"config": None} if hook != "register_config_sections" else {}
+    for hook, label, attribute in _LISTED:
         try:
-            pairs = call_each(pm, hook, **kwargs)
-        except Exception:  # a hook that needs a live config: list it by name only
+            pairs = call_each(pm, hook, config=None)
+        except Exception:  # noqa: BLE001 - a hook that needs a live config: listed by its hooks only
             pairs = []
         for plugin, item in pairs:
-            ident = (getattr(item, "id", None) or getattr(item, "key", None) or getattr(item, "type", None)
-                     or getattr(item, "route", None) or getattr(item, "name", None) or repr(item))
-            registered.setdefault(plugin, []).append(f"{label} {ident}")
+            registered.setdefault(plugin, []).append(f"{label} {getattr(item, attribute, item)}")
     for info in describe_plugins(pm):
         version = f" {info['version']}" if info["version"] else ""
-        print(f"{info['name']}{version}")
+        print(f"{info['name']}{version}: {', '.join(info['hooks'])}")
         for line in registered.get(info["name"], []):
             print(f"    {line}")
     return 0
