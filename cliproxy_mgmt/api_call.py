@@ -1,13 +1,16 @@
 """POST /api-call: an HTTP request made by the server for the client (reference §10.1).
 
 `$TOKEN$` in a header value is replaced by the token of the auth file chosen by
-`auth_index` (also `authIndex`, `AuthIndex`). The proxy is the auth file's `proxy_url`, then
-the global `proxy-url`, then none; environment proxy variables are ignored. The answer is
-200 `{status_code, header, body}` whatever the upstream status; 502 when nothing came back.
+`auth_index` (also `authIndex`, `AuthIndex`): the file type's `access_token` (which may
+refresh it first, in memory only), else the first token field. The proxy is the auth file's
+`proxy_url`, then the global `proxy-url`, then none; environment proxy variables are ignored.
+The answer is 200 `{status_code, header, body}` whatever the upstream status; 502 when
+nothing came back.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from urllib.parse import urlsplit
 
@@ -15,13 +18,15 @@ import requests
 from flask import Blueprint, jsonify
 
 from . import __version__
-from .authfiles import find_by_auth_index
+from .authfiles import auth_files, find_by_auth_index
 from .conventions import json_object, store
 from .errors import ApiError, invalid_body
 from .openapi import describe
 from .outbound import first_proxy, session
+from .records import TokenContext, TokenRefreshError
 
 bp = Blueprint("api_call", __name__)
+log = logging.getLogger(__name__)
 
 TIMEOUT = 60
 PLACEHOLDER = "$TOKEN$"
@@ -29,6 +34,7 @@ INDEX_FIELDS = ("auth_index", "authIndex", "AuthIndex")
 _HTTP_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 method syntax
 # Token fields of an auth file, in upstream's order of preference.
 TOKEN_FIELDS = ("accessToken", "access_token", "token", "id_token", "cookie")
+MEMORY_KEY = "api-call-tokens"  # State.extras: {auth-file type: its TokenContext.memory}
 
 
 def file_token(data: dict) -> str:
@@ -65,9 +71,32 @@ def _load(body: dict) -> dict:
             "header": header or {}, "auth_index": next((i for i in indexes if i), "")}
 
 
-def _credential(index: str) -> dict | None:
-    found = find_by_auth_index(None, index) if index else None
-    return found[1] if found else None
+def _credential(index: str) -> tuple[str, dict] | None:
+    return find_by_auth_index(None, index) if index else None
+
+
+def _token(name: str, data: dict, proxy: str | None) -> str:
+    """The credential's token; 400 `auth token refresh failed` / `auth token not found`."""
+    files = auth_files()
+    raw_type = data.get("type")
+    kind = files.types.get(raw_type.strip().lower()) if isinstance(raw_type, str) else None
+    if kind is None or kind.access_token is None:
+        token = file_token(data)
+    else:
+        memory = files.state.extras.setdefault(MEMORY_KEY, {}).setdefault(kind.type, {})
+        with session(proxy) as http:
+            try:
+                token = kind.access_token(data, TokenContext(name, http, store(), memory, TIMEOUT))
+            except TokenRefreshError as exc:
+                log.warning("api-call: token refresh of %s failed: %s", name, exc)
+                raise ApiError(400, "auth token refresh failed") from None
+            except Exception:  # a plugin's bug answers as a failed refresh, not a traceback
+                log.exception("auth-file type %r: access_token() failed on %s", kind.type, name)
+                raise ApiError(400, "auth token refresh failed") from None
+    token = token.strip() if isinstance(token, str) else ""
+    if not token:
+        raise ApiError(400, "auth token not found")
+    return token
 
 
 def _prepare(method: str, url: str, header: dict, data: str) -> requests.PreparedRequest:
@@ -129,15 +158,14 @@ def api_call():
 
     credential = _credential(call["auth_index"])
     header = call["header"]
+    name, data = credential or ("", {})
+    proxy = first_proxy(data.get("proxy_url"), store().get("proxy-url"))
     if credential is not None and any(PLACEHOLDER in v for v in header.values()):
-        token = file_token(credential)
-        if not token:
-            raise ApiError(400, "auth token not found")
+        token = _token(name, data, proxy)
         header = {k: v.replace(PLACEHOLDER, token) for k, v in header.items()}
 
     transparent = not any(k.lower() == "accept-encoding" for k in header)
     prepared = _prepare(method, url, header, call["data"])
-    proxy = first_proxy((credential or {}).get("proxy_url"), store().get("proxy-url"))
     with session(proxy) as s:
         try:
             response = s.send(prepared, timeout=TIMEOUT, stream=True)

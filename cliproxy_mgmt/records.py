@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Callable
 
+import requests
+
 
 @dataclass(frozen=True)
 class Provider:
@@ -48,6 +50,32 @@ def top_level_email(data: dict) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+class TokenRefreshError(Exception):
+    """Raised by `AuthFileType.access_token` when the credential's token could not be refreshed
+    (POST /api-call then answers 400 `auth token refresh failed`)."""
+
+
+@dataclass(frozen=True)
+class TokenContext:
+    """What `AuthFileType.access_token` gets besides the parsed file.
+
+    name     the file's name in auth-dir.
+    http     a session through the credential's proxy (its `proxy_url`, then `proxy-url`),
+             never the environment's; pass `timeout` to each request.
+    config   the config store: `config.get("oauth-endpoints", ...)`, or a login's
+             `endpoint(config, name)` for the provider URLs users may override (decision 17).
+    memory   a dict kept per app and per auth-file type for in-memory state, e.g. refreshed
+             tokens (which are never written to the file). Keep it bounded.
+    timeout  seconds each request may take.
+    """
+
+    name: str
+    http: requests.Session
+    config: object
+    memory: dict
+    timeout: float = 60.0
+
+
 @dataclass(frozen=True)
 class AuthFileType:
     """A kind of token file in auth-dir, recognised by its top-level `"type"` value.
@@ -61,6 +89,10 @@ class AuthFileType:
               codex's `id_token` claims); called with the parsed file, must not raise.
     models_channel  the `model-definitions` channel whose models GET /auth-files/models
               lists for such a file; default: `listed_as`.
+    access_token  access_token(data, ctx: TokenContext) -> str: the token `$TOKEN$` stands for
+              in POST /api-call, refreshed first when the provider needs it; "" when there is
+              none, `TokenRefreshError` when a refresh failed. Default: the first non-empty
+              token field of the file (`api_call.file_token`).
     """
 
     type: str
@@ -69,6 +101,7 @@ class AuthFileType:
     email: Callable[[dict], str] = top_level_email
     describe: Callable[[dict, str], dict] | None = None
     models_channel: str = ""
+    access_token: Callable[[dict, TokenContext], str] | None = None
 
     @property
     def shown(self) -> str:

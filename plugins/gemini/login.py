@@ -240,4 +240,7 @@ def register_oauth_starters():
 
 @hookimpl
 def register_auth_file_types():
-    return [AuthFileType(type="gemini", provider="gemini", listed_as="gemini-cli", describe=describe)]
+    from .refresh import access_token  # refresh.py imports this module's client
+
+    return [AuthFileType(type="gemini", provider="gemini", listed_as="gemini-cli", describe=describe,
+                         access_token=access_token)]
