@@ -108,13 +108,10 @@ def find_by_auth_index(source, index: str) -> tuple[str, dict] | None:
     wanted = (index or "").strip()
     if path is None or not wanted:
         return None
+    folder = AuthDir(path)
     try:
-        for name, file_path, _ in AuthDir(path).scan():
-            if auth_index(name) != wanted:
-                continue
-            with open(file_path, "rb") as f:
-                data = parse_auth_json(f.read())
-            return (name, data) if isinstance(data, dict) else None
-    except OSError:
+        name = next((name for name, _, _ in folder.scan() if auth_index(name) == wanted), None)
+        data = parse_auth_json(folder.read(name)) if name else None
+    except (OSError, ApiError):
         return None
-    return None
+    return (name, data) if isinstance(data, dict) else None

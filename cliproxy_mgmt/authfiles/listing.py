@@ -141,7 +141,7 @@ class ListingCache:
             changed = self._watch.changes() if self._watch is not None else None
             now = time.monotonic()
             if full or changed is None or self._body is None or now - self._checked > FULL_CHECK_INTERVAL:
-                stats = self._scan(folder.path)
+                stats = {name: (path, st) for name, path, st in folder.scan()}
                 self._checked = now
             else:
                 changed |= self._dirty
@@ -161,27 +161,6 @@ class ListingCache:
         if self._watch is not None:
             self._watch.close()
             self._watch = None
-
-    def _scan(self, folder: str) -> dict:
-        """(path, stat) of every auth file: valid names, regular files, no symlinks."""
-        stats = {}
-        try:
-            it = os.scandir(folder)
-        except FileNotFoundError:
-            return stats
-        known = self._stats
-        with it:
-            for entry in it:
-                name = entry.name
-                if (name not in known and not is_auth_file_name(name)) or entry.is_symlink():
-                    continue
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue  # removed while we looked
-                if stat.S_ISREG(st.st_mode):
-                    stats[name] = (entry.path, st)
-        return stats
 
     @staticmethod
     def _restat(folder: str, name: str, stats: dict) -> None:
