@@ -166,3 +166,13 @@ def test_core_schema_refuses_unusable_values(text, fragment):
     from cliproxy_mgmt.config.store import parse
     with pytest.raises(ConfigError, match=fragment):
         make_validator({})(parse(text))
+
+
+def test_change_listeners_hear_edits_and_reloads(path):
+    store = ConfigStore(str(path))
+    heard = []
+    store.on_change(lambda s: heard.append(s.data.get("debug")))
+    store.edit(lambda d: d.__setitem__("debug", True))
+    path.write_text(TEXT + "request-retry: 1\n")
+    reload_now(store)
+    assert heard == [True, False]

@@ -143,6 +143,7 @@ class ConfigStore:
         self._validate = validate
         self._lock = threading.RLock()
         self._listeners: list[Callable[["ConfigStore"], None]] = []
+        self._change_listeners: list[Callable[["ConfigStore"], None]] = []
         self._derived: dict = {}
         self._next_check = 0.0
         self.version = 0
@@ -182,6 +183,13 @@ class ConfigStore:
         value = build(self._data)
         self._derived[name] = (self.version, value)
         return value
+
+    def on_change(self, listener: Callable[["ConfigStore"], None]) -> None:
+        """Call `listener(store)` after every change of the data in force: an edit, a reload, a PUT.
+
+        It runs under the writer lock, before the change's caller gets its answer.
+        """
+        self._change_listeners.append(listener)
 
     def on_load(self, listener: Callable[["ConfigStore"], None]) -> None:
         """Call `listener(store)` now and after every load of new text (reload, PUT config.yaml)."""
@@ -303,6 +311,8 @@ class ConfigStore:
         except OSError:
             self._sig = None
         self.version += 1
+        for listener in self._change_listeners:
+            listener(self)
 
     def _notify(self) -> None:
         for listener in self._listeners:

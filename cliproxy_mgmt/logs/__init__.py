@@ -15,15 +15,17 @@ EXTRA_KEY = "logs"
 
 
 def init_app(app) -> None:
-    """Start following the config's log settings: now, and after every request."""
+    """Follow the config's log settings (now and on every config change); tidy the folder now and then."""
     state = app.extensions["cliproxy_mgmt"]
     logging_ = FileLogging(state.store)
     state.extras[EXTRA_KEY] = logging_
-    logging_.sync()
+    logging_.follow()
+    logging_.tick()
+    state.store.on_change(logging_.follow)
 
     @app.after_request
-    def _follow_log_settings(response):
-        logging_.sync()
+    def _tidy_log_folder(response):
+        logging_.tick()
         return response
 
 

@@ -138,20 +138,23 @@ class FileLogging:
         self._lock = threading.Lock()
         self._handler: MainLogHandler | None = None
         self._mute = _MuteConsole()
-        self._version = None
         self._next_upkeep = 0.0
         self._finalizer = None
 
-    def sync(self) -> None:
-        """Apply the config if it changed since the last call; keep the folder small."""
+    def follow(self, config=None) -> None:
+        """Apply the config's log settings (at start-up and after every config change)."""
         with self._lock:
-            if self._version != self.config.version:
-                self._version = self.config.version
-                self._apply()
-                self._next_upkeep = 0.0
-            if time.monotonic() >= self._next_upkeep:
-                self._next_upkeep = time.monotonic() + MAINTENANCE_INTERVAL
-                self.upkeep()
+            self._apply()
+            self._next_upkeep = 0.0
+
+    def tick(self) -> None:
+        """Keep the folder within its limits, at most every MAINTENANCE_INTERVAL seconds
+        (the proxy writes request logs there too, so growth is not only ours)."""
+        if time.monotonic() < self._next_upkeep:
+            return
+        with self._lock:
+            self._next_upkeep = time.monotonic() + MAINTENANCE_INTERVAL
+            self.upkeep()
 
     def upkeep(self) -> None:
         max_files = _int_setting(self.config, "error-logs-max-files", 10)
