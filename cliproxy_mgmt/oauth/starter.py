@@ -22,6 +22,7 @@ from typing import Callable
 
 import requests
 
+from ..outbound import usable_proxy
 from .callbacks import Callback, take_callback
 from .pkce import hex_state
 
@@ -60,13 +61,16 @@ class _Http(requests.Session):
 
 
 def http_session(config) -> requests.Session:
-    """A session for provider calls: the config's `proxy-url` when set, else the environment's."""
+    """A session for provider calls: the config's `proxy-url` when set, else the environment's.
+
+    The proxy is read as api-call reads it (`outbound.usable_proxy`: socks5 resolves names
+    through the proxy)."""
     session = _Http()
-    proxy = config.get("proxy-url", default="")
-    if isinstance(proxy, str) and proxy.strip():
+    proxy = usable_proxy(config.get("proxy-url", default=""))
+    if proxy:
         # Environment proxies would override the session's own (requests' merge order).
         session.trust_env = False
-        session.proxies = {"http": proxy.strip(), "https": proxy.strip()}
+        session.proxies = {"http": proxy, "https": proxy}
     return session
 
 
