@@ -48,8 +48,10 @@ def _ip_or_cidr(value) -> None:
         raise ValidationError(f"{value!r} is not an IP address or CIDR") from None
 
 
-def _opt(field_cls, *args, **kwargs):
+def optional(field_cls, *args, **kwargs):
+    """A field that may also be null (Go's zero value)."""
     return field_cls(*args, allow_none=True, **kwargs)
+
 
 
 class Open(Schema):
@@ -58,74 +60,74 @@ class Open(Schema):
 
 
 class TLS(Open):
-    enable = _opt(Bool)
-    cert = _opt(Str)
-    key = _opt(Str)
+    enable = optional(Bool)
+    cert = optional(Str)
+    key = optional(Str)
 
 
 class RemoteManagement(Open):
-    allow_remote = _opt(Bool, data_key="allow-remote")
-    secret_key = _opt(Str, data_key="secret-key")
-    disable_control_panel = _opt(Bool, data_key="disable-control-panel")
-    panel_github_repository = _opt(Str, data_key="panel-github-repository")
-    trusted_proxies = _opt(fields.List, Str(validate=_ip_or_cidr), data_key="trusted-proxies")
-    cors_allowed_origins = _opt(fields.List, _opt(Str), data_key="cors-allowed-origins")
-    max_json_body_bytes = _opt(Int, data_key="max-json-body-bytes", validate=validate.Range(min=1))
-    max_upload_bytes = _opt(Int, data_key="max-upload-bytes", validate=validate.Range(min=1))
-    panel_file = _opt(Str, data_key="panel-file")
-    latest_release_url = _opt(Str, data_key="latest-release-url")
+    allow_remote = optional(Bool, data_key="allow-remote")
+    secret_key = optional(Str, data_key="secret-key")
+    disable_control_panel = optional(Bool, data_key="disable-control-panel")
+    panel_github_repository = optional(Str, data_key="panel-github-repository")
+    trusted_proxies = optional(fields.List, Str(validate=_ip_or_cidr), data_key="trusted-proxies")
+    cors_allowed_origins = optional(fields.List, optional(Str), data_key="cors-allowed-origins")
+    max_json_body_bytes = optional(Int, data_key="max-json-body-bytes", validate=validate.Range(min=1))
+    max_upload_bytes = optional(Int, data_key="max-upload-bytes", validate=validate.Range(min=1))
+    panel_file = optional(Str, data_key="panel-file")
+    latest_release_url = optional(Str, data_key="latest-release-url")
 
 
 class QuotaExceeded(Open):
-    switch_project = _opt(Bool, data_key="switch-project")
-    switch_preview_model = _opt(Bool, data_key="switch-preview-model")
+    switch_project = optional(Bool, data_key="switch-project")
+    switch_preview_model = optional(Bool, data_key="switch-preview-model")
 
 
 class Routing(Open):
-    strategy = _opt(Str)
+    strategy = optional(Str)
 
 
 class Streaming(Open):
-    keepalive_seconds = _opt(Int, data_key="keepalive-seconds")
-    bootstrap_retries = _opt(Int, data_key="bootstrap-retries")
+    keepalive_seconds = optional(Int, data_key="keepalive-seconds")
+    bootstrap_retries = optional(Int, data_key="bootstrap-retries")
 
 
 class Pprof(Open):
-    enable = _opt(Bool)
-    addr = _opt(Str)
+    enable = optional(Bool)
+    addr = optional(Str)
 
 
 class CoreConfig(Open):
     """The keys the core itself reads; provider sections are validated by their plugins."""
 
-    host = _opt(Str)
-    port = _opt(Int)
-    tls = _opt(fields.Nested, TLS)
-    remote_management = _opt(fields.Nested, RemoteManagement, data_key="remote-management")
-    auth_dir = _opt(Str, data_key="auth-dir")
-    debug = _opt(Bool)
-    commercial_mode = _opt(Bool, data_key="commercial-mode")
-    logging_to_file = _opt(Bool, data_key="logging-to-file")
-    logs_max_total_size_mb = _opt(Int, data_key="logs-max-total-size-mb")
-    error_logs_max_files = _opt(Int, data_key="error-logs-max-files")
-    usage_statistics_enabled = _opt(Bool, data_key="usage-statistics-enabled")
-    usage_statistics_file = _opt(Str, data_key="usage-statistics-file")
-    usage_statistics_max_details = _opt(Int, data_key="usage-statistics-max-details")
-    disable_cooling = _opt(Bool, data_key="disable-cooling")
-    request_retry = _opt(Int, data_key="request-retry")
-    max_retry_interval = _opt(Int, data_key="max-retry-interval")
-    quota_exceeded = _opt(fields.Nested, QuotaExceeded, data_key="quota-exceeded")
-    routing = _opt(fields.Nested, Routing)
-    ws_auth = _opt(Bool, data_key="ws-auth")
-    proxy_url = _opt(Str, data_key="proxy-url")
-    force_model_prefix = _opt(Bool, data_key="force-model-prefix")
-    request_log = _opt(Bool, data_key="request-log")
-    api_keys = _opt(fields.List, _opt(Str), data_key="api-keys")
-    passthrough_headers = _opt(Bool, data_key="passthrough-headers")
-    streaming = _opt(fields.Nested, Streaming)
-    nonstream_keepalive_interval = _opt(Int, data_key="nonstream-keepalive-interval")
-    pprof = _opt(fields.Nested, Pprof)
-    oauth_endpoints = _opt(fields.Dict, keys=Str(), values=_opt(fields.Dict), data_key="oauth-endpoints")
+    host = optional(Str)
+    port = optional(Int)
+    tls = optional(fields.Nested, TLS)
+    remote_management = optional(fields.Nested, RemoteManagement, data_key="remote-management")
+    auth_dir = optional(Str, data_key="auth-dir")
+    debug = optional(Bool)
+    commercial_mode = optional(Bool, data_key="commercial-mode")
+    logging_to_file = optional(Bool, data_key="logging-to-file")
+    logs_max_total_size_mb = optional(Int, data_key="logs-max-total-size-mb")
+    error_logs_max_files = optional(Int, data_key="error-logs-max-files")
+    usage_statistics_enabled = optional(Bool, data_key="usage-statistics-enabled")
+    usage_statistics_file = optional(Str, data_key="usage-statistics-file")
+    usage_statistics_max_details = optional(Int, data_key="usage-statistics-max-details")
+    disable_cooling = optional(Bool, data_key="disable-cooling")
+    request_retry = optional(Int, data_key="request-retry")
+    max_retry_interval = optional(Int, data_key="max-retry-interval")
+    quota_exceeded = optional(fields.Nested, QuotaExceeded, data_key="quota-exceeded")
+    routing = optional(fields.Nested, Routing)
+    ws_auth = optional(Bool, data_key="ws-auth")
+    proxy_url = optional(Str, data_key="proxy-url")
+    force_model_prefix = optional(Bool, data_key="force-model-prefix")
+    request_log = optional(Bool, data_key="request-log")
+    api_keys = optional(fields.List, optional(Str), data_key="api-keys")
+    passthrough_headers = optional(Bool, data_key="passthrough-headers")
+    streaming = optional(fields.Nested, Streaming)
+    nonstream_keepalive_interval = optional(Int, data_key="nonstream-keepalive-interval")
+    pprof = optional(fields.Nested, Pprof)
+    oauth_endpoints = optional(fields.Dict, keys=Str(), values=optional(fields.Dict), data_key="oauth-endpoints")
 
 
 CORE_KEYS = frozenset(f.data_key or name for name, f in CoreConfig().fields.items())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 
-from ..config.schema import Bool, Int
+from ..config.schema import Bool, Int, optional
 from . import timestamps
 from .model import Detail, Tokens
 
@@ -36,9 +36,6 @@ class Timestamp(fields.Field):
             raise ValidationError(str(exc)) from None
 
 
-def _opt(field_cls, *args, **kwargs):
-    return field_cls(*args, allow_none=True, **kwargs)
-
 
 class _Lenient(Schema):
     class Meta:
@@ -46,36 +43,36 @@ class _Lenient(Schema):
 
 
 class TokensSchema(_Lenient):
-    input_tokens = _opt(Int64)
-    output_tokens = _opt(Int64)
-    reasoning_tokens = _opt(Int64)
-    cached_tokens = _opt(Int64)
-    total_tokens = _opt(Int64)
+    input_tokens = optional(Int64)
+    output_tokens = optional(Int64)
+    reasoning_tokens = optional(Int64)
+    cached_tokens = optional(Int64)
+    total_tokens = optional(Int64)
 
 
 class DetailSchema(_Lenient):
-    timestamp = _opt(Timestamp)
-    source = _opt(fields.String)
-    auth_index = _opt(fields.String)
-    tokens = _opt(fields.Nested, TokensSchema)
-    failed = _opt(Bool)
+    timestamp = optional(Timestamp)
+    source = optional(fields.String)
+    auth_index = optional(fields.String)
+    tokens = optional(fields.Nested, TokensSchema)
+    failed = optional(Bool)
 
 
 class ModelSchema(_Lenient):
-    details = _opt(fields.List, _opt(fields.Nested, DetailSchema))
+    details = optional(fields.List, optional(fields.Nested, DetailSchema))
 
 
 class ApiSchema(_Lenient):
-    models = _opt(fields.Dict, keys=fields.String(), values=_opt(fields.Nested, ModelSchema))
+    models = optional(fields.Dict, keys=fields.String(), values=optional(fields.Nested, ModelSchema))
 
 
 class SnapshotSchema(_Lenient):
-    apis = _opt(fields.Dict, keys=fields.String(), values=_opt(fields.Nested, ApiSchema))
+    apis = optional(fields.Dict, keys=fields.String(), values=optional(fields.Nested, ApiSchema))
 
 
 class ImportSchema(_Lenient):
-    version = _opt(Int64)
-    usage = _opt(fields.Nested, SnapshotSchema)
+    version = optional(Int64)
+    usage = optional(fields.Nested, SnapshotSchema)
 
 
 _import_schema = ImportSchema()
