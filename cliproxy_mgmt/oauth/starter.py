@@ -169,6 +169,16 @@ class Flow:
     def endpoint(self, name: str) -> str:
         return self.starter.endpoint(self.config, name)
 
+    def post_json(self, name: str, **kwargs) -> dict | None:
+        """POST to endpoint `name` asking for JSON (`kwargs` go to requests: `data=`, `json=`,
+        `auth=`); the answer's JSON object on status 200, else None, a failed request too."""
+        try:
+            resp = self.http.post(self.endpoint(name), headers={"Accept": "application/json"}, **kwargs)
+            body = resp.json() if resp.status_code == 200 else None
+        except (requests.RequestException, ValueError):
+            return None
+        return body if isinstance(body, dict) else None
+
     def pending(self) -> bool:
         return self.sessions.is_pending(self.state, self.starter.name)
 

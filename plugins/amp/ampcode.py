@@ -88,6 +88,11 @@ def view(data: dict) -> dict:
     }
 
 
+def current() -> dict:
+    """The block's view of the config in force, built once per config version."""
+    return store().derived(f"{KEY}-view", view)
+
+
 def edit(change) -> None:
     """Apply `change(block)` and write the block back (the legacy keys leave the file)."""
     def apply(draft: dict) -> None:
@@ -121,8 +126,7 @@ def add_block_scalar(bp: Blueprint, setting: Scalar) -> None:
     endpoint = name.replace("-", "_")
 
     def get_view():
-        value = store().derived(f"{KEY}-view", view)[name]
-        return jsonify({name: value})
+        return jsonify({name: current()[name]})
 
     def put_view():
         value = value_body(setting.kind)
@@ -272,7 +276,7 @@ def ampcode_routes():
     @bp.get("/ampcode", endpoint="get_ampcode")
     @describe("Read the ampcode block", ok={"type": "object", "properties": {KEY: {}}})
     def get_block():
-        return jsonify({KEY: store().derived(f"{KEY}-view", view)})
+        return jsonify({KEY: current()})
 
     for setting in SCALARS:
         add_block_scalar(bp, setting)
@@ -280,12 +284,12 @@ def ampcode_routes():
     @bp.get("/ampcode/model-mappings", endpoint="get_model_mappings")
     @describe("Read ampcode.model-mappings", ok={"type": "object", "properties": {"model-mappings": {}}})
     def get_mappings():
-        return jsonify({"model-mappings": store().derived(f"{KEY}-view", view)["model-mappings"]})
+        return jsonify({"model-mappings": current()["model-mappings"]})
 
     @bp.get("/ampcode/upstream-api-keys", endpoint="get_upstream_api_keys")
     @describe("Read ampcode.upstream-api-keys", ok={"type": "object", "properties": {"upstream-api-keys": {}}})
     def get_keys():
-        return jsonify({"upstream-api-keys": store().derived(f"{KEY}-view", view)["upstream-api-keys"]})
+        return jsonify({"upstream-api-keys": current()["upstream-api-keys"]})
 
     add_model_mapping_routes(bp)
     add_upstream_key_routes(bp)

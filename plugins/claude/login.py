@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-import requests
-
 from cliproxy_mgmt import hookimpl
 from cliproxy_mgmt.oauth import Credential, LoginError, OAuthStarter, now_rfc3339, pkce_pair, rfc3339_in
 from cliproxy_mgmt.records import AuthFileType
@@ -48,12 +46,8 @@ class AnthropicLogin(OAuthStarter):
             "grant_type": "authorization_code", "client_id": CLIENT_ID,
             "redirect_uri": flow.endpoint("redirect-uri"), "code_verifier": flow.values["verifier"],
         }
-        try:
-            resp = flow.http.post(flow.endpoint("token"), json=body, headers={"Accept": "application/json"})
-            tokens = resp.json() if resp.status_code == 200 else None
-        except (requests.RequestException, ValueError):
-            tokens = None
-        if not isinstance(tokens, dict):
+        tokens = flow.post_json("token", json=body)
+        if tokens is None:
             raise LoginError(EXCHANGE_FAILED)
         account = tokens.get("account") if isinstance(tokens.get("account"), dict) else {}
         email = str(account.get("email_address") or "")

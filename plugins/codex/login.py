@@ -6,8 +6,6 @@ import hashlib
 import re
 from urllib.parse import urlencode
 
-import requests
-
 from cliproxy_mgmt import hookimpl
 from cliproxy_mgmt.oauth import (Credential, LoginError, OAuthStarter, jwt_claims, now_rfc3339, pkce_pair,
                                  rfc3339_in)
@@ -70,12 +68,8 @@ class CodexLogin(OAuthStarter):
             "grant_type": "authorization_code", "client_id": CLIENT_ID, "code": callback.code,
             "redirect_uri": flow.endpoint("redirect-uri"), "code_verifier": flow.values["verifier"],
         }
-        try:
-            resp = flow.http.post(flow.endpoint("token"), data=form, headers={"Accept": "application/json"})
-            tokens = resp.json() if resp.status_code == 200 else None
-        except (requests.RequestException, ValueError):
-            tokens = None
-        if not isinstance(tokens, dict):
+        tokens = flow.post_json("token", data=form)
+        if tokens is None:
             raise LoginError(EXCHANGE_FAILED)
         id_token = str(tokens.get("id_token") or "")
         email = str(jwt_claims(id_token).get("email") or "")

@@ -86,12 +86,8 @@ class GeminiCLILogin(OAuthStarter):
     def _exchange(self, flow, code: str) -> dict:
         form = {"grant_type": "authorization_code", "code": code, "client_id": CLIENT_ID,
                 "client_secret": CLIENT_SECRET, "redirect_uri": flow.endpoint("redirect-uri")}
-        try:
-            resp = flow.http.post(flow.endpoint("token"), data=form, headers={"Accept": "application/json"})
-            got = resp.json() if resp.status_code == 200 else None
-        except (requests.RequestException, ValueError):
-            got = None
-        if not isinstance(got, dict) or not got.get("access_token"):
+        got = flow.post_json("token", data=form)
+        if not got or not got.get("access_token"):
             raise LoginError("Failed to exchange token")
         token = {"access_token": got["access_token"], "token_type": got.get("token_type") or "Bearer",
                  "refresh_token": got.get("refresh_token") or "",

@@ -76,13 +76,8 @@ class IFlowLogin(OAuthStarter):
     def _exchange(self, flow, code: str) -> dict:
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": flow.endpoint("redirect-uri"),
                 "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
-        try:
-            resp = flow.http.post(flow.endpoint("token"), data=form, auth=(CLIENT_ID, CLIENT_SECRET),
-                                  headers={"Accept": "application/json"})
-            tokens = resp.json() if resp.status_code == 200 else None
-        except (requests.RequestException, ValueError):
-            tokens = None
-        if not isinstance(tokens, dict) or not tokens.get("access_token"):
+        tokens = flow.post_json("token", data=form, auth=(CLIENT_ID, CLIENT_SECRET))
+        if not tokens or not tokens.get("access_token"):
             raise LoginError(FAILED)
         return tokens
 

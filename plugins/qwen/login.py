@@ -38,12 +38,8 @@ class QwenLogin(OAuthStarter):
         verifier, challenge = pkce_pair(32)
         form = {"client_id": CLIENT_ID, "scope": SCOPE, "code_challenge": challenge,
                 "code_challenge_method": "S256"}
-        try:
-            resp = flow.http.post(flow.endpoint("device-code"), data=form, headers={"Accept": "application/json"})
-            device = resp.json() if resp.status_code == 200 else None
-        except (requests.RequestException, ValueError):
-            device = None
-        if not isinstance(device, dict) or not device.get("device_code"):
+        device = flow.post_json("device-code", data=form)
+        if not device or not device.get("device_code"):
             raise ApiError(500, "failed to generate authorization url")
         interval, expires = device.get("interval"), device.get("expires_in")
         flow.values.update(
