@@ -25,7 +25,8 @@ from .records import ConfigSection
 
 DEFAULT_JSON_LIMIT = 1 << 20  # bytes; `remote-management.max-json-body-bytes` overrides it
 
-_JSON_TYPES = {bool: "boolean", int: "integer", str: "string", list: "array", dict: "object"}
+# JSON-schema type names of the value kinds (for route descriptions).
+JSON_TYPES = {bool: "boolean", int: "integer", str: "string", list: "array", dict: "object"}
 _GO_INT = re.compile(r"^\s*([+-]?\d+)")
 
 
@@ -296,7 +297,7 @@ def add_scalar(bp: Blueprint, setting: Scalar) -> None:
         store().edit(lambda d: set_path(d, setting.path, value, setting.default))
         return ok()
 
-    describe(f"Read {get_key}", ok=_object_of({get_key: {"type": _JSON_TYPES[setting.kind]}}))(get_view)
+    describe(f"Read {get_key}", ok=_object_of({get_key: {"type": JSON_TYPES[setting.kind]}}))(get_view)
     describe(f"Set {get_key}", body=VALUE_SCHEMAS[setting.kind], ok=StatusOK)(put_view)
     bp.add_url_rule(setting.route, f"get_{name}", get_view, methods=["GET"])
     bp.add_url_rule(setting.route, f"put_{name}", put_view, methods=["PUT", "PATCH"])

@@ -12,6 +12,7 @@ from flask import Blueprint, jsonify
 
 from cliproxy_mgmt import ConfigSection, hookimpl
 from cliproxy_mgmt.conventions import (
+    JSON_TYPES,
     Scalar,
     fits,
     is_kind,
@@ -28,7 +29,6 @@ from cliproxy_mgmt.openapi import describe
 from cliproxy_mgmt.schemas import VALUE_SCHEMAS, StatusOK
 
 KEY = "ampcode"
-JSON_TYPES = {str: "string", bool: "boolean"}
 MAPPING = {"from": str, "to": str, "regex": bool}
 UPSTREAM_KEY = {"upstream-api-key": str, "api-keys": [str]}
 FIELDS = {"upstream-url": str, "upstream-api-key": str, "upstream-api-keys": [UPSTREAM_KEY],
