@@ -14,7 +14,8 @@ NAME = "cliproxy_mgmt"  # the pluggy project name, the marker name and the entry
 CORE_PLUGINS = ("cliproxy_mgmt.oauth_models",)
 
 # The package of built-in providers lists its own members (so the core names no provider).
-BUILTIN_PROVIDERS = "plugins"
+# It is the repo's plugins/ folder, installed under the core's name (setup.py).
+BUILTIN_PROVIDERS = "cliproxy_mgmt.providers"
 
 # Every built-in, registered by dotted name so a third-party entry point called e.g.
 # "claude" cannot collide with one of them.

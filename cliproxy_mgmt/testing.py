@@ -1,6 +1,12 @@
 """Fixtures for testing cliproxy-mgmt and its plugins with pytest-flask.
 
-Installed as a pytest plugin (entry point `pytest11`), so any test can use:
+A pytest plugin that a test suite opts into (it is not loaded into every pytest run of the
+environment): install `cliproxy-mgmt[testing]` and put this line into the suite's top-level
+conftest.py:
+
+    pytest_plugins = ["cliproxy_mgmt.testing"]
+
+Its tests can then use:
 
 * `make_app(config_text=None, *, extra_yaml="", plugins=(), load_entrypoints=False, **kw)`:
   a factory writing a fresh config.yaml (and `auths/` folder) into the test's tmp_path and

@@ -12,7 +12,7 @@ from test_api_call import Upstream, call
 
 from cliproxy_mgmt.authfiles import auth_index
 from cliproxy_mgmt.testing import ManagementClient
-from plugins.gemini.login import CLIENT_ID, CLIENT_SECRET
+from cliproxy_mgmt.providers.gemini.login import CLIENT_ID, CLIENT_SECRET
 
 NAME = "gemini-user@example.test-proj-1.json"
 

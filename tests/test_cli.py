@@ -56,7 +56,7 @@ def test_check_config(tmp_path):
 def test_plugins_lists_built_ins():
     result = cli("plugins")
     assert result.returncode == 0
-    assert "plugins.gemini" in result.stdout
+    assert "cliproxy_mgmt.providers.gemini" in result.stdout
     assert "config gemini-api-key" in result.stdout
 
 

@@ -1,9 +1,11 @@
-"""cliproxy-mgmt's pytest plugin (`cliproxy_mgmt.testing`) supplies make_app, client and mgmt;
-the app under test is the default one with this plugin registered."""
+"""cliproxy-mgmt's pytest plugin (`cliproxy_mgmt.testing`, opted into below) supplies make_app,
+client and mgmt; the app under test is the default one with this plugin registered."""
 
 import pytest
 
 import cliproxy_acme
+
+pytest_plugins = ["cliproxy_mgmt.testing"]
 
 
 @pytest.fixture
