@@ -7,7 +7,8 @@ import getpass
 import logging
 import sys
 
-DEFAULT_PORT = 8317  # upstream's default port
+from .config import DEFAULT_PORT
+
 DEFAULT_THREADS = 8
 
 

@@ -18,6 +18,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from ..authfiles import auth_files
 from ..authfiles.store import resolve_auth_dir
+from ..config import DEFAULT_PORT
 from ..conventions import read_body
 from ..errors import ApiError
 from ..openapi import describe
@@ -122,8 +123,6 @@ def _start_view(starter: OAuthStarter):
 
 
 def _start_forwarder(starter: OAuthStarter, flow: Flow, oauth: OAuthState) -> Forwarder:
-    from ..cli import DEFAULT_PORT  # where `serve` listens when the config names no port
-
     port = flow.config.get("port", default=DEFAULT_PORT)
     if isinstance(port, bool) or not isinstance(port, int) or port <= 0:
         raise _fail(starter, 500, "callback server unavailable")
