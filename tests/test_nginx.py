@@ -50,8 +50,8 @@ def nginx_binary() -> str | None:
 
 NGINX = nginx_binary()
 pytestmark = pytest.mark.skipif(
-    NGINX is None, reason="nginx is not installed and scripts/ensure-nginx could not install it "
-                          "(needs root and the Debian mirror)")
+    NGINX is None, reason="nginx is not installed: install it, set NGINX=/path/to/nginx, or run "
+                          "CLIPROXY_MGMT_TEST_INSTALL=1 ./scripts/test (installs Debian's nginx)")
 
 
 def _run(cmd, **kw) -> subprocess.CompletedProcess:
