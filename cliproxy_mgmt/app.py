@@ -65,10 +65,10 @@ def feature_blueprints() -> list[Blueprint]:
 
 
 def init_features(app: Flask) -> None:
-    """Per-app state and app-level routes of the features: usage store, log file, panel, CORS."""
-    from . import cors, logs, usage, web_ui
+    """Per-app state and app-level routes of the features: usage store, log file, panel, CORS, /healthz."""
+    from . import cors, health, logs, usage, web_ui
 
-    for feature in (usage, logs, web_ui, cors):
+    for feature in (usage, logs, web_ui, cors, health):
         feature.init_app(app)
 
 

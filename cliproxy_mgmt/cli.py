@@ -1,4 +1,4 @@
-"""The `cliproxy-mgmt` command: serve | hash-key | check-config | plugins."""
+"""The `cliproxy-mgmt` command: serve | hash-key | check-config | plugins | panel fetch."""
 
 from __future__ import annotations
 
@@ -103,6 +103,12 @@ def _plugins(args) -> int:
     return 0
 
 
+def _panel_fetch(args) -> int:
+    from .panel import run_fetch
+
+    return run_fetch(args.config, args.version)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cliproxy-mgmt", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     cc.set_defaults(run=_check_config)
     pl = sub.add_parser("plugins", help="list loaded plugins and what each registers")
     pl.set_defaults(run=_plugins)
+    panel = sub.add_parser("panel", help="the Management Center web UI file (management.html)")
+    fetch = panel.add_subparsers(dest="action", required=True).add_parser(
+        "fetch", help="download, verify and install management.html from the UI's GitHub releases")
+    fetch.add_argument("--config", default="config.yaml", help="path of config.yaml")
+    fetch.add_argument("--version", help="a release tag such as v1.22.2 (default: the latest)")
+    fetch.set_defaults(run=_panel_fetch)
     return parser
 
 

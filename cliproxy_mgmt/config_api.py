@@ -6,7 +6,7 @@ import json
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from .config.store import ConfigError, InvalidConfig
+from .config.store import ConfigError, InvalidConfig, parse
 from .config.view import build_config_view
 from .conventions import read_body, store
 from .errors import ApiError
@@ -16,6 +16,28 @@ from .schemas import ConfigReplaced
 bp = Blueprint("config_api", __name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 << 20
+
+# Keys only the operator may change, in the file on the server: `panel-file` names a file
+# served without a key (web_ui), so a key holder must not point it at another file.
+SERVER_ONLY_KEYS = (("remote-management", "panel-file"),)
+
+
+def _value(data, path):
+    for part in path:
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
+
+
+def check_server_only_keys(text: str) -> None:
+    """422 when `text` (a new config.yaml) changes a SERVER_ONLY_KEYS value."""
+    try:
+        new = parse(text)
+    except ConfigError:
+        return  # replace_text reports it
+    for path in SERVER_ONLY_KEYS:
+        if (_value(new, path) or None) != (store().get(*path) or None):
+            raise ApiError(422, "invalid_config", message=f"{'.'.join(path)} can only be changed "
+                           "in config.yaml on the server, not through the API")
 
 
 def upload_limit(config=None) -> int:
@@ -51,6 +73,7 @@ def put_config_yaml():
         raise ApiError(400, "invalid_yaml", message="config.yaml must be UTF-8 text") from None
     if not text.strip():
         raise ApiError(400, "invalid_yaml", message="empty config: refusing to replace config.yaml")
+    check_server_only_keys(text)
     try:
         store().replace_text(text)
     except InvalidConfig as exc:

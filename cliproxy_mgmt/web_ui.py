@@ -1,30 +1,25 @@
-"""GET /management.html: the Management Center's single-file build (reference §1.1, delta §14).
+"""GET /management.html: the Management Center's single-file build, without a management key.
 
-Served from `remote-management.panel-file` (relative to the config file's folder); by
-default from where upstream keeps its downloaded copy, `static/management.html` under
-$WRITABLE_PATH or beside the config, so an existing upstream installation's panel is found.
-404 when `remote-management.disable-control-panel` is true or the file is missing: this
-server never downloads the panel.
+Served from `panel.panel_path` (the operator's `remote-management.panel-file`, else
+`static/management.html`), and only when that is a regular file that starts as an HTML
+document: whatever the setting names, nothing else (a key file, config.yaml) is ever sent
+to an anonymous client. The setting itself cannot be changed through the API
+(`config_api.SERVER_ONLY_KEYS`). 404 when `remote-management.disable-control-panel` is true
+or there is no panel: this server never downloads it by itself (`cliproxy-mgmt panel fetch`).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 
-from flask import abort, current_app, send_file
+from flask import Response, abort, current_app, request
 
-PANEL_NAME = "management.html"
+from .panel import PANEL_NAME, looks_like_html, panel_path
 
 
-def panel_path(config) -> str:
-    remote = config.get("remote-management", default={}) or {}
-    value = remote.get("panel-file") if isinstance(remote, dict) else None
-    if isinstance(value, str) and value.strip():
-        path = os.path.expanduser(value.strip())
-        return path if os.path.isabs(path) else os.path.join(os.path.dirname(config.path), path)
-    writable = (os.environ.get("WRITABLE_PATH") or os.environ.get("writable_path") or "").strip()
-    base = writable or os.path.dirname(config.path)
-    return os.path.join(base, "static", PANEL_NAME)
+def _nonblocking(path, flags):
+    return os.open(path, flags | os.O_NONBLOCK)  # a FIFO named by the setting must not hang
 
 
 def management_html():
@@ -32,12 +27,20 @@ def management_html():
     config.refresh()
     if config.get("remote-management", "disable-control-panel") is True:
         abort(404)
-    path = panel_path(config)
-    if not os.path.isfile(path):
+    try:
+        with open(panel_path(config.data, config.path), "rb", opener=_nonblocking) as f:
+            info = os.fstat(f.fileno())
+            body = f.read() if stat.S_ISREG(info.st_mode) else b""
+    except OSError:  # missing, a folder, unreadable
         abort(404)
-    response = send_file(path, mimetype="text/html", conditional=True)
+    if not looks_like_html(body[:1024]):
+        abort(404)
+    response = Response(body, mimetype="text/html")
+    response.last_modified = info.st_mtime
     response.headers["Cache-Control"] = "no-cache"  # a new build is picked up at once
-    return response
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.add_etag()
+    return response.make_conditional(request)
 
 
 def init_app(app) -> None:
