@@ -1,4 +1,4 @@
-"""POST /api-call: an HTTP request made by the server for the client (reference §10.1).
+"""POST /api-call: an HTTP request made by the server for the client.
 
 `$TOKEN$` in a header value is replaced by the token of the auth file chosen by
 `auth_index` (also `authIndex`, `AuthIndex`): the file type's `access_token` (which may

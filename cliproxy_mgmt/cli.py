@@ -36,7 +36,7 @@ def _serve(args) -> int:
               "--local-password to enable it", file=sys.stderr, flush=True)
     from .config_api import upload_limit
     waitress.serve(app, listen=listen, threads=args.threads, ident="cliproxy-mgmt",
-                   # The app decides which forwarding headers to trust (decision 1).
+                   # The app decides which forwarding headers to trust (docs/decisions.md).
                    clear_untrusted_proxy_headers=False,
                    max_request_body_size=upload_limit(state.store) + (1 << 20))
     return 0

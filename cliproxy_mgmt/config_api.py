@@ -1,4 +1,4 @@
-"""GET /config, GET and PUT /config.yaml (reference-behaviour §5.1-5.2)."""
+"""GET /config, GET and PUT /config.yaml."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Upstream's request-body conventions, shared by every route (reference-behaviour §3).
+"""Upstream's request-body conventions, shared by every route.
 
 * scalar settings: `{"value": <x>}`, 400 `invalid body` for a wrong type or a missing value;
 * lists: a raw JSON array, or `{"items": [...]}` with at least one item;
@@ -167,7 +167,7 @@ def text(value) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-# -- the shared normalisers of credential entries (reference §4.2) ----------------------
+# -- the shared normalisers of credential entries ----------------------
 
 def normalize_prefix(value) -> str:
     """Trimmed, without leading/trailing `/`; a prefix that still holds a `/` is dropped ("")."""
@@ -314,7 +314,7 @@ def add_scalar(bp: Blueprint, setting: Scalar) -> None:
 def add_string_list(bp: Blueprint, route: str, key: str, *,
                     read: Callable[[dict], list] | None = None,
                     write: Callable[[dict, list], None] | None = None) -> None:
-    """Register GET/PUT/PATCH/DELETE for a list of strings (reference §3.3).
+    """Register GET/PUT/PATCH/DELETE for a list of strings.
 
     By default the list is the top-level `key`; `read(data)` and `write(draft, items)` let a
     string list be a view of something else (e.g. the keys of an object list).
@@ -399,12 +399,12 @@ def dict_items(data: dict, key: str) -> list:
 
 @dataclass(frozen=True)
 class ObjectList:
-    """How one provider's list of credential objects behaves (reference §3.4, §4.2).
+    """How one provider's list of credential objects behaves.
 
     `normalize(item)` returns the cleaned item (a new dict), or None to drop it; `sanitize(items)`
     runs over the whole list (de-duplication, dropping). Both run wherever upstream runs them:
     on the list as loaded, and after every change, which then stores the whole cleaned list.
-    Fields of an item that the provider does not know are kept as they are (decision 9).
+    Fields of an item that the provider does not know are kept as they are.
 
     `fields` types the known fields (see `fits`): a request item or PATCH value with a
     wrongly typed field is `invalid body`, a loaded config with one is refused. `read(data)`

@@ -1,4 +1,4 @@
-"""Cross-origin access, for configured origins only (decision 8).
+"""Cross-origin access, for configured origins only (docs/decisions.md, "Cross-origin access").
 
 `remote-management.cors-allowed-origins` lists the origins (e.g. `https://panel.example`;
 `*` allows any). For an allowed `Origin`, a preflight OPTIONS is answered 204 before the

@@ -116,7 +116,7 @@ def record_usage(record):
     implementation receives the record. An embedding proxy or a plugin reports a request
     with `cliproxy_mgmt.usage.record_usage(record, app=app)` (or `pm.hook.record_usage(
     record=record)`); the core's own implementation counts it in the app's statistics while
-    `usage-statistics-enabled` is true (upstream's rules: reference-behaviour §6.1). Plugins
+    `usage-statistics-enabled` is true (by upstream's rules). Plugins
     implement it to see every record (e.g. to export metrics). Implementations run in the
     reporting thread: keep them quick, and do not raise. The return value is ignored.
 

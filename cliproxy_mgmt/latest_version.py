@@ -1,4 +1,4 @@
-"""GET /latest-version: the newest release, from a GitHub-style release API (reference §10.2).
+"""GET /latest-version: the newest release, from a GitHub-style release API.
 
 Asked at `remote-management.latest-release-url` (default: upstream's releases), through
 `proxy-url` when set. The answer always comes within DEADLINE seconds, also when DNS or the

@@ -1,14 +1,14 @@
 """OAuth model rules and the static model catalogue: a built-in plugin of the core.
 
-* `/oauth-excluded-models`: `{provider: [model pattern]}` (reference-behaviour §4.4);
-* `/oauth-model-alias`: `{channel: [{name, alias, fork}]}` (reference-delta §5);
+* `/oauth-excluded-models`: `{provider: [model pattern]}`;
+* `/oauth-model-alias`: `{channel: [{name, alias, fork}]}`;
 * `GET /model-definitions/<channel>`: each channel's static models, which the provider
-  plugins supply through the `register_model_definitions` hook (reference-delta §6).
+  plugins supply through the `register_model_definitions` hook.
 
 The two maps belong to no provider (any channel name is stored), so they live here, in
 the core, registered through the same hooks as every provider. Deleted entries stay
 deleted: the whole normalised map is written back, so a removed key leaves the file
-(decision 11; upstream left removed aliases behind).
+(upstream left removed aliases behind).
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def _shown(mapping: dict) -> dict:
 # -- the two maps ------------------------------------------------------------------------
 
 def map_body(kind) -> dict:
-    """A PUT body: a raw map, or `{"items": map}`; null clears (reference §3.5)."""
+    """A PUT body: a raw map, or `{"items": map}`; null clears."""
     body = read_json()
     if isinstance(body, dict) and fits(body, kind):
         return body

@@ -1,8 +1,8 @@
 """Outgoing HTTP from the server (api-call, latest-version): sessions with an explicit proxy.
 
-Upstream picks a proxy from its settings and ignores the environment's proxy variables
-(reference-behaviour §10.1); a session here does the same. `socks5://` resolves names
-through the proxy, as Go's SOCKS5 dialer does (PySocks' `socks5h`).
+Upstream picks a proxy from its settings and ignores the environment's proxy variables; a
+session here does the same. `socks5://` resolves names through the proxy, as Go's SOCKS5
+dialer does (PySocks' `socks5h`).
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ class TokenContext:
     http     a session through the credential's proxy (its `proxy_url`, then `proxy-url`),
              never the environment's; pass `timeout` to each request.
     config   the config store: `config.get("oauth-endpoints", ...)`, or a login's
-             `endpoint(config, name)` for the provider URLs users may override (decision 17).
+             `endpoint(config, name)` for the provider URLs users may override.
     memory   a dict kept per app and per auth-file type for in-memory state, e.g. refreshed
              tokens (which are never written to the file). Keep it bounded.
     timeout  seconds each request may take.

@@ -1,4 +1,4 @@
-"""The core's scalar settings and `/api-keys` (reference-behaviour §3.2-3.3, §10.3-10.5)."""
+"""The core's scalar settings and `/api-keys`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The `ampcode` block and its routes (reference-behaviour §10.8)."""
+"""The `ampcode` block and its routes."""
 
 from __future__ import annotations
 

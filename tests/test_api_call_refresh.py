@@ -1,4 +1,4 @@
-"""POST /api-call refreshes a gemini-cli token before substituting `$TOKEN$` (reference §10.1),
+"""POST /api-call refreshes a gemini-cli token before substituting `$TOKEN$`,
 end to end: a real local server plays Google's token endpoint, another records the call."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Golden byte tests: a write changes exactly the lines it must (decision 9, architecture.md).
+"""Golden byte tests: a write changes exactly the lines it must (docs/decisions.md).
 
 Run on upstream's config.example.yaml (a copy in tests/data) and on our bundled config.yaml.
 """

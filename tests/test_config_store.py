@@ -1,4 +1,4 @@
-"""The config store: atomic writes, failed saves, hot reload (decisions 10-13)."""
+"""The config store: atomic writes, failed saves, hot reload (docs/decisions.md, "Data safety")."""
 
 from __future__ import annotations
 

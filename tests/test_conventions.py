@@ -1,4 +1,4 @@
-"""The shared body conventions, through the core routes that use them (reference §3)."""
+"""The shared body conventions, through the core routes that use them."""
 
 from __future__ import annotations
 

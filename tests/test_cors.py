@@ -1,4 +1,4 @@
-"""CORS only for configured origins (decision 8)."""
+"""CORS only for configured origins (docs/decisions.md, "Cross-origin access")."""
 
 from __future__ import annotations
 

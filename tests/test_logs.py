@@ -1,5 +1,5 @@
 """Logs: the log folder, reading main.log for GET /logs, the server's own log file, upkeep,
-and the request error log endpoints (reference-behaviour §7, delta §7-8)."""
+and the request error log endpoints."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`GET /model-definitions/<channel>` and the `register_model_definitions` hook (reference-delta §6)."""
+"""`GET /model-definitions/<channel>` and the `register_model_definitions` hook."""
 
 from __future__ import annotations
 

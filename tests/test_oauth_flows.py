@@ -1,8 +1,8 @@
 """Every login end to end: the app served over HTTP, the provider played by a local server.
 
-The provider's endpoints are overridden in config.yaml (`oauth-endpoints`, decision 17);
+The provider's endpoints are overridden in config.yaml (`oauth-endpoints`);
 the browser is a `requests` session following redirects. Token files must carry upstream's
-fields and names (decision 16).
+fields and names (docs/decisions.md, "Token files upstream can read").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`/oauth-excluded-models` (reference-behaviour §4.4) and `/oauth-model-alias` (reference-delta §5)."""
+"""`/oauth-excluded-models` and `/oauth-model-alias`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The provider credential lists: body conventions and field normalisation (reference §3.4, §4.2)."""
+"""The provider credential lists: body conventions and field normalisation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Client address, ban, key verification, and the management guard (decisions 1-5, 18)."""
+"""Client address, ban, key verification, and the management guard (docs/decisions.md, "Security")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Usage statistics survive a restart of the real server (decision 15), and a SIGKILL."""
+"""Usage statistics survive a restart of the real server (docs/decisions.md), and a SIGKILL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The auth-dir store: the OAuth token files the proxy uses (reference-behaviour §8, delta §1-4).
+"""The auth-dir store: the OAuth token files the proxy uses.
 
 Routes are in `api.py` (blueprint `bp`). Other code uses:
 

@@ -1,4 +1,4 @@
-"""The /auth-files routes (reference-behaviour §8.3-8.7, reference-delta §1-2, decisions 6-7)."""
+"""The /auth-files routes (size limits and safe names: docs/decisions.md)."""
 
 from __future__ import annotations
 
@@ -159,7 +159,7 @@ def patch_auth_file_fields():
 
     def change(data: dict) -> None:
         # Values are stored as sent (upstream sets them untrimmed); "" and priority 0 remove
-        # the key, which the proxy reads as "not set" (decision: persisted, reference-delta §2).
+        # the key, which the proxy reads as "not set" (and that removal is written to the file).
         for field, value in present.items():
             if value in ("", 0):
                 data.pop(field, None)

@@ -4,8 +4,7 @@ A warm listing re-reads no unchanged file: each file's entry is kept as ready JS
 and the whole body is kept while nothing changed. Change notification (`watch.py`) says
 which names to stat again, so listing 5,000 unchanged files touches none of them; without
 it every file is stat()ed and compared (see benchmarks/bench_auth_files.py).
-Entries follow reference-behaviour §8.3 and reference-delta §4; keys are sorted, as gin
-writes maps.
+Entries have upstream's fields; keys are sorted, as gin writes maps.
 """
 
 from __future__ import annotations
@@ -35,12 +34,12 @@ _REFRESH_KEYS = ("last_refresh", "lastRefresh", "last_refreshed_at", "lastRefres
 
 
 def auth_index(name: str) -> str:
-    """The stable `auth_index` of a file: 16 hex chars of SHA-256 of `file:<name>` (§8.2)."""
+    """The stable `auth_index` of a file: 16 hex chars of SHA-256 of `file:<name>`."""
     return hashlib.sha256(f"file:{name}".encode("utf-8")).hexdigest()[:16]
 
 
 def parse_time(value) -> datetime | None:
-    """A `last_refresh` value: RFC 3339, `YYYY-MM-DD HH:MM:SS` or unix seconds (§8.6)."""
+    """A `last_refresh` value: RFC 3339, `YYYY-MM-DD HH:MM:SS` or unix seconds."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return datetime.fromtimestamp(value).astimezone()
     if not isinstance(value, str) or not value.strip():

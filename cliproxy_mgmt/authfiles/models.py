@@ -1,4 +1,4 @@
-"""GET /auth-files/models: the models an auth file's provider serves (reference-behaviour §8.4).
+"""GET /auth-files/models: the models an auth file's provider serves.
 
 Upstream lists what its runtime model registry holds for the credential. This server runs
 no proxy, so it answers with the static model definitions of the file's channel (the

@@ -1,4 +1,4 @@
-"""Auth-file names (decision 7): a plain file name ending in `.json`, nothing else.
+"""Auth-file names: a plain file name ending in `.json`, nothing else (docs/decisions.md).
 
 No `/`, `\\`, NUL or other control characters, no leading `.`, no `..`, at most 255 bytes.
 Names keep their exact spelling (`claude-user+tag@example.com.json` is valid): we never

@@ -1,7 +1,7 @@
 """The auth-dir on disk: where it is, and reading, writing and removing its files safely.
 
-Every name goes through `names.check_name`; a path that is a symlink is refused (decision
-7), and writes replace the directory entry itself (temp file + rename), so a symlink placed
+Every name goes through `names.check_name`; a path that is a symlink is refused, and writes
+replace the directory entry itself (temp file + rename), so a symlink placed
 in auth-dir can never redirect a write outside it.
 """
 

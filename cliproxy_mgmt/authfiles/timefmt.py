@@ -1,4 +1,4 @@
-"""Timestamps as Go writes them (reference-behaviour §0.2): RFC 3339 in the local zone, `Z` for UTC."""
+"""Timestamps as Go writes them: RFC 3339 in the local zone, `Z` for UTC."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Validation of a loaded config (marshmallow, at the edge): the types Go's strict loader insists on.
 
-Unknown keys are allowed everywhere (decision 9 keeps them); a known key with a value of
+Unknown keys are allowed everywhere (config edits keep them); a known key with a value of
 the wrong type makes the whole config invalid, as `port: abc` does upstream.
 """
 

@@ -1,7 +1,7 @@
-"""GET /config: the effective config as upstream's JSON (reference-behaviour §5.1, delta §13).
+"""GET /config: the effective config as upstream's JSON.
 
 Defaults are filled in, server and secret settings (`host`, `port`, `auth-dir`,
-`remote-management`) are hidden, lists are `[]` rather than null (decision 14), and each
+`remote-management`) are hidden, lists are `[]` rather than null (docs/decisions.md), and each
 plugin's section is shown by the plugin itself.
 """
 

@@ -1,4 +1,4 @@
-"""Logs (reference-behaviour §7, delta §7-8): the server's own log file and the log endpoints.
+"""Logs: the server's own log file and the log endpoints.
 
 `log_dir(config)` is the folder every endpoint and the writer use ($WRITABLE_PATH/logs,
 ./logs, <auth-dir>/logs). `writer.FileLogging` follows `logging-to-file`,

@@ -1,4 +1,4 @@
-"""Where the log folder is and what its files are (reference-behaviour §7.1, delta §8)."""
+"""Where the log folder is and what its files are."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reading the main log for GET /logs (reference-behaviour §7.2)."""
+"""Reading the main log for GET /logs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GET/DELETE /logs, /request-error-logs, /request-log-by-id (reference-behaviour §7.2-7.6)."""
+"""GET/DELETE /logs, /request-error-logs, /request-log-by-id."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ _LEVELS = {"DEBUG": "debug", "INFO": "info ", "WARNING": "warn ", "ERROR": "erro
 
 
 class UpstreamFormatter(logging.Formatter):
-    """`[YYYY-MM-DD HH:MM:SS] [--------] [info ] [file.py:12] message` (reference §7.1).
+    """`[YYYY-MM-DD HH:MM:SS] [--------] [info ] [file.py:12] message`.
 
     The request-id column is always dashes: this server serves no AI API path.
     """

@@ -1,4 +1,4 @@
-"""OAuth logins started from the management API (reference-behaviour §9).
+"""OAuth logins started from the management API.
 
 The core owns the mechanics: sessions (`sessions.py`), states and callback files
 (`callbacks.py`), the `is_webui` callback listener (`forwarder.py`), the routes

@@ -1,4 +1,4 @@
-"""The OAuth routes (reference-behaviour §9.1, reference-delta §11).
+"""The OAuth routes.
 
 Management routes: each starter's `GET <route>` (and its extra `routes()`),
 `POST /oauth-callback`, `GET /get-auth-status`. Main-server routes, without the management
@@ -261,7 +261,7 @@ def get_auth_status():
     if not valid_state(state):
         raise OAuthError(400, "invalid state")
     session = oauth_state().sessions.get(state)
-    if session is None:  # completed, unknown or expired: all read as ok (reference-delta §11)
+    if session is None:  # completed, unknown or expired: all read as ok
         return jsonify({"status": "ok"})
     if not session.pending:
         return jsonify({"status": "error", "error": session.status})

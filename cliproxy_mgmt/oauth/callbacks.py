@@ -1,4 +1,4 @@
-"""OAuth states and callback files (reference §9.1).
+"""OAuth states and callback files.
 
 A browser callback (`POST /oauth-callback` or `GET /<provider>/callback`) is handed to the
 login waiting for it as the file `<auth-dir>/.oauth-<provider>-<state>.oauth`, JSON

@@ -1,4 +1,4 @@
-"""The local callback listener of `is_webui` logins (reference §9.1).
+"""The local callback listener of `is_webui` logins.
 
 Providers only redirect to the `http://localhost:<port>/...` URI registered for their
 public client. When the web UI starts a login in a browser on the server's own machine,

@@ -1,4 +1,4 @@
-"""OAuth sessions: state -> (provider, status, expiry), as upstream keeps them (reference §9.1).
+"""OAuth sessions: state -> (provider, status, expiry), as upstream keeps them.
 
 A session is pending while its status is ""; a non-empty status is the error message
 `GET /get-auth-status` reports. Sessions live 10 minutes; recording an error re-arms that.

@@ -10,7 +10,7 @@
 * `Flow`: one login in progress, handed to those two methods.
 
 Provider URLs are `endpoints` with upstream's real defaults; config.yaml can override
-each as `oauth-endpoints.<endpoints_key>.<endpoint name>` (decision 17, docs/oauth-endpoints.md).
+each as `oauth-endpoints.<endpoints_key>.<endpoint name>` (docs/oauth-endpoints.md).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class Abandoned(Exception):
 
 @dataclass(frozen=True)
 class Credential:
-    """A token file to save in auth-dir: upstream's file name and fields (decision 16)."""
+    """A token file to save in auth-dir: upstream's file name and fields, so upstream can use it."""
 
     name: str
     data: dict

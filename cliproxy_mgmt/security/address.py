@@ -1,4 +1,4 @@
-"""The client address of a request (decisions 1 and 2).
+"""The client address of a request (docs/decisions.md, "Client address" and "Local clients").
 
 The socket peer is the client. Forwarding headers (`X-Forwarded-For`, `Forwarded`,
 `X-Real-IP`) count only when the peer is a trusted proxy; then the client is the

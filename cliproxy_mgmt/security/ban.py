@@ -1,4 +1,4 @@
-"""The failure ban (decision 3): 5 wrong keys in a row from one non-local address ban it for 30 minutes."""
+"""The failure ban: 5 wrong keys in a row from one non-local address ban it for 30 minutes."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The management guard: the before-request check every /v0/management route passes.
 
-Order (reference-behaviour §2.3 with decisions 1-5 and 18): management enabled at all
+Order (upstream's, with the changes in docs/decisions.md, "Security"): management enabled at all
 (else 404) -> client address -> ban (403) -> allow-remote (403) -> key present (401) ->
 local password (loopback only) -> MANAGEMENT_PASSWORD -> the config's bcrypt hash
 (401 and a counted failure when wrong).

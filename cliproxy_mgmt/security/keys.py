@@ -1,4 +1,4 @@
-"""Management keys: bcrypt hashing, and verification that runs bcrypt once per key (decisions 4, 5)."""
+"""Management keys: bcrypt hashing, and verification that runs bcrypt once per key."""
 
 from __future__ import annotations
 

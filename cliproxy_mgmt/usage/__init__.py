@@ -1,4 +1,4 @@
-"""Usage statistics (reference-behaviour §6), kept across restarts (decision 15).
+"""Usage statistics, kept across restarts (docs/decisions.md, "Usage statistics survive restarts").
 
 Counted per upstream request; stored in SQLite (`usage-statistics-file`, default
 `usage-statistics.sqlite3` beside config.yaml). Totals cover every request; per-request

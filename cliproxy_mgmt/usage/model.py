@@ -1,6 +1,6 @@
 """What usage statistics are made of: one request's record, and the detail rows kept for it.
 
-Upstream's rules (reference-behaviour §6.1 and §6.4) live here: the bucketing key of a
+Upstream's rules live here: the bucketing key of a
 request, token totals, and the de-duplication key of an imported detail.
 """
 

@@ -1,7 +1,7 @@
 """RFC 3339 timestamps as Go's `time.Time` keeps them: nanoseconds plus the zone offset.
 
 Upstream writes usage timestamps with RFC3339Nano in the time's own zone and buckets a
-detail by day and hour in that zone (reference-behaviour §6.4), so a timestamp is kept as
+detail by day and hour in that zone, so a timestamp is kept as
 (nanoseconds since the epoch, offset in seconds) rather than as a Python datetime, which
 would lose the last three digits.
 """

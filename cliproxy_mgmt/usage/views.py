@@ -1,4 +1,4 @@
-"""GET /usage, GET /usage/export, POST /usage/import (reference-behaviour §6.2-6.4)."""
+"""GET /usage, GET /usage/export, POST /usage/import."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""The `ampcode` config block and every `/ampcode` route (reference-behaviour §10.8).
+"""The `ampcode` config block and every `/ampcode` route.
 
 The legacy top-level keys `amp-upstream-url`, `amp-upstream-api-key`,
 `amp-restrict-management-to-localhost` and `amp-model-mappings` are read into the block as
-upstream's loader does (§4.6 item 3), and leave the file on the block's next write.
-An emptied list is written as `[]` (decision 11; upstream left `upstream-api-keys` behind).
+upstream's loader does, and leave the file on the block's next write.
+An emptied list is written as `[]` (upstream left `upstream-api-keys` behind).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""`/claude-api-key` (reference-behaviour §3.4, §4.2 ClaudeKey) and the `claude-header-defaults`
-section of GET /config (reference-delta §13), which only config.yaml sets."""
+"""`/claude-api-key` and the `claude-header-defaults`
+section of GET /config, which only config.yaml sets."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Claude: the anthropic OAuth login (reference-behaviour §9.2, delta §11) and its token files."""
+"""Claude: the anthropic OAuth login and its token files."""
 
 from __future__ import annotations
 

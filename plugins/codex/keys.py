@@ -1,4 +1,4 @@
-"""`/codex-api-key` (reference-behaviour §3.4, §4.2 CodexKey): like a Claude key, but an entry
+"""`/codex-api-key`: like a Claude key, but an entry
 without a base-url is dropped, at load as well as on every write."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Codex: the OpenAI OAuth login (reference-behaviour §9.3, delta §4 and §11) and its token files."""
+"""Codex: the OpenAI OAuth login and its token files."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def auth_claims(id_token: str) -> dict:
 
 def file_name(email: str, plan: str, account_id: str) -> str:
     """Upstream's name at the target: `codex-<email>-<plan>.json`, team plans prefixed by a hash
-    of the account, `codex-<email>.json` when the plan is unknown (reference-delta §4)."""
+    of the account, `codex-<email>.json` when the plan is unknown."""
     plan = re.sub(r"[^a-z0-9]+", "-", plan.strip().lower()).strip("-")
     if not plan:
         return f"codex-{email}.json"
@@ -88,7 +88,7 @@ class CodexLogin(OAuthStarter):
 
 
 def describe(data: dict, email: str) -> dict:
-    """Codex entries carry the id_token's ChatGPT claims (reference-behaviour §8.3)."""
+    """Codex entries carry the id_token's ChatGPT claims."""
     claims = auth_claims(data.get("id_token") if isinstance(data.get("id_token"), str) else "")
     shown = {"chatgpt_account_id": claims.get("chatgpt_account_id"), "plan_type": claims.get("chatgpt_plan_type"),
              "chatgpt_subscription_active_start": claims.get("chatgpt_subscription_active_start"),

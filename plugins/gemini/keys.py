@@ -1,9 +1,8 @@
 """`/gemini-api-key` and its legacy string view `/generative-language-api-key`.
 
-Reference-behaviour §3.4 and §4.2 (GeminiKey); the legacy route and config key are §4.6
-item 1 and seeds/001: the legacy route is the list of the entries' keys, and a legacy
-top-level `generative-language-api-key: [key]` is read as bare entries and folded into
-`gemini-api-key` by the next write of the list.
+The entries are upstream's GeminiKey objects. The legacy route is the list of the entries'
+keys, and a legacy top-level `generative-language-api-key: [key]` is read as bare entries
+and folded into `gemini-api-key` by the next write of the list.
 """
 
 from __future__ import annotations

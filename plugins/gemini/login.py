@@ -1,5 +1,5 @@
-"""Gemini CLI: the Google OAuth login with Code Assist onboarding (reference-behaviour §9.4,
-reference-delta §11) and its token files (`type: gemini`, listed as `gemini-cli`)."""
+"""Gemini CLI: the Google OAuth login with Code Assist onboarding and its token files
+(`type: gemini`, listed as `gemini-cli`)."""
 
 from __future__ import annotations
 
@@ -222,7 +222,7 @@ def _project_id(value) -> str:
 
 
 def describe(data: dict, email: str) -> dict:
-    """gemini-cli accounts read `email (project_id)` (reference-behaviour §8.3)."""
+    """gemini-cli accounts read `email (project_id)`."""
     project = data.get("project_id")
     if email and isinstance(project, str) and project:
         return {"account": f"{email} ({project})"}

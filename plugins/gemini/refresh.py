@@ -1,4 +1,4 @@
-"""The access token of a gemini-cli file for POST /api-call (reference-behaviour §10.1).
+"""The access token of a gemini-cli file for POST /api-call.
 
 Upstream hands the file's token to golang.org/x/oauth2: a token whose `expiry` is within 10 s
 (or that is empty) is refreshed at Google's token endpoint with the gemini-cli client, through

@@ -1,4 +1,4 @@
-"""`POST /iflow-auth-url`: log in with a browser's iFlow platform cookie (reference-behaviour §9.7).
+"""`POST /iflow-auth-url`: log in with a browser's iFlow platform cookie.
 
 Synchronous: the `BXAuth` cookie buys an API key from the platform, which is saved as an
 iflow token file keeping only that cookie. Every answer carries `"status"`.

@@ -1,5 +1,4 @@
-"""iFlow: the OAuth login (reference-behaviour §9.6, reference-delta §4), the cookie login on the
-same route (`cookie.py`, §9.7) and the token files."""
+"""iFlow: the OAuth login, the cookie login on the same route (`cookie.py`) and the token files."""
 
 from __future__ import annotations
 

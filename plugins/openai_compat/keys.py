@@ -1,8 +1,8 @@
-"""`/openai-compatibility` (reference-behaviour §3.4, §4.2 OpenAICompatibility): named
+"""`/openai-compatibility`: named
 OpenAI-compatible upstreams, selected by `name`; an entry without a base-url is dropped.
 
 A legacy `api-keys: [key]` inside an entry is migrated into `api-key-entries` (skipping
-empty and repeated keys) and disappears from the file on the next write (§4.6 item 2).
+empty and repeated keys) and disappears from the file on the next write.
 """
 
 from __future__ import annotations

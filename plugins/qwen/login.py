@@ -1,4 +1,4 @@
-"""Qwen: the device-code login (reference-behaviour §9.5, reference-delta §4) and its token files."""
+"""Qwen: the device-code login and its token files."""
 
 from __future__ import annotations
 

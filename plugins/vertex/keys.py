@@ -1,4 +1,4 @@
-"""`/vertex-api-key` (reference-behaviour §3.4, §4.2 VertexCompatKey): Vertex-compatible
+"""`/vertex-api-key`: Vertex-compatible
 third-party endpoints, an API key plus a base-url; both are required."""
 
 from __future__ import annotations

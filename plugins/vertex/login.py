@@ -1,5 +1,5 @@
 """`POST /vertex/import`: a Google service-account JSON saved as a vertex credential
-(reference-behaviour §9.8), and the vertex token files' type."""
+, and the vertex token files' type."""
 
 from __future__ import annotations
 
