@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..config_api import upload_limit
 from ..conventions import is_kind, ok, read_body
 from ..errors import ApiError
 from ..openapi import describe
+from ..safeload import InvalidJSON, load_json
 from ..schemas import StatusOK
 from . import auth_files
 from .listing import parse_auth_json
@@ -113,8 +112,8 @@ def delete_auth_files():
 def _patch_body(fields: dict) -> tuple[str, dict]:
     """The JSON object of a PATCH, typed as `fields` says; (trimmed name, present fields)."""
     try:
-        body = json.loads(read_body())
-    except (ValueError, UnicodeDecodeError):
+        body = load_json(read_body())
+    except InvalidJSON:
         body = None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid request body")

@@ -20,6 +20,7 @@ import time
 from datetime import datetime
 
 from ..records import top_level_email
+from ..safeload import InvalidJSON, load_json
 from .names import is_auth_file_name
 from .store import AuthDir
 from .timefmt import rfc3339_nano
@@ -57,8 +58,8 @@ def parse_time(value) -> datetime | None:
 def parse_auth_json(raw: bytes):
     """The parsed file when it is a JSON object; else a short reason (str)."""
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = load_json(raw)
+    except InvalidJSON as exc:
         return f"invalid auth file: {exc}"
     return data if isinstance(data, dict) else "invalid auth file: not a JSON object"
 

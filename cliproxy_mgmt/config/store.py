@@ -25,11 +25,10 @@ import threading
 import time
 from typing import Callable
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import YAMLError
 
 from ..fileio import replace_file
+from ..safeload import InvalidYAML, load_yaml
 from . import yamlio
 
 log = logging.getLogger(__name__)
@@ -57,8 +56,8 @@ class SaveError(OSError):
 def parse(text: str) -> dict:
     """Parse config text into plain data; an empty file is an empty mapping."""
     try:
-        loaded = YAML(typ="safe", pure=True).load(text)
-    except YAMLError as exc:
+        loaded = load_yaml(text)
+    except InvalidYAML as exc:
         raise ConfigError(str(exc)) from None
     if loaded is None:
         return {}

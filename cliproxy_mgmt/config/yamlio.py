@@ -25,8 +25,9 @@ from dataclasses import dataclass
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import ScalarString
+
+from ..safeload import InvalidYAML, load_yaml
 
 _TOP_KEY = re.compile(r"""^(?:"((?:[^"\\]|\\.)*)"|'((?:[^']|'')*)'|([^\s#'"\-?:,\[\]{}][^:#]*?|-[^\s:#][^:#]*?))\s*:(?:\s|$)""")
 
@@ -177,8 +178,8 @@ def _dump(yaml: YAML, data) -> str:
 def reads_back(text: str, expected) -> bool:
     """Does `text` load (safe loader) to exactly the plain value `expected`?"""
     try:
-        loaded = YAML(typ="safe", pure=True).load(text)
-    except YAMLError:
+        loaded = load_yaml(text)
+    except InvalidYAML:
         return False
     return same(to_plain(loaded if loaded is not None else {}), expected)
 
