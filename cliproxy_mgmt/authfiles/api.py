@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..config_api import upload_limit
@@ -44,8 +46,19 @@ def download_auth_file():
     name = request.args.get("name", "")
     content = auth_files().folder().read(name)
     resp = Response(content, content_type="application/json")
-    resp.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    resp.headers["Content-Disposition"] = attachment(name)
     return resp
+
+
+def attachment(name: str) -> str:
+    """Content-Disposition for a download named `name` (RFC 6266): `filename="..."` as upstream
+    writes it, and for a name that is not plain printable ASCII an ASCII fallback plus the
+    exact name as `filename*=UTF-8''...` (RFC 5987; a header value must be latin-1)."""
+    fallback = "".join(c if " " <= c < "\x7f" and c not in '"\\' else "_" for c in name)
+    header = f'attachment; filename="{fallback}"'
+    if fallback != name:
+        header += "; filename*=UTF-8''" + quote(name, safe="", errors="surrogatepass")
+    return header
 
 
 @bp.post("/auth-files")
