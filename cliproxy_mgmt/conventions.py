@@ -21,7 +21,7 @@ from .errors import ApiError, invalid_body
 from .openapi import describe
 from .schemas import VALUE_SCHEMAS, ObjectListPatch, StatusOK, StringListPatch, array_or_items
 from .records import ConfigSection
-from .safeload import InvalidJSON, load_json
+from .safeload import INT64_MAX, INT64_MIN, InvalidJSON, load_json
 
 DEFAULT_JSON_LIMIT = 1 << 20  # bytes; `remote-management.max-json-body-bytes` overrides it
 
@@ -65,11 +65,11 @@ def read_json():
 
 
 def is_kind(value, kind: type) -> bool:
-    """JSON type check: bool is not an int, 1.0 is not an int."""
+    """JSON type check: bool is not an int, 1.0 is not an int, an int fits Go's int64."""
     if kind is bool:
         return isinstance(value, bool)
     if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return isinstance(value, int) and not isinstance(value, bool) and INT64_MIN <= value <= INT64_MAX
     if kind is str:
         return isinstance(value, str)
     if kind is list:

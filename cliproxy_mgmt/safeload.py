@@ -25,9 +25,12 @@ from operator import sub
 from ruamel.yaml import YAML
 from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import YAMLError
-from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.events import AliasEvent, ScalarEvent
 from ruamel.yaml.nodes import MappingNode, SequenceNode
 from ruamel.yaml.scanner import Scanner
+
+# Go's int (64-bit platforms) and int64: the range of every integer that goes into config.yaml.
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 MAX_JSON_DEPTH = 100
 MAX_YAML_DEPTH = 128  # MAX_JSON_DEPTH plus room for the config's own levels
@@ -159,7 +162,9 @@ class LimitedComposer(Composer):
         if self.parser.check_event(AliasEvent):
             self._aliased = True
             return super().compose_node(parent, index)
-        self._level += 1
+        if self.parser.check_event(ScalarEvent):
+            return super().compose_node(parent, index)
+        self._level += 1  # the depth counts sequences and mappings, as JSON's counts [ and {
         try:
             if self._level > MAX_YAML_DEPTH:
                 raise InvalidYAML(f"nested deeper than {MAX_YAML_DEPTH} levels")

@@ -17,6 +17,7 @@ plus dump costs over a second, and a re-emitted file drifts from what the user w
 
 from __future__ import annotations
 
+import copy
 import difflib
 import io
 import json
@@ -167,6 +168,35 @@ def apply_diff(node, new):
     if same(to_plain(node), new):
         return node
     return _styled_like(node, new)
+
+
+# An anchor (`&name`) where YAML allows one: after a space, a line start or a flow indicator.
+# A false positive (`"a &b"` in a string) only costs one extra full check of the result.
+_ANCHOR = re.compile(r"(?:^|[\s\[{,])&[^\s\[\]{},]")
+
+
+def has_anchors(text: str) -> bool:
+    """Might `text` hold anchors? Then a local edit can change or orphan an alias elsewhere."""
+    return "&" in text and _ANCHOR.search(text) is not None
+
+
+def expand_aliases(node, _seen=None):
+    """`node` (round-trip loaded) with every alias spelled out as its own copy and no anchors.
+
+    What the document means stays the same; each former alias is now independent, so
+    changing or deleting one place can no longer change or break another.
+    """
+    seen = set() if _seen is None else _seen
+    if isinstance(node, (CommentedMap, CommentedSeq)):
+        if id(node) in seen:
+            node = copy.deepcopy(node)
+        seen.add(id(node))
+        keys = list(node.keys()) if isinstance(node, CommentedMap) else range(len(node))
+        for key in keys:
+            node[key] = expand_aliases(node[key], seen)
+    if hasattr(node, "yaml_set_anchor") and getattr(node, "anchor", None) is not None:
+        node.yaml_set_anchor(None)
+    return node
 
 
 def _dump(yaml: YAML, data) -> str:
