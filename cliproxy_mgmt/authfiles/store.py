@@ -123,7 +123,11 @@ class AuthDir:
     def write(self, name: str, data: bytes, **check) -> str:
         """Write a file atomically (mode 0600), creating auth-dir if needed; return its path."""
         path = self.path_of(name, **check)
-        os.makedirs(self.path, mode=DIR_MODE, exist_ok=True)
+        try:
+            os.makedirs(self.path, mode=DIR_MODE, exist_ok=True)
+        except OSError as exc:  # e.g. a dangling symlink or a file where the folder should be
+            raise ApiError(503, "auth directory unavailable",
+                           message=f"cannot create auth-dir: {exc.strerror or exc}") from None
         write_atomic(path, data)
         return path
 

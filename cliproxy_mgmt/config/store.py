@@ -26,6 +26,7 @@ import time
 from typing import Callable
 
 from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import YAMLError
 
 from ..fileio import replace_file
 from ..safeload import InvalidYAML, load_yaml
@@ -238,8 +239,8 @@ class ConfigStore:
             text = yamlio.splice(yaml, self._text, self._data, draft)
             if not anchored or yamlio.reads_back(text, draft):
                 return text
-        except ValueError:
-            pass  # a layout the line-based splice does not understand
+        except (ValueError, YAMLError):
+            pass  # a layout the line-based splice does not understand, an alias out of reach
         # Edit the whole document; never write a file that does not load as `draft`.
         for expand in (False, True) if anchored else (False,):
             doc = yaml.load(self._text) or CommentedMap()
