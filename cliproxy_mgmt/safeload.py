@@ -74,6 +74,9 @@ def _finite(text: str) -> float:
     return value
 
 
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)  # built once: cheaper
+
+
 def load_json(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH):
     """Parse a JSON text strictly (see the module docstring); InvalidJSON otherwise."""
     if isinstance(raw, str):
@@ -88,7 +91,7 @@ def load_json(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH):
     if raw.count(b"[") + raw.count(b"{") > max_depth and json_depth(raw) > max_depth:
         raise InvalidJSON(f"nested deeper than {max_depth} levels")
     try:
-        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+        value = _DECODER.decode(text)
         if "\\u" in text:
             json.dumps(value, ensure_ascii=False).encode("utf-8")
     except InvalidJSON:
