@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 
 from flask import Blueprint, Flask
+from flask.json.provider import DefaultJSONProvider
 
 from . import __version__, oauth
 from .config.schema import CORE_KEYS, make_validator
@@ -14,6 +15,7 @@ from .config.store import ConfigStore
 from .errors import register_error_handlers
 from .plugin_manager import get_plugin_manager
 from .registry import Registry, collect, collect_sections
+from .safeload import load_json
 from .security.ban import BanList
 from .security.guard import check_management_access
 from .security.keys import KeyVerifier, hash_secret, is_hashed
@@ -23,6 +25,17 @@ log = logging.getLogger(__name__)
 CONFIG_ENV = "CLIPROXY_MGMT_CONFIG"
 MANAGEMENT_PREFIX = "/v0/management"
 VERSION_HEADERS = {"X-CPA-VERSION": __version__, "X-CPA-COMMIT": "none", "X-CPA-BUILD-DATE": "unknown"}
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """Answers keep their key order and non-ASCII text; `request.get_json()` (a plugin's
+    route may use it) reads through the same strict, limited loader as every other body."""
+
+    sort_keys = False
+    ensure_ascii = False
+
+    def loads(self, s, **kwargs):
+        return load_json(s)
 
 
 @dataclass
@@ -86,8 +99,7 @@ def create_app(config_path: str | None = None, *, plugins=(), load_entrypoints: 
     registry = collect(pm, store, sections)
 
     app = Flask(__name__)
-    app.json.sort_keys = False
-    app.json.ensure_ascii = False
+    app.json = StrictJSONProvider(app)
     register_error_handlers(app)
     state = State(store=store, pm=pm, registry=registry, local_password=local_password or "")
     app.extensions["cliproxy_mgmt"] = state

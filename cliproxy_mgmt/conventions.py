@@ -10,7 +10,6 @@ Every mutating route answers 200 `{"status": "ok"}` after the config store has s
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Callable
@@ -22,6 +21,7 @@ from .errors import ApiError, invalid_body
 from .openapi import describe
 from .schemas import VALUE_SCHEMAS, ObjectListPatch, StatusOK, StringListPatch, array_or_items
 from .records import ConfigSection
+from .safeload import INT64_MAX, INT64_MIN, InvalidJSON, load_json
 
 DEFAULT_JSON_LIMIT = 1 << 20  # bytes; `remote-management.max-json-body-bytes` overrides it
 
@@ -55,24 +55,21 @@ def read_body(limit: int | None = None) -> bytes:
 def read_json():
     """The body parsed as JSON (whatever the Content-Type says); 400 `invalid body` otherwise.
 
-    Lone UTF-16 surrogates (`"\\ud800"`) are refused too: no file can hold them.
+    `safeload.load_json` reads it: nesting, NaN, a BOM, lone UTF-16 surrogates (`"\\ud800"`:
+    no file can hold them) and the like are refused too.
     """
-    raw = read_body()
     try:
-        body = json.loads(raw)
-        if b"\\u" in raw:
-            json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except (ValueError, UnicodeError):
+        return load_json(read_body())
+    except InvalidJSON:
         raise invalid_body() from None
-    return body
 
 
 def is_kind(value, kind: type) -> bool:
-    """JSON type check: bool is not an int, 1.0 is not an int."""
+    """JSON type check: bool is not an int, 1.0 is not an int, an int fits Go's int64."""
     if kind is bool:
         return isinstance(value, bool)
     if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return isinstance(value, int) and not isinstance(value, bool) and INT64_MIN <= value <= INT64_MAX
     if kind is str:
         return isinstance(value, str)
     if kind is list:

@@ -56,7 +56,8 @@ class AuthFiles:
         return self.write(name, dump_json(data, b"{\n" if indent else None))
 
     def load(self, name: str) -> tuple[bytes, dict]:
-        """The raw bytes and parsed object of one file; 404 `auth file not found`."""
+        """The raw bytes and parsed object of one file; 404 `auth file not found`, 422 when
+        the file is not a JSON object we can read."""
         try:
             raw = self.folder().read(name)
         except ApiError as exc:
@@ -65,7 +66,8 @@ class AuthFiles:
             raise
         data = parse_auth_json(raw)
         if not isinstance(data, dict):
-            raise ApiError(500, f"failed to update auth: {data}")
+            # upstream's text; 422, not its 500: the file's content is at fault, not the server
+            raise ApiError(422, f"failed to update auth: {data}")
         return raw, data
 
     def update(self, name: str, change) -> None:

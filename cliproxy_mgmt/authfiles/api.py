@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -10,6 +10,7 @@ from ..config_api import upload_limit
 from ..conventions import is_kind, ok, read_body
 from ..errors import ApiError
 from ..openapi import describe
+from ..safeload import InvalidJSON, load_json
 from ..schemas import StatusOK
 from . import auth_files
 from .listing import parse_auth_json
@@ -45,8 +46,19 @@ def download_auth_file():
     name = request.args.get("name", "")
     content = auth_files().folder().read(name)
     resp = Response(content, content_type="application/json")
-    resp.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    resp.headers["Content-Disposition"] = attachment(name)
     return resp
+
+
+def attachment(name: str) -> str:
+    """Content-Disposition for a download named `name` (RFC 6266): `filename="..."` as upstream
+    writes it, and for a name that is not plain printable ASCII an ASCII fallback plus the
+    exact name as `filename*=UTF-8''...` (RFC 5987; a header value must be latin-1)."""
+    fallback = "".join(c if " " <= c < "\x7f" and c not in '"\\' else "_" for c in name)
+    header = f'attachment; filename="{fallback}"'
+    if fallback != name:
+        header += "; filename*=UTF-8''" + quote(name, safe="", errors="surrogatepass")
+    return header
 
 
 @bp.post("/auth-files")
@@ -113,8 +125,8 @@ def delete_auth_files():
 def _patch_body(fields: dict) -> tuple[str, dict]:
     """The JSON object of a PATCH, typed as `fields` says; (trimmed name, present fields)."""
     try:
-        body = json.loads(read_body())
-    except (ValueError, UnicodeDecodeError):
+        body = load_json(read_body())
+    except InvalidJSON:
         body = None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid request body")

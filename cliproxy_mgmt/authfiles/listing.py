@@ -19,8 +19,9 @@ import time
 from datetime import datetime
 
 from ..records import top_level_email
+from ..safeload import InvalidJSON, load_json
 from .names import is_auth_file_name
-from .store import AuthDir
+from .store import AuthDir, read_regular
 from .timefmt import rfc3339_nano
 from .watch import DirWatch
 
@@ -56,8 +57,8 @@ def parse_time(value) -> datetime | None:
 def parse_auth_json(raw: bytes):
     """The parsed file when it is a JSON object; else a short reason (str)."""
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = load_json(raw)
+    except InvalidJSON as exc:
         return f"invalid auth file: {exc}"
     return data if isinstance(data, dict) else "invalid auth file: not a JSON object"
 
@@ -195,8 +196,7 @@ class ListingCache:
     @staticmethod
     def _read_entry(name: str, path: str, st, types: dict) -> dict:
         try:
-            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as f:
-                data = parse_auth_json(f.read())
+            data = parse_auth_json(read_regular(path))
         except OSError as exc:
             data = f"failed to read file: {exc.strerror}"
         return build_entry(name, path, st, data, types)

@@ -19,9 +19,17 @@ _REFUSED = re.compile(r"^\.|\.\.|[/\\\x00-\x1f\x7f]")
 
 
 def is_plain_name(name: str) -> bool:
-    """True for a name that can only mean a file directly inside auth-dir."""
-    return bool(name) and not _REFUSED.search(name) and \
-        len(name.encode("utf-8", "surrogatepass")) <= MAX_NAME_BYTES
+    """True for a name that can only mean a file directly inside auth-dir.
+
+    A name must be UTF-8 text: a file whose name is other bytes (seen here as lone
+    surrogates) could be neither listed as JSON nor named in a request.
+    """
+    if not name or _REFUSED.search(name):
+        return False
+    try:
+        return len(name.encode("utf-8")) <= MAX_NAME_BYTES
+    except UnicodeEncodeError:
+        return False
 
 
 def has_json_suffix(name: str) -> bool:

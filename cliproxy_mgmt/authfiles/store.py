@@ -1,8 +1,10 @@
 """The auth-dir on disk: where it is, and reading, writing and removing its files safely.
 
-Every name goes through `names.check_name`; a path that is a symlink is refused, and writes
-replace the directory entry itself (temp file + rename), so a symlink placed
-in auth-dir can never redirect a write outside it.
+Every name goes through `names.check_name`; a path that is a symlink or anything but a
+regular file (a directory, FIFO, socket, device) is refused, and writes
+replace the directory entry itself (temp file + rename), so a symlink placed in auth-dir
+can never redirect a write outside it. Every read of an entry goes through `read_regular`,
+which never blocks (a FIFO) and never follows a symlink.
 """
 
 from __future__ import annotations
@@ -32,6 +34,29 @@ def resolve_auth_dir(config) -> str | None:
     return os.path.normpath(path)
 
 
+class NotRegularFile(OSError):
+    """The entry is a directory, FIFO, socket or device, not a file (`read_regular`)."""
+
+
+def read_regular(path: str) -> bytes:
+    """The bytes of the regular file at `path`: the one way an auth-dir entry is opened.
+
+    O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer; O_NOFOLLOW:
+    a symlink fails (ELOOP). What was opened is then checked with fstat, so an entry
+    swapped between a check and the open is still never read unless it is a regular file.
+    Raises NotRegularFile for another kind, or the OSError of the open.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(errno.EINVAL, "not a regular file", path)
+        return f.read()
+
+
+def _not_regular() -> ApiError:
+    return ApiError(400, "invalid name", message="not a regular file")
+
+
 def write_atomic(path: str, data: bytes, mode: int = FILE_MODE) -> None:
     """Replace `path` (the directory entry, never a symlink's target) with `data`.
 
@@ -40,6 +65,10 @@ def write_atomic(path: str, data: bytes, mode: int = FILE_MODE) -> None:
     symlinks on purpose, which is exactly what auth files must not do.)
     """
     replace_file(path, data, mode=mode, prefix=".tmp-", suffix=".part")
+
+
+def _not_a_directory() -> ApiError:
+    return ApiError(503, "auth directory unavailable", message="auth-dir is not a directory")
 
 
 def dump_json(data: dict, like: bytes | None = None) -> bytes:
@@ -60,35 +89,45 @@ class AuthDir:
         self.path = path
 
     def path_of(self, name: str, **check) -> str:
-        """The path of a valid name; 400 `invalid name` when that path is a symlink."""
+        """The path of a valid name; 400 `invalid name` when that path is a symlink or
+        exists as anything but a regular file."""
         path = os.path.join(self.path, check_name(name, **check))
         try:
-            if stat.S_ISLNK(os.lstat(path).st_mode):
-                raise ApiError(400, "invalid name")
+            mode = os.lstat(path).st_mode
         except FileNotFoundError:
-            pass
+            return path
+        except NotADirectoryError:
+            raise _not_a_directory() from None
+        if stat.S_ISLNK(mode):
+            raise ApiError(400, "invalid name")
+        if not stat.S_ISREG(mode):
+            raise _not_regular()
         return path
 
     def read(self, name: str) -> bytes:
         """The bytes of a file; 404 `file not found`."""
         path = self.path_of(name)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            return read_regular(path)
         except FileNotFoundError:
             raise ApiError(404, "file not found") from None
+        except NotADirectoryError:
+            raise _not_a_directory() from None
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise ApiError(400, "invalid name") from None
+            if isinstance(exc, NotRegularFile) or exc.errno == errno.ENXIO:  # ENXIO: a socket
+                raise _not_regular() from None
             raise ApiError(500, f"failed to read file: {exc.strerror}") from None
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise ApiError(404, "file not found")
-            return f.read()
 
     def write(self, name: str, data: bytes, **check) -> str:
         """Write a file atomically (mode 0600), creating auth-dir if needed; return its path."""
         path = self.path_of(name, **check)
-        os.makedirs(self.path, mode=DIR_MODE, exist_ok=True)
+        try:
+            os.makedirs(self.path, mode=DIR_MODE, exist_ok=True)
+        except OSError as exc:  # e.g. a dangling symlink or a file where the folder should be
+            raise ApiError(503, "auth directory unavailable",
+                           message=f"cannot create auth-dir: {exc.strerror or exc}") from None
         write_atomic(path, data)
         return path
 
@@ -98,17 +137,22 @@ class AuthDir:
             os.unlink(path)
         except FileNotFoundError:
             raise ApiError(404, "file not found") from None
+        except IsADirectoryError:  # became a directory after path_of looked
+            raise _not_regular() from None
         except OSError as exc:
             raise ApiError(500, f"failed to remove file: {exc.strerror}") from None
 
     def scan(self):
         """(name, path, stat) of every auth file: regular files, valid names, no symlinks.
 
-        A missing folder has no files; any other failure raises OSError."""
+        A missing folder has no files; an auth-dir that is not a folder is 503 (ApiError);
+        any other failure raises OSError."""
         try:
             it = os.scandir(self.path)
         except FileNotFoundError:
             return
+        except NotADirectoryError:
+            raise _not_a_directory() from None
         with it:
             for entry in it:
                 if not is_auth_file_name(entry.name) or entry.is_symlink():

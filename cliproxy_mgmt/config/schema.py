@@ -10,6 +10,7 @@ import ipaddress
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
+from ..safeload import INT64_MAX, INT64_MIN
 from ..security.keys import BCRYPT_MAX_BYTES, is_hashed
 from .store import ConfigError, InvalidConfig
 
@@ -24,11 +25,13 @@ class Bool(fields.Boolean):
 
 
 class Int(fields.Integer):
-    """A YAML integer (a bool is not an int)."""
+    """A YAML integer (a bool is not an int) that fits Go's int64, as every int field must."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.make_error("invalid")
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValidationError(f"{value} is outside the 64-bit integer range")
         return value
 
 
@@ -38,6 +41,16 @@ class Str(fields.String):
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, (dict, list)):
             raise self.make_error("invalid")
+        return value
+
+
+class Path(Str):
+    """A file or folder name: no NUL byte, which no file system call accepts."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        if isinstance(value, str) and "\0" in value:
+            raise ValidationError("a path cannot hold a NUL character")
         return value
 
 
@@ -61,8 +74,8 @@ class Open(Schema):
 
 class TLS(Open):
     enable = optional(Bool)
-    cert = optional(Str)
-    key = optional(Str)
+    cert = optional(Path)
+    key = optional(Path)
 
 
 class RemoteManagement(Open):
@@ -74,7 +87,7 @@ class RemoteManagement(Open):
     cors_allowed_origins = optional(fields.List, optional(Str), data_key="cors-allowed-origins")
     max_json_body_bytes = optional(Int, data_key="max-json-body-bytes", validate=validate.Range(min=1))
     max_upload_bytes = optional(Int, data_key="max-upload-bytes", validate=validate.Range(min=1))
-    panel_file = optional(Str, data_key="panel-file")
+    panel_file = optional(Path, data_key="panel-file")
     latest_release_url = optional(Str, data_key="latest-release-url")
 
 
@@ -104,14 +117,14 @@ class CoreConfig(Open):
     port = optional(Int)
     tls = optional(fields.Nested, TLS)
     remote_management = optional(fields.Nested, RemoteManagement, data_key="remote-management")
-    auth_dir = optional(Str, data_key="auth-dir")
+    auth_dir = optional(Path, data_key="auth-dir")
     debug = optional(Bool)
     commercial_mode = optional(Bool, data_key="commercial-mode")
     logging_to_file = optional(Bool, data_key="logging-to-file")
     logs_max_total_size_mb = optional(Int, data_key="logs-max-total-size-mb")
     error_logs_max_files = optional(Int, data_key="error-logs-max-files")
     usage_statistics_enabled = optional(Bool, data_key="usage-statistics-enabled")
-    usage_statistics_file = optional(Str, data_key="usage-statistics-file")
+    usage_statistics_file = optional(Path, data_key="usage-statistics-file")
     usage_statistics_max_details = optional(Int, data_key="usage-statistics-max-details")
     disable_cooling = optional(Bool, data_key="disable-cooling")
     request_retry = optional(Int, data_key="request-retry")

@@ -25,11 +25,11 @@ import threading
 import time
 from typing import Callable
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
 from ..fileio import replace_file
+from ..safeload import InvalidYAML, load_yaml
 from . import yamlio
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,8 @@ class SaveError(OSError):
 def parse(text: str) -> dict:
     """Parse config text into plain data; an empty file is an empty mapping."""
     try:
-        loaded = YAML(typ="safe", pure=True).load(text)
-    except YAMLError as exc:
+        loaded = load_yaml(text)
+    except InvalidYAML as exc:
         raise ConfigError(str(exc)) from None
     if loaded is None:
         return {}
@@ -218,8 +218,7 @@ class ConfigStore:
                                 f"overwritten: {self.last_error}")
             self._validate(draft)
             text = self._render(draft)
-            self._write(text)
-            self._install(text, draft)
+            self._commit(text, draft)
             return result
 
     def replace_text(self, text: str) -> None:
@@ -227,25 +226,54 @@ class ConfigStore:
         data = parse(text)
         self._validate(data)
         with self._lock:
-            self._write(text)
+            self._commit(text, data, notify=True)
             self.last_error = None  # a deliberate replacement of a broken file is the fix
-            self._install(text, data)
-            self._notify()
 
     def _render(self, draft: dict) -> str:
         yaml = yamlio.make_yaml(self._indent)
+        # With anchors, a local edit can orphan an alias (its anchor deleted) or change what
+        # an alias elsewhere means: then the whole result is checked, and if need be the
+        # aliases are spelled out.
+        anchored = yamlio.has_anchors(self._text)
         try:
-            return yamlio.splice(yaml, self._text, self._data, draft)
-        except ValueError:
-            # A layout the line-based splice does not understand: edit the whole document.
-            doc = yamlio.apply_diff(yaml.load(self._text) or CommentedMap(), draft)
+            text = yamlio.splice(yaml, self._text, self._data, draft)
+            if not anchored or yamlio.reads_back(text, draft):
+                return text
+        except (ValueError, YAMLError):
+            pass  # a layout the line-based splice does not understand, an alias out of reach
+        # Edit the whole document; never write a file that does not load as `draft`.
+        for expand in (False, True) if anchored else (False,):
+            doc = yaml.load(self._text) or CommentedMap()
+            if expand:
+                doc = yamlio.expand_aliases(doc)
             out = io.StringIO()
-            yaml.dump(doc, out)
+            yaml.dump(yamlio.apply_diff(doc, draft), out)
             text = out.getvalue()
-            if not yamlio.reads_back(text, draft):  # never write a file that does not load
-                raise Unrepresentable("the change cannot be written as YAML that reads back; "
-                                      "nothing was written") from None
-            return text
+            if yamlio.reads_back(text, draft):
+                return text
+        raise Unrepresentable("the change cannot be written as YAML that reads back; "
+                              "nothing was written")
+
+    def _commit(self, text: str, data: dict, *, notify: bool = False) -> None:
+        """Write `text` and put `data` in force; when applying it fails (a listener raises),
+        write the old text back and put the old data back in force, then raise.
+
+        An answer other than success must mean "nothing changed": a client that retries a
+        failed write must not apply it twice.
+        """
+        old_text, old_data = self._text, self._data
+        self._write(text)
+        try:
+            self._install(text, data)
+            if notify:
+                self._notify()
+        except Exception:
+            log.exception("applying the new config failed; restoring the previous one")
+            self._write(old_text)
+            self._install(old_text, old_data)
+            if notify:
+                self._notify()
+            raise
 
     def _write(self, text: str) -> None:
         try:

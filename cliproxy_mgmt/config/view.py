@@ -68,8 +68,10 @@ def _error_logs_max_files(data: dict) -> int:
 
 
 def _payload(data: dict) -> dict:
+    """Upstream's five rule lists (none omitempty there): each `[]` when not set, not null."""
     payload = _map(data, "payload")
-    return {k: payload.get(k) for k in ("default", "default-raw", "override", "override-raw", "filter")}
+    return {k: _typed(payload.get(k), list, []) for k in
+            ("default", "default-raw", "override", "override-raw", "filter")}
 
 
 def build_config_view(data: dict, sections: dict) -> dict:

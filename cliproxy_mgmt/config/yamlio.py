@@ -17,6 +17,7 @@ plus dump costs over a second, and a re-emitted file drifts from what the user w
 
 from __future__ import annotations
 
+import copy
 import difflib
 import io
 import json
@@ -25,8 +26,9 @@ from dataclasses import dataclass
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import ScalarString
+
+from ..safeload import InvalidYAML, load_yaml
 
 _TOP_KEY = re.compile(r"""^(?:"((?:[^"\\]|\\.)*)"|'((?:[^']|'')*)'|([^\s#'"\-?:,\[\]{}][^:#]*?|-[^\s:#][^:#]*?))\s*:(?:\s|$)""")
 
@@ -168,6 +170,35 @@ def apply_diff(node, new):
     return _styled_like(node, new)
 
 
+# An anchor (`&name`) where YAML allows one: after a space, a line start or a flow indicator.
+# A false positive (`"a &b"` in a string) only costs one extra full check of the result.
+_ANCHOR = re.compile(r"(?:^|[\s\[{,])&[^\s\[\]{},]")
+
+
+def has_anchors(text: str) -> bool:
+    """Might `text` hold anchors? Then a local edit can change or orphan an alias elsewhere."""
+    return "&" in text and _ANCHOR.search(text) is not None
+
+
+def expand_aliases(node, _seen=None):
+    """`node` (round-trip loaded) with every alias spelled out as its own copy and no anchors.
+
+    What the document means stays the same; each former alias is now independent, so
+    changing or deleting one place can no longer change or break another.
+    """
+    seen = set() if _seen is None else _seen
+    if isinstance(node, (CommentedMap, CommentedSeq)):
+        if id(node) in seen:
+            node = copy.deepcopy(node)
+        seen.add(id(node))
+        keys = list(node.keys()) if isinstance(node, CommentedMap) else range(len(node))
+        for key in keys:
+            node[key] = expand_aliases(node[key], seen)
+    if hasattr(node, "yaml_set_anchor") and getattr(node, "anchor", None) is not None:
+        node.yaml_set_anchor(None)
+    return node
+
+
 def _dump(yaml: YAML, data) -> str:
     out = io.StringIO()
     yaml.dump(data, out)
@@ -177,8 +208,8 @@ def _dump(yaml: YAML, data) -> str:
 def reads_back(text: str, expected) -> bool:
     """Does `text` load (safe loader) to exactly the plain value `expected`?"""
     try:
-        loaded = YAML(typ="safe", pure=True).load(text)
-    except YAMLError:
+        loaded = load_yaml(text)
+    except InvalidYAML:
         return False
     return same(to_plain(loaded if loaded is not None else {}), expected)
 

@@ -8,7 +8,6 @@ starters the plugins registered; the static routes are on `bp`.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from ..conventions import read_body
 from ..errors import ApiError
 from ..openapi import describe
 from ..registry import PluginError
+from ..safeload import InvalidJSON, load_json
 from .callbacks import Callback, Wakeups, valid_state, write_callback
 from .forwarder import Forwarder, Forwarders
 from .sessions import SessionStore
@@ -194,8 +194,8 @@ def _hand_over(oauth: OAuthState, config, starter: OAuthStarter, callback: Callb
 def _callback_body() -> dict:
     """POST /oauth-callback's JSON object; each field a string (or absent)."""
     try:
-        body = json.loads(read_body())
-    except (ValueError, UnicodeDecodeError):
+        body = load_json(read_body())
+    except InvalidJSON:
         body = None
     if not isinstance(body, dict):
         raise OAuthError(400, "invalid body")

@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass
 
 from ..authfiles.store import DIR_MODE, write_atomic
+from ..safeload import InvalidJSON, load_json
 
 MAX_STATE = 128
 _STATE_CHARS = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -63,8 +64,8 @@ def take_callback(folder: str, provider: str, state: str) -> Callback | None:
     except FileNotFoundError:
         pass
     try:
-        data = json.loads(raw)
-    except ValueError:
+        data = load_json(raw)
+    except InvalidJSON:
         data = {}
     if not isinstance(data, dict):
         data = {}

@@ -25,15 +25,22 @@ class Int64(Int):
 
 
 class Timestamp(fields.Field):
-    """An RFC 3339 string as a `timestamps.Stamp`."""
+    """An RFC 3339 string as a `timestamps.Stamp`.
+
+    The store keeps nanoseconds since the epoch in 64 bits (years 1678 to 2262, as Go's
+    UnixNano): a time outside that range is refused, except Go's zero time (it means "now").
+    """
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str):
             raise ValidationError("not a timestamp")
         try:
-            return timestamps.parse(value)
+            stamp = timestamps.parse(value)
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
+        if stamp.ns != timestamps.ZERO.ns and not INT64[0] <= stamp.ns <= INT64[1]:
+            raise ValidationError(f"timestamp {value!r} is out of range")
+        return stamp
 
 
 
@@ -82,7 +89,8 @@ def load_import(payload) -> tuple[int, list[Detail]]:
     """(version, details) of an import body; ValidationError for a type mismatch.
 
     Api names are trimmed and empty ones skipped; model names are trimmed, empty ones become
-    `unknown`; tokens are normalised and a zero or missing timestamp becomes now.
+    `unknown`; tokens are normalised and a zero or missing timestamp becomes now. Sums over
+    many details saturate in the store (see `store.py`); a single detail out of range is an error.
     """
     if payload is None:
         return 0, []
@@ -100,12 +108,14 @@ def load_import(payload) -> tuple[int, list[Detail]]:
                 d = d or {}
                 t = d.get("tokens") or {}
                 tokens = Tokens(*(t.get(f"{k}_tokens") or 0 for k in
-                                  ("input", "output", "reasoning", "cached", "total")))
+                                  ("input", "output", "reasoning", "cached", "total"))).normalized()
+                if not INT64[0] <= tokens.total <= INT64[1]:  # a computed total
+                    raise ValidationError("total_tokens is outside the 64-bit integer range")
                 stamp = d.get("timestamp")
                 if stamp is None or stamp.ns == timestamps.ZERO.ns:
                     stamp = timestamps.now()
                 details.append(Detail(api=api, model=model, stamp=stamp,
                                       source=d.get("source") or "",
                                       auth_index=d.get("auth_index") or "",
-                                      failed=bool(d.get("failed")), tokens=tokens.normalized()))
+                                      failed=bool(d.get("failed")), tokens=tokens))
     return loaded.get("version") or 0, details

@@ -67,11 +67,16 @@ INSERT OR IGNORE INTO totals VALUES (1, 0, 0, 0);
 _INSERT_DETAIL = """INSERT OR IGNORE INTO details (fingerprint, api, model, ts_ns, tz_offset, source,
     auth_index, failed, input_tokens, output_tokens, reasoning_tokens, cached_tokens, total_tokens)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
-_ADD_MODEL = """INSERT INTO models VALUES (?, ?, 1, ?) ON CONFLICT (api, model)
-    DO UPDATE SET requests = requests + 1, tokens = tokens + excluded.tokens"""
-_ADD_BUCKET = """INSERT INTO buckets VALUES (?, ?, 1, ?) ON CONFLICT (kind, key)
-    DO UPDATE SET requests = requests + 1, tokens = tokens + excluded.tokens"""
-_ADD_TOTAL = "UPDATE totals SET success = success + ?, failure = failure + ?, tokens = tokens + ?"
+# Token sums saturate at the int64 maximum (Go's counters would wrap; SQLite would turn
+# the sum into a float): an overflowing sum is a REAL, which MIN() replaces by the maximum.
+_SAT = "MIN({}, 9223372036854775807)"
+_ADD_MODEL = f"""INSERT INTO models VALUES (?, ?, 1, ?) ON CONFLICT (api, model)
+    DO UPDATE SET requests = requests + 1, tokens = {_SAT.format("tokens + excluded.tokens")}"""
+_ADD_BUCKET = f"""INSERT INTO buckets VALUES (?, ?, 1, ?) ON CONFLICT (kind, key)
+    DO UPDATE SET requests = requests + 1, tokens = {_SAT.format("tokens + excluded.tokens")}"""
+_ADD_TOTAL = ("UPDATE totals SET success = success + ?, failure = failure + ?, "
+              f"tokens = {_SAT.format('tokens + ?')}")
+INT64_MAX = (1 << 63) - 1
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -196,8 +201,9 @@ class SqliteUsageStore:
                 "SELECT api, model, requests, tokens FROM models ORDER BY api, model"):
             models.setdefault(api, []).append((model, requests, tokens))
         for i, (api, entries) in enumerate(models.items()):
+            api_tokens = min(sum(e[2] for e in entries), INT64_MAX)
             yield (("," if i else "") + f'{_s(api)}:{{"total_requests":{sum(e[1] for e in entries)},'
-                   f'"total_tokens":{sum(e[2] for e in entries)},"models":{{')
+                   f'"total_tokens":{api_tokens},"models":{{')
             for j, (model, requests, tokens) in enumerate(entries):
                 yield (("," if j else "") + f'{_s(model)}:{{"total_requests":{requests},'
                        f'"total_tokens":{tokens},"details":[')

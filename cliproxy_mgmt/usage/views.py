@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from flask import Blueprint, Response, jsonify
@@ -12,6 +11,7 @@ from ..config_api import upload_limit
 from ..conventions import read_body
 from ..errors import ApiError
 from ..openapi import describe
+from ..safeload import InvalidJSON, load_json
 from .schema import ImportSchema, load_import
 from .service import usage_service
 from .timestamps import Stamp
@@ -59,8 +59,8 @@ def import_usage():
     except OSError:
         raise ApiError(400, "failed to read request body") from None
     try:
-        version, details = load_import(json.loads(body))
-    except (ValueError, ValidationError):  # JSON syntax, UTF-8 or a type mismatch
+        version, details = load_import(load_json(body))
+    except (InvalidJSON, ValidationError):  # JSON syntax, UTF-8 or a type mismatch
         raise ApiError(400, "invalid json") from None
     if version not in (0, 1):
         raise ApiError(400, "unsupported version")

@@ -6,7 +6,6 @@ iflow token file keeping only that cookie. Every answer carries `"status"`.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from urllib.parse import urlsplit
@@ -18,6 +17,7 @@ from cliproxy_mgmt.authfiles import auth_files
 from cliproxy_mgmt.conventions import read_body, store
 from cliproxy_mgmt.errors import ApiError
 from cliproxy_mgmt.oauth import OAuthError, http_session, now_rfc3339, unix_ms
+from cliproxy_mgmt.safeload import InvalidJSON, load_json
 from cliproxy_mgmt.openapi import describe
 
 BROWSER_HEADERS = {
@@ -52,13 +52,12 @@ def _duplicate(token: str) -> str | None:
         found = list(folder.scan())
     except OSError:
         raise OAuthError(500, "failed to check duplicate") from None
-    for name, path, _ in found:
+    for name, _, _ in found:
         if not name.startswith("iflow-"):
             continue
         try:
-            with open(path, "rb") as f:
-                data = json.loads(f.read())
-        except (OSError, ValueError):
+            data = load_json(folder.read(name))
+        except (ApiError, InvalidJSON):
             continue
         cookie = data.get("cookie") if isinstance(data, dict) else None
         if isinstance(cookie, str) and bxauth(cookie) == token:
@@ -89,8 +88,8 @@ def cookie_login(starter):
         "type": "object", "properties": {"cookie": {"type": "string"}}}, ok={"type": "object"})
     def iflow_cookie_login():
         try:
-            body = json.loads(read_body())
-        except (ValueError, UnicodeDecodeError):
+            body = load_json(read_body())
+        except InvalidJSON:
             body = None
         raw = body.get("cookie") if isinstance(body, dict) else None
         if not isinstance(raw, str) or not raw.strip():

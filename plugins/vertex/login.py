@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -20,6 +19,7 @@ from cliproxy_mgmt.errors import ApiError
 from cliproxy_mgmt.oauth import Login
 from cliproxy_mgmt.openapi import describe
 from cliproxy_mgmt.records import AuthFileType
+from cliproxy_mgmt.safeload import load_json
 
 DEFAULT_LOCATION = "us-central1"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -81,7 +81,7 @@ def import_service_account():
     if len(raw) > limit:
         raise ApiError(413, "request body too large")
     try:
-        account = json.loads(raw.decode("utf-8", errors="ignore"))
+        account = load_json(raw.decode("utf-8", errors="ignore"))
         if not isinstance(account, dict):
             raise ValueError("not a JSON object")
     except ValueError as exc:
