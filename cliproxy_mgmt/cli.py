@@ -18,10 +18,11 @@ def _serve(args) -> int:
     from .config.store import ConfigError
     from .registry import PluginError
     from .security.guard import env_password
+    from .storage.base import StorageError
 
     try:
         app = create_app(args.config, local_password=args.local_password or "")
-    except (ConfigError, PluginError, OSError) as exc:
+    except (ConfigError, PluginError, OSError, StorageError) as exc:
         print(f"cliproxy-mgmt: cannot start: {exc}", file=sys.stderr)
         return 1
     state = app.extensions["cliproxy_mgmt"]
