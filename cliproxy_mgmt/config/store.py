@@ -29,6 +29,7 @@ import os
 import re
 import threading
 import time
+from contextlib import contextmanager
 from typing import Callable
 
 from ruamel.yaml import YAML
@@ -207,21 +208,23 @@ class ConfigStore:
         """
         with self._lock:
             for _ in range(EDIT_ATTEMPTS):
-                self.refresh(force=True)
-                draft = copy.deepcopy(self._data)
-                result = change(draft)
-                draft = yamlio.to_plain(draft)
-                if yamlio.same(draft, self._data):
-                    return result
-                if self.last_error is not None:
-                    # The file holds someone's edit that does not load. Writing our copy over it
-                    # would throw that edit away; upstream refuses too (it re-reads before saving).
-                    raise SaveError(f"{self.path} holds an edit that does not load, so it was not "
-                                    f"overwritten: {self.last_error}")
-                self._validate(draft)
-                text = self._render(draft)
                 try:
-                    version = self._write(text, self._seen)
+                    with self._exclusive():
+                        self.refresh(force=True)
+                        draft = copy.deepcopy(self._data)
+                        result = change(draft)
+                        draft = yamlio.to_plain(draft)
+                        if yamlio.same(draft, self._data):
+                            return result
+                        if self.last_error is not None:
+                            # The file holds someone's edit that does not load. Writing our copy
+                            # over it would throw that edit away; upstream refuses too (it
+                            # re-reads before saving).
+                            raise SaveError(f"{self.path} holds an edit that does not load, so it "
+                                            f"was not overwritten: {self.last_error}")
+                        self._validate(draft)
+                        text = self._render(draft)
+                        version = self._write(text, self._seen)
                 except Conflict:
                     # Someone else's newer text: load it (even if its stat looks like ours)
                     # and apply the change again on top of it.
@@ -255,6 +258,14 @@ class ConfigStore:
                 raise Unrepresentable("the change cannot be written as YAML that reads back; "
                                       "nothing was written") from None
             return text
+
+    @contextmanager
+    def _exclusive(self):
+        try:
+            with self._backend.exclusive():
+                yield
+        except Unavailable as exc:
+            raise StoreUnavailable(exc.errno, exc.strerror or str(exc), self.path) from None
 
     def _write(self, text: str, base: Version | None) -> Version:
         try:

@@ -15,6 +15,7 @@ PGSTORE_DSN; plugins add others through the `register_storage_backends` hook (`s
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Hashable
 
@@ -52,6 +53,16 @@ class ConfigBackend:
     def read(self) -> tuple[str, Version]:
         """The current text and its version (OSError when unreadable)."""
         raise NotImplementedError
+
+    @contextmanager
+    def exclusive(self):
+        """Hold off other writers (other instances) for one edit: `read`, then `write` inside.
+
+        A database backend locks the row and commits the `write` at the end of the block (a
+        failed commit raises `Unavailable`); the default has no such lock and relies on the
+        compare-and-swap of `write` alone.
+        """
+        yield
 
     def write(self, text: str, base: Version | None) -> Version:
         """Store `text` if the stored version is still `base` (None: unconditionally).
