@@ -176,3 +176,144 @@ def test_sigkill_of_one_instance_during_writes_loses_nothing(pair, pg_dsn):
     a.start()  # and it starts again on the same database
     with session() as s:
         assert set(acked) <= set(s.get(a.url("/api-keys"), timeout=30).json()["api-keys"])
+
+
+def test_the_config_row_is_seeded_byte_for_byte_and_then_is_the_truth(tmp_path, pg_dsn, servers):
+    a = pg_server(tmp_path / "a", pg_dsn)
+    a.config_path.write_text(a.config_path.read_text().replace("\n", "\r\n", 3) + "# the end\n")
+    seed = a.config_path.read_bytes()
+    servers.append(a)
+    a.start()
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT content FROM config_store").fetchone()[0].encode() == seed
+    b = pg_server(tmp_path / "b", pg_dsn)  # its own --config file is not used: the row is
+    b.config_path.write_text("debug: true\n")
+    servers.append(b)
+    b.start()
+    assert b.root.joinpath("pgstore/config/config.yaml").read_bytes() == seed
+
+
+def test_database_down_at_start_up_is_one_line_and_a_failure(tmp_path):
+    from realserver import free_port
+    srv = RealServer(tmp_path)
+    env = dict(srv.env, PGSTORE_DSN=f"postgresql://postgres@127.0.0.1:{free_port()}/none",
+               PGSTORE_LOCAL_PATH=str(tmp_path))
+    done = subprocess.run([sys.executable, "-m", "cliproxy_mgmt", "serve", "--config", str(srv.config_path)],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cliproxy-mgmt: cannot start: cannot use the PostgreSQL store"), lines
+
+
+def test_database_lost_while_running(pair, pg_cluster, pg_dsn):
+    a, b = pair
+    with session() as s:
+        assert s.post(a.url("/auth-files?name=x.json"), json={"type": "claude"}, timeout=30).status_code == 200
+        wait_for(lambda: len(s.get(b.url("/auth-files"), timeout=30).json()["files"]) == 1)
+        pg_cluster.stop()
+        try:
+            assert s.get(a.url("/request-retry"), timeout=30).json() == {"request-retry": 3}
+            assert len(s.get(b.url("/auth-files"), timeout=30).json()["files"]) == 1
+            r = s.put(a.url("/request-retry"), json={"value": 9}, timeout=30)
+            assert r.status_code == 503 and r.json()["error"].startswith("storage unavailable"), r.text
+            r = s.post(a.url("/auth-files?name=y.json"), json={"type": "claude"}, timeout=30)
+            assert r.status_code == 503, r.text
+            r = s.delete(a.url("/auth-files?name=x.json"), timeout=30)
+            assert r.status_code == 503, r.text
+            assert s.get(a.url("/request-retry"), timeout=30).json() == {"request-retry": 3}
+            assert [f["name"] for f in s.get(a.url("/auth-files"), timeout=30).json()["files"]] == ["x.json"]
+            assert "request-retry: 3" in a.root.joinpath("pgstore/config/config.yaml").read_text()
+        finally:
+            pg_cluster.start()
+        # it reconnects by itself: writes work again and the other instance follows them
+        wait_for(lambda: s.put(a.url("/request-retry"), json={"value": 9}, timeout=30).status_code == 200,
+                 timeout=30)
+        wait_for(lambda: s.get(b.url("/request-retry"), timeout=30).json()["request-retry"] == 9, timeout=10)
+
+
+# Upstream's pgstore SQL (internal/store/postgresstore.go), as a Go proxy runs it.
+GO_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS config_store (id TEXT PRIMARY KEY, content TEXT NOT NULL,
+       created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW())""",
+    """CREATE TABLE IF NOT EXISTS auth_store (id TEXT PRIMARY KEY, content JSONB NOT NULL,
+       created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW())""",
+    """CREATE TABLE IF NOT EXISTS cooldown_store (auth_id TEXT NOT NULL, model TEXT NOT NULL DEFAULT '',
+       content JSONB NOT NULL, deleted BOOLEAN NOT NULL DEFAULT FALSE,
+       created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+       PRIMARY KEY (auth_id, model))""",
+]
+GO_UPSERT = """INSERT INTO {table} (id, content, created_at, updated_at) VALUES (%s, %s, NOW(), NOW())
+    ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, updated_at = NOW()"""
+
+
+def _columns(conn, table):
+    return conn.execute("""SELECT column_name, data_type FROM information_schema.columns
+        WHERE table_name = %s ORDER BY ordinal_position""", (table,)).fetchall()
+
+
+def test_rows_written_by_upstreams_pgstore_are_read(tmp_path, pg_dsn, servers):
+    from realserver import config_text
+    go_config = config_text(1) + "# written by the Go proxy\n"
+    with psycopg.connect(pg_dsn) as conn:
+        for statement in GO_SCHEMA:
+            conn.execute(statement)
+        conn.execute(GO_UPSERT.format(table="config_store"), ("config", go_config))
+        for rel_id, body in (("gemini-a.json", {"type": "gemini", "email": "a@example.com"}),
+                             ("team/codex-b.json", {"type": "codex"})):
+            conn.execute(GO_UPSERT.format(table="auth_store"), (rel_id, json.dumps(body)))
+        before = {t: _columns(conn, t) for t in ("config_store", "auth_store", "cooldown_store")}
+    a = pg_server(tmp_path / "a", pg_dsn)
+    servers.append(a)
+    a.start()
+    with session() as s:
+        files = s.get(a.url("/auth-files"), timeout=30).json()["files"]
+        assert [(f["name"], f["email"]) for f in files] == [("gemini-a.json", "a@example.com")]
+        assert s.get(a.url("/api-keys"), timeout=30).json() == {"api-keys": ["seed-key-1", "seed-key-2"]}
+    mirror = a.root / "pgstore"
+    assert (mirror / "config/config.yaml").read_text() == go_config
+    assert json.loads((mirror / "auths/team/codex-b.json").read_text()) == {"type": "codex"}
+    with psycopg.connect(pg_dsn) as conn:  # nothing of theirs was altered
+        assert {t: _columns(conn, t) for t in before} == before
+        # a Go proxy saving its whole file is followed like any other change
+        conn.execute(GO_UPSERT.format(table="config_store"), ("config", go_config.replace("request-retry: 3",
+                                                                                          "request-retry: 5")))
+        conn.execute("DELETE FROM auth_store WHERE id = %s", ("team/codex-b.json",))
+    with session() as s:
+        wait_for(lambda: s.get(a.url("/request-retry"), timeout=30).json()["request-retry"] == 5)
+    wait_for(lambda: not (mirror / "auths/team/codex-b.json").exists())
+
+
+def test_rows_we_write_are_what_upstreams_pgstore_reads(pair, pg_dsn):
+    a, _ = pair
+    body = {"type": "gemini", "email": "b@example.com", "project_id": "p"}
+    with session() as s:
+        assert s.post(a.url("/auth-files?name=gemini-b.json"), json=body, timeout=30).status_code == 200
+        assert s.put(a.url("/request-retry"), json={"value": 4}, timeout=30).status_code == 200
+    with psycopg.connect(pg_dsn) as conn:
+        for statement in GO_SCHEMA:  # what a Go proxy runs at start-up: all no-ops now
+            conn.execute(statement)
+        assert _columns(conn, "config_store") == [("id", "text"), ("content", "text"),
+                                                  ("created_at", "timestamp with time zone"),
+                                                  ("updated_at", "timestamp with time zone")]
+        assert _columns(conn, "auth_store")[1] == ("content", "jsonb")
+        content = conn.execute("SELECT content FROM config_store WHERE id = %s", ("config",)).fetchone()[0]
+        assert yaml.safe_load(content)["request-retry"] == 4 and "# Management API settings" in content
+        rows = conn.execute("SELECT id, content::text, created_at, updated_at FROM auth_store ORDER BY id").fetchall()
+        assert [(r[0], json.loads(r[1])) for r in rows] == [("gemini-b.json", body)]
+        assert rows[0][2] is not None and rows[0][3] >= rows[0][2]
+
+
+def test_a_schema_prefixes_the_tables(tmp_path, pg_dsn, servers):
+    srvs = []
+    for name in ("a", "b"):
+        srv = pg_server(tmp_path / name, pg_dsn)
+        srv.env["PGSTORE_SCHEMA"] = "Team A"
+        servers.append(srv)
+        srvs.append(srv.start())
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("""SELECT count(*) FROM information_schema.tables
+            WHERE table_schema = 'Team A' AND table_name IN ('config_store', 'auth_store')""").fetchone()[0] == 2
+        assert conn.execute("SELECT to_regclass('public.config_store')").fetchone()[0] is None
+    with session() as s:
+        assert s.put(srvs[0].url("/request-retry"), json={"value": 6}, timeout=30).status_code == 200
+        wait_for(lambda: s.get(srvs[1].url("/request-retry"), timeout=30).json()["request-retry"] == 6)
