@@ -317,3 +317,48 @@ def test_a_schema_prefixes_the_tables(tmp_path, pg_dsn, servers):
     with session() as s:
         assert s.put(srvs[0].url("/request-retry"), json={"value": 6}, timeout=30).status_code == 200
         wait_for(lambda: s.get(srvs[1].url("/request-retry"), timeout=30).json()["request-retry"] == 6)
+
+
+def _storage(tmp_path, dsn, name):
+    from cliproxy_mgmt.storage.postgres import PostgresStorage
+    seed = tmp_path / f"{name}.yaml"
+    seed.write_text("debug: false\n")
+    return PostgresStorage(dsn, schema="", root=str(tmp_path / name / "pgstore"), seed_path=str(seed))
+
+
+def test_bans_are_counted_across_instances(tmp_path, pg_dsn):
+    a, b = _storage(tmp_path, pg_dsn, "a"), _storage(tmp_path, pg_dsn, "b")
+    try:
+        for n in range(4):
+            (a if n % 2 else b).bans.failure("203.0.113.9")
+        assert a.bans.remaining("203.0.113.9") == 0
+        a.bans.failure("203.0.113.9")  # the fifth wrong key, wherever it is tried
+        assert 29 * 60 < b.bans.remaining("203.0.113.9") <= 30 * 60
+        assert a.bans.remaining("198.51.100.1") == 0
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_login_started_on_one_instance_completes_through_the_others_callback(tmp_path, pg_dsn, servers):
+    from fake_provider import FakeProvider, reply
+    with FakeProvider() as fake:
+        fake.route("/claude/token", reply(200, {
+            "access_token": "at-1", "refresh_token": "rt-1", "expires_in": 3600,
+            "account": {"email_address": "user@example.com"}, "organization": {"uuid": "org"}}))
+        a = pg_server(tmp_path / "a", pg_dsn, extra=fake.endpoints_yaml({"anthropic": {"token": "/claude/token"}}))
+        servers.append(a)
+        a.start()
+        b = pg_server(tmp_path / "b", pg_dsn)
+        servers.append(b)
+        b.start()
+        with session() as s:
+            state = s.get(a.url("/anthropic-auth-url"), timeout=30).json()["state"]
+            assert s.get(b.url("/get-auth-status"), params={"state": state}, timeout=30).json() == {"status": "wait"}
+            r = s.post(b.url("/oauth-callback"), json={"provider": "anthropic", "state": state, "code": "c"}, timeout=30)
+            assert r.json() == {"status": "ok"}, r.text
+            wait_for(lambda: s.get(b.url("/get-auth-status"), params={"state": state}, timeout=30).json()
+                     == {"status": "ok"}, timeout=5)
+            wait_for(lambda: [f["name"] for f in s.get(b.url("/auth-files"), timeout=30).json()["files"]]
+                     == ["claude-user@example.com.json"])
+        assert len(fake.requests_to("/claude/token")) == 1

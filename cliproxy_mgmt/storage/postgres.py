@@ -46,6 +46,8 @@ try:
     import psycopg
     from psycopg import sql
     from psycopg_pool import ConnectionPool, PoolTimeout
+
+    from . import pgshared
 except ImportError:  # the `postgres` extra is not installed
     psycopg = None
 
@@ -115,8 +117,8 @@ class PostgresStorage(Storage):
                                    check=ConnectionPool.check_connection)
         self.config = PostgresConfig(self)
         self.auths = PostgresAuths(self)
-        self.bans = None
-        self.sessions = None
+        self.bans = pgshared.PgBanList(self)
+        self.sessions = pgshared.PgSessionStore(self)
         self._listener = threading.Thread(target=self._listen, name="pgstore-listener", daemon=True)
         self._listener.start()
 
@@ -157,8 +159,7 @@ class PostgresStorage(Storage):
                     conn.execute(sql.SQL("""CREATE TRIGGER cliproxy_mgmt_notify
                         AFTER INSERT OR UPDATE OR DELETE ON {} FOR EACH ROW EXECUTE FUNCTION {}()""")
                                  .format(self.table(name), self.table("cliproxy_mgmt_notify")))
-            for statement in EXTRA_TABLES:
-                conn.execute(sql.SQL(statement).format(t=self.table))
+            pgshared.create_tables(conn, self.table)
 
     def _seed_config(self, conn, seed_path: str) -> tuple[str, Version]:
         row = self._config_row(conn)
@@ -459,6 +460,3 @@ class PostgresAuths(AuthBackend):
             if not deleted:
                 raise
 
-
-# Our own tables, for what several instances share beyond files. `{t}` is the table namer.
-EXTRA_TABLES: list[str] = []
