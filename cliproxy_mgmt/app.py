@@ -19,6 +19,9 @@ from .safeload import load_json
 from .security.ban import BanList
 from .security.guard import check_management_access
 from .security.keys import KeyVerifier, hash_secret, is_hashed
+from .storage.base import Storage
+from .storage.files import FileStorage
+from .storage.select import open_storage
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,7 @@ class State:
     local_password: str = ""
     verifier: KeyVerifier = field(default_factory=KeyVerifier)
     bans: BanList = field(default_factory=BanList)
+    storage: Storage = field(default_factory=FileStorage)
     extras: dict = field(default_factory=dict)  # per-feature state (usage store, OAuth sessions, ...)
 
 
@@ -95,13 +99,20 @@ def create_app(config_path: str | None = None, *, plugins=(), load_entrypoints: 
     path = config_path or os.environ.get(CONFIG_ENV) or "config.yaml"
     pm = get_plugin_manager(load_entrypoints=load_entrypoints, extra=plugins, blocked=blocked)
     sections = collect_sections(pm, CORE_KEYS)
-    store = ConfigStore(path, validate=make_validator(sections))
+    storage = open_storage(pm, path, os.environ)
+    try:
+        store = ConfigStore(path, validate=make_validator(sections), backend=storage.config)
+    except BaseException:
+        storage.close()
+        raise
+    storage.on_change(lambda: store.refresh(force=True))
     registry = collect(pm, store, sections)
 
     app = Flask(__name__)
     app.json = StrictJSONProvider(app)
     register_error_handlers(app)
-    state = State(store=store, pm=pm, registry=registry, local_password=local_password or "")
+    state = State(store=store, pm=pm, registry=registry, local_password=local_password or "",
+                  storage=storage, bans=storage.bans or BanList())
     app.extensions["cliproxy_mgmt"] = state
 
     management = Blueprint("management", __name__, url_prefix=MANAGEMENT_PREFIX)

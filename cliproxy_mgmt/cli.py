@@ -19,16 +19,18 @@ def _serve(args) -> int:
     from .config.store import ConfigError
     from .registry import PluginError
     from .security.guard import env_password
+    from .storage.base import StorageError
 
     try:
         app = create_app(args.config, local_password=args.local_password or "")
-    except (ConfigError, PluginError, OSError) as exc:
+    except (ConfigError, PluginError, OSError, StorageError) as exc:
         print(f"cliproxy-mgmt: cannot start: {exc}", file=sys.stderr)
         return 1
     state = app.extensions["cliproxy_mgmt"]
     data = state.store.data
-    host = str(data.get("host") or "")
+    host = args.host if args.host is not None else str(data.get("host") or "")
     port = data.get("port") if isinstance(data.get("port"), int) and data.get("port") > 0 else DEFAULT_PORT
+    port = args.port or port
     listen = f"{'[' + host + ']' if ':' in host else host or '*'}:{port}"
     if not (state.store.get("remote-management", "secret-key") or env_password() or args.local_password):
         print("cliproxy-mgmt: the Management API is off (every /v0/management route is 404): set "
@@ -115,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the management server with waitress")
     serve.add_argument("--config", default="config.yaml", help="path of config.yaml")
     serve.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="waitress worker threads")
+    serve.add_argument("--host", default=None, help="listen address (overrides the config's host)")
+    serve.add_argument("--port", type=int, default=None, help="listen port (overrides the config's port)")
     serve.add_argument("--local-password", default="",
                        help="a password for this run only, accepted from loopback clients, never stored")
     serve.set_defaults(run=_serve)

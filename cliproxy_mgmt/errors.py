@@ -12,7 +12,8 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from .config.store import ConfigError, SaveError, Unrepresentable
+from .config.store import ConfigError, SaveError, StoreUnavailable, Unrepresentable
+from .storage.base import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,13 @@ def register_error_handlers(app: Flask) -> None:
     def _save_error(exc: SaveError):
         log.error("failed to save config: %s", exc)
         return save_failed(exc).response()
+
+    @app.errorhandler(StoreUnavailable)
+    @app.errorhandler(Unavailable)
+    def _unavailable(exc: OSError):
+        # The database is down: nothing was changed, and reads still answer from memory.
+        log.error("storage unavailable: %s", exc)
+        return ApiError(503, f"storage unavailable: {exc.strerror or exc}").response()
 
     @app.errorhandler(Unrepresentable)
     def _unrepresentable(exc: Unrepresentable):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
 import os
+import sys
 import tempfile
 from typing import Callable
 
@@ -38,8 +42,41 @@ def replace_file(target: str, data: bytes, *, mode: int, prefix: str, suffix: st
         except FileNotFoundError:
             pass
         raise
+    fsync_folder(folder)
+
+
+def fsync_folder(folder: str) -> None:
+    """Make a rename in `folder` durable."""
     dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _renameat2():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        return libc.renameat2 if hasattr(libc, "renameat2") else None
+    except OSError:
+        return None
+
+
+_RENAMEAT2 = _renameat2() if sys.platform.startswith("linux") else None
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def exchange(a: str, b: str) -> bool:
+    """Swap the directory entries `a` and `b` atomically (Linux renameat2 RENAME_EXCHANGE).
+
+    False where the system or the filesystem cannot (the caller then renames); other
+    failures raise OSError, as rename would (EBUSY or EXDEV for a bind-mounted file).
+    """
+    if _RENAMEAT2 is None:
+        return False
+    if _RENAMEAT2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOENT):
+        return False
+    raise OSError(err, os.strerror(err), b)

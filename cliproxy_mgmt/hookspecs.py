@@ -122,3 +122,17 @@ def record_usage(record):
 
     :param record: a `cliproxy_mgmt.usage.UsageRecord` (model, client key, tokens, ...).
     """
+
+
+# -- storage -------------------------------------------------------------------------------
+
+@hookspec
+def register_storage_backends():
+    """Return a list of `cliproxy_mgmt.storage.BackendFactory`: storage backends for the
+    config text and the auth files (e.g. git or S3), chosen at start-up by the environment.
+
+    Called once, before the config is loaded. A factory's `selected(environ)` says whether
+    the environment asks for it; `open(config_path, environ)` returns a `Storage` (see
+    `cliproxy_mgmt/storage/base.py`: a `ConfigBackend` with compare-and-swap writes, an
+    `AuthBackend`, and a change callback). `CLIPROXY_MGMT_STORAGE=<name>` selects by name.
+    """

@@ -24,7 +24,9 @@ KEY = "reliability-key-1"
 KEY_HASH = bcrypt.hashpw(KEY.encode(), bcrypt.gensalt(10)).decode()
 
 # Variables that change what the server does; never inherited from the runner's shell.
-ISOLATED_ENV = ("MANAGEMENT_PASSWORD", "WRITABLE_PATH", "writable_path", "CLIPROXY_MGMT_CONFIG")
+ISOLATED_ENV = ("MANAGEMENT_PASSWORD", "WRITABLE_PATH", "writable_path", "CLIPROXY_MGMT_CONFIG",
+                "PGSTORE_DSN", "pgstore_dsn", "PGSTORE_SCHEMA", "pgstore_schema", "PGSTORE_LOCAL_PATH",
+                "pgstore_local_path", "CLIPROXY_MGMT_STORAGE")
 
 CONFIG = """\
 # Server address

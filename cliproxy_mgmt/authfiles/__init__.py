@@ -15,6 +15,7 @@ import threading
 from flask import current_app
 
 from ..errors import ApiError
+from ..storage.base import Unavailable
 from .listing import ListingCache, auth_index, parse_auth_json
 from .store import AuthDir, dump_json, resolve_auth_dir
 
@@ -42,12 +43,15 @@ class AuthFiles:
             if required:
                 raise ApiError(503, "auth directory not configured")
             return None
-        return AuthDir(path)
+        return AuthDir(path, self.state.storage.auths)
 
     def write(self, name: str, content: bytes, **check) -> str:
         """Write one file atomically (mode 0600) and return its path."""
         with self.lock:
-            path = self.folder().write(name, content, **check)
+            try:
+                path = self.folder().write(name, content, **check)
+            except Unavailable as exc:
+                raise ApiError(503, f"storage unavailable: {exc.strerror or exc}") from None
             self.listing.forget(name)
             return path
 

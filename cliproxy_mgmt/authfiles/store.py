@@ -15,7 +15,8 @@ import os
 import stat
 
 from ..errors import ApiError
-from ..fileio import replace_file
+from ..storage.base import AuthBackend, Unavailable
+from ..storage.files import FileAuths, replace_entry
 from .names import check_name, is_auth_file_name
 
 FILE_MODE = 0o600
@@ -24,7 +25,11 @@ DIR_MODE = 0o700
 
 def resolve_auth_dir(config) -> str | None:
     """`auth-dir` of a ConfigStore as an absolute path: `~` expanded, a relative path taken
-    from the config file's folder. None when the key is unset or empty."""
+    from the config file's folder. None when the key is unset or empty. A storage backend
+    that keeps the files itself (PostgreSQL) puts its local mirror in force instead."""
+    override = getattr(config, "auth_dir_override", None)
+    if override:
+        return override
     value = config.get("auth-dir", default="")
     if not isinstance(value, str) or not value.strip():
         return None
@@ -61,10 +66,10 @@ def write_atomic(path: str, data: bytes, mode: int = FILE_MODE) -> None:
     """Replace `path` (the directory entry, never a symlink's target) with `data`.
 
     Temp file in the same folder, fsync, rename, fsync the folder: readers see the old or
-    the new file, never half of one. (The config store's `write_atomic` writes through
-    symlinks on purpose, which is exactly what auth files must not do.)
+    the new file, never half of one. (The config file is written through symlinks on
+    purpose, which is exactly what auth files must not do.)
     """
-    replace_file(path, data, mode=mode, prefix=".tmp-", suffix=".part")
+    replace_entry(path, data, mode)
 
 
 def _not_a_directory() -> ApiError:
@@ -83,10 +88,11 @@ def dump_json(data: dict, like: bytes | None = None) -> bytes:
 
 
 class AuthDir:
-    """One auth-dir folder."""
+    """One auth-dir folder; `backend` stores writes and removals (default: the folder itself)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, backend: AuthBackend | None = None):
         self.path = path
+        self.backend = backend or FileAuths()
 
     def path_of(self, name: str, **check) -> str:
         """The path of a valid name; 400 `invalid name` when that path is a symlink or
@@ -128,13 +134,15 @@ class AuthDir:
         except OSError as exc:  # e.g. a dangling symlink or a file where the folder should be
             raise ApiError(503, "auth directory unavailable",
                            message=f"cannot create auth-dir: {exc.strerror or exc}") from None
-        write_atomic(path, data)
+        self.backend.save(self.path, os.path.basename(path), data)
         return path
 
     def remove(self, name: str) -> None:
         path = self.path_of(name)
         try:
-            os.unlink(path)
+            self.backend.remove(self.path, os.path.basename(path))
+        except Unavailable:
+            raise
         except FileNotFoundError:
             raise ApiError(404, "file not found") from None
         except IsADirectoryError:  # became a directory after path_of looked

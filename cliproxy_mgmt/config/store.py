@@ -4,38 +4,47 @@ Readers use `store.data`: the plain (JSON-like) view of the file, never written 
 whole on every change, so a GET reads memory and never the disk. Writers call
 `store.edit(fn)`: under the one writer lock, `fn` mutates a deep copy of the data; the
 store validates the copy, turns the difference into a text edit (`yamlio.splice`), writes
-the file atomically and only then makes the copy visible. A failure anywhere leaves the
-file and the memory as they were.
+it through the storage backend (`cliproxy_mgmt.storage`: the file itself by default) and
+only then makes the copy visible. A failure anywhere leaves the file and the memory as they
+were.
 
-An external edit of the file (new inode, size or mtime, and new content) is loaded on the
-next `refresh()` (called by every management request, at most every 0.1 s); an edit that
-does not parse or validate is logged and the last good config stays in force.
+The write is a compare-and-swap on the version the edit started from: when someone else
+changed the config meanwhile (a hand edit, another server on the same database), the write
+is refused, the store loads their text and applies the change again on top of it, so
+neither edit is lost.
+
+An external edit (new inode, size or mtime of the file, or a new row version, and new
+content) is loaded on the next `refresh()` (called by every management request, at most
+every 0.1 s, and by a backend that is told of changes); an edit that does not parse or
+validate is logged and the last good config stays in force.
 """
 
 from __future__ import annotations
 
 import copy
 import io
-import errno
 import hashlib
 import logging
 import os
 import re
 import threading
 import time
+from contextlib import contextmanager
 from typing import Callable
 
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
-from ..fileio import replace_file
 from ..safeload import InvalidYAML, load_yaml
+from ..storage.base import ConfigBackend, Conflict, Unavailable, Version
+from ..storage.files import FileConfig
 from . import yamlio
 
 log = logging.getLogger(__name__)
 
 REFRESH_INTERVAL = 0.1  # seconds between two stat() checks for external edits
 STALE_TEMP_SECONDS = 60  # a save holds its temp file for milliseconds; older ones are a crash's
+EDIT_ATTEMPTS = 20  # an edit re-applied on someone else's newer text this often before giving up
 
 
 class ConfigError(ValueError):
@@ -54,6 +63,10 @@ class SaveError(OSError):
     """The config file could not be written; nothing was changed."""
 
 
+class StoreUnavailable(SaveError):
+    """The storage backend takes no writes now (e.g. its database is down); nothing was changed."""
+
+
 def parse(text: str) -> dict:
     """Parse config text into plain data; an empty file is an empty mapping."""
     try:
@@ -67,31 +80,10 @@ def parse(text: str) -> dict:
     return yamlio.to_plain(loaded)
 
 
-def _signature(path: str):
-    st = os.stat(path)
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write `text` to `path` (through a symlink to its target) so readers see old or new, never half.
-
-    The file keeps its mode. Where rename is refused (a single-file bind mount gives EBUSY
-    or EXDEV) the file is rewritten in place instead.
-    """
-    target = os.path.realpath(path)
-    try:
-        mode = os.stat(target).st_mode & 0o7777
-    except FileNotFoundError:
-        mode = 0o600
-    replace_file(target, text.encode("utf-8"), mode=mode, prefix="." + os.path.basename(target) + ".",
-                 suffix=".tmp", rename_refused=lambda exc: exc.errno in (errno.EBUSY, errno.EXDEV),
-                 fallback=_write_in_place)
-
-
 def remove_stale_temp_files(path: str, older_than: float = STALE_TEMP_SECONDS) -> list[str]:
     """Delete the temp files that interrupted saves (a crash, SIGKILL) left next to `path`.
 
-    Only `write_atomic`'s own names (`.<name>.XXXXXXXX.tmp`), and only files older than
+    Only the file backend's own names (`.<name>.XXXXXXXX.tmp`), and only files older than
     `older_than` seconds, so a save in flight elsewhere is never touched. Returns the names.
     """
     target = os.path.realpath(path)
@@ -138,8 +130,12 @@ def _write_in_place(target: str, data: bytes) -> None:
 class ConfigStore:
     """config.yaml in memory; see the module docstring for the contract."""
 
-    def __init__(self, path: str, *, validate: Callable[[dict], None] = lambda data: None):
-        self.path = os.path.abspath(path)
+    def __init__(self, path: str, *, validate: Callable[[dict], None] = lambda data: None,
+                 backend: ConfigBackend | None = None):
+        """`backend` stores the text (default: the file at `path`, written with compare-and-swap);
+        `path` is then the file on this host that holds it."""
+        self._backend = backend or FileConfig(path, in_place=_write_in_place)
+        self.path = self._backend.path
         self._validate = validate
         self._lock = threading.RLock()
         self._listeners: list[Callable[["ConfigStore"], None]] = []
@@ -148,10 +144,10 @@ class ConfigStore:
         self._next_check = 0.0
         self.version = 0
         self.last_error: str | None = None
-        text = self._read()
+        text, version = self._backend.read()
         data = parse(text)
         validate(data)
-        self._install(text, data)
+        self._install(text, data, version)
         removed = remove_stale_temp_files(self.path)
         if removed:
             log.info("removed %d temp file(s) left by interrupted saves of %s", len(removed), self.path)
@@ -165,6 +161,11 @@ class ConfigStore:
     @property
     def text(self) -> str:
         return self._text
+
+    @property
+    def auth_dir_override(self) -> str | None:
+        """The folder the storage backend keeps the auth files in, replacing `auth-dir`."""
+        return self._backend.auth_dir
 
     def get(self, *path, default=None):
         """The value at a key path of the file, or `default` when any part is missing."""
@@ -202,32 +203,45 @@ class ConfigStore:
 
         Raises whatever `change` raises (nothing is written), ConfigError when the result is
         invalid, SaveError when the file cannot be written; in every such case the file and
-        the memory are unchanged.
+        the memory are unchanged. When someone else changed the config meanwhile, their text
+        is loaded and `change` runs again on it (so it may run more than once).
         """
         with self._lock:
-            self.refresh(force=True)
-            draft = copy.deepcopy(self._data)
-            result = change(draft)
-            draft = yamlio.to_plain(draft)
-            if yamlio.same(draft, self._data):
+            for _ in range(EDIT_ATTEMPTS):
+                try:
+                    with self._exclusive():
+                        self.refresh(force=True)
+                        draft = copy.deepcopy(self._data)
+                        result = change(draft)
+                        draft = yamlio.to_plain(draft)
+                        if yamlio.same(draft, self._data):
+                            return result
+                        if self.last_error is not None:
+                            # The file holds someone's edit that does not load. Writing our copy
+                            # over it would throw that edit away; upstream refuses too (it
+                            # re-reads before saving).
+                            raise SaveError(f"{self.path} holds an edit that does not load, so it "
+                                            f"was not overwritten: {self.last_error}")
+                        self._validate(draft)
+                        text = self._render(draft)
+                        version = self._write(text, self._seen)
+                except Conflict:
+                    # Someone else's newer text: load it (even if its stat looks like ours)
+                    # and apply the change again on top of it.
+                    self._seen = Version(None, b"")
+                    continue
+                self._apply(text, draft, version)
                 return result
-            if self.last_error is not None:
-                # The file holds someone's edit that does not load. Writing our copy over it
-                # would throw that edit away; upstream refuses too (it re-reads before saving).
-                raise SaveError(f"{self.path} holds an edit that does not load, so it was not "
-                                f"overwritten: {self.last_error}")
-            self._validate(draft)
-            text = self._render(draft)
-            self._commit(text, draft)
-            return result
+            raise SaveError(f"{self.path} kept changing while it was saved; nothing was written")
 
     def replace_text(self, text: str) -> None:
         """Write `text` as the new file (PUT /config.yaml): parse and validate first."""
         data = parse(text)
         self._validate(data)
         with self._lock:
-            self._commit(text, data, notify=True)
+            version = self._write(text, None)
             self.last_error = None  # a deliberate replacement of a broken file is the fix
+            self._apply(text, data, version, notify=True)
 
     def _render(self, draft: dict) -> str:
         yaml = yamlio.make_yaml(self._indent)
@@ -254,30 +268,43 @@ class ConfigStore:
         raise Unrepresentable("the change cannot be written as YAML that reads back; "
                               "nothing was written")
 
-    def _commit(self, text: str, data: dict, *, notify: bool = False) -> None:
-        """Write `text` and put `data` in force; when applying it fails (a listener raises),
-        write the old text back and put the old data back in force, then raise.
+    def _apply(self, text: str, data: dict, version: Version, *, notify: bool = False) -> None:
+        """Put `data` (just written as `text`, stored as `version`) in force; when applying
+        it fails (a listener raises), write the old text back and put the old data back in
+        force, then raise.
 
         An answer other than success must mean "nothing changed": a client that retries a
         failed write must not apply it twice.
         """
         old_text, old_data = self._text, self._data
-        self._write(text)
         try:
-            self._install(text, data)
+            self._install(text, data, version)
             if notify:
                 self._notify()
         except Exception:
             log.exception("applying the new config failed; restoring the previous one")
-            self._write(old_text)
-            self._install(old_text, old_data)
+            try:
+                restored = self._write(old_text, version)
+            except Conflict:  # someone else's text replaced ours meanwhile: theirs stands
+                restored = Version(None, b"")
+            self._install(old_text, old_data, restored)
             if notify:
                 self._notify()
             raise
 
-    def _write(self, text: str) -> None:
+    @contextmanager
+    def _exclusive(self):
         try:
-            write_atomic(self.path, text)
+            with self._backend.exclusive():
+                yield
+        except Unavailable as exc:
+            raise StoreUnavailable(exc.errno, exc.strerror or str(exc), self.path) from None
+
+    def _write(self, text: str, base: Version | None) -> Version:
+        try:
+            return self._backend.write(text, base)
+        except Unavailable as exc:
+            raise StoreUnavailable(exc.errno, exc.strerror or str(exc), self.path) from None
         except OSError as exc:
             # Name the config, not the temp file beside it that the failing call may report.
             raise SaveError(exc.errno, exc.strerror or str(exc), self.path) from None
@@ -290,23 +317,23 @@ class ConfigStore:
             return False
         self._next_check = now + REFRESH_INTERVAL
         try:
-            sig = _signature(self.path)
+            token = self._backend.token()
         except OSError:
             return False
-        if sig == self._sig:
+        if token == self._seen.token:
             return False
         with self._lock:
-            if sig == self._sig:
-                return False
             try:
-                text = self._read()
+                text, version = self._backend.read()
             except OSError:
                 return False
-            if not text.strip():
-                self._sig = sig  # an editor's empty intermediate: nothing to do
+            if version == self._seen:
                 return False
-            if hashlib.sha256(text.encode()).digest() == self._hash:
-                self._sig = sig  # same content as in force (a broken edit may have been undone)
+            if not text.strip():
+                self._seen = version  # an editor's empty intermediate: nothing to do
+                return False
+            if version.digest == self._hash:
+                self._seen = version  # same content as in force (a broken edit may have been undone)
                 self.last_error = None
                 return False
             try:
@@ -316,28 +343,21 @@ class ConfigStore:
                 if self.last_error != str(exc):
                     log.error("config reload failed, keeping the last good config: %s", exc)
                 self.last_error = str(exc)
-                self._sig = sig  # don't re-read the same broken file on every request
+                self._seen = version  # don't re-read the same broken file on every request
                 return False
             self.last_error = None
-            self._install(text, data)
+            self._install(text, data, version)
             log.info("config reloaded from %s", self.path)
             self._notify()
             return True
 
     # -- internals ------------------------------------------------------------------
-    def _read(self) -> str:
-        with open(self.path, "rb") as f:
-            return f.read().decode("utf-8")
-
-    def _install(self, text: str, data: dict) -> None:
+    def _install(self, text: str, data: dict, version: Version) -> None:
         self._text = text
         self._data = data
         self._hash = hashlib.sha256(text.encode()).digest()
         self._indent = yamlio.guess_indent(text)
-        try:
-            self._sig = _signature(self.path)
-        except OSError:
-            self._sig = None
+        self._seen = version  # the stored version last looked at: what the next write replaces
         self.version += 1
         for listener in self._change_listeners:
             listener(self)

@@ -23,7 +23,7 @@ from ..errors import ApiError
 from ..openapi import describe
 from ..registry import PluginError
 from ..safeload import InvalidJSON, load_json
-from .callbacks import Callback, Wakeups, valid_state, write_callback
+from .callbacks import Callback, Wakeups, valid_state
 from .forwarder import Forwarder, Forwarders
 from .sessions import SessionStore
 from .starter import Abandoned, Credential, Flow, LoginError, OAuthStarter
@@ -74,7 +74,7 @@ def init_app(app: Flask, management: Blueprint) -> None:
             if name in starters:
                 raise PluginError(f"OAuth provider name {name!r} is used by {starters[name]!r} and {login!r}")
             starters[name] = login
-    state.extras[EXTRA_KEY] = OAuthState(starters=starters)
+    state.extras[EXTRA_KEY] = OAuthState(starters=starters, sessions=state.storage.sessions or SessionStore())
 
     routes = Blueprint("oauth_logins", __name__)
     for login in logins:
@@ -182,9 +182,7 @@ def _hand_over(oauth: OAuthState, config, starter: OAuthStarter, callback: Callb
         if not oauth.sessions.is_pending(callback.state, starter.name):
             raise OAuthError(409, "oauth flow is not pending")
         try:
-            if folder is None:
-                raise OSError("auth-dir is not configured")
-            write_callback(folder, starter.name, callback)
+            oauth.sessions.hand_over(folder, starter.name, callback)
         except (OSError, ValueError) as exc:
             log.error("cannot write the OAuth callback file: %s", exc)
             raise OAuthError(500, "failed to persist oauth callback") from None

@@ -5,8 +5,9 @@ A session is pending while its status is ""; a non-empty status is the error mes
 Completing a session deletes it, so a finished login reads as `ok`. Expired sessions are
 purged on every operation.
 
-`SessionStore` is the interface a shared backend (Redis, a database) would implement for
-several server processes; this one keeps the map in the memory of the one process.
+`SessionStore` is the interface a shared backend implements for several server processes
+(the PostgreSQL storage backend has one); this one keeps the map in the memory of the one
+process and hands callbacks over as files in auth-dir.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, replace
+
+from .callbacks import Callback, take_callback, write_callback
 
 SESSION_TTL = 600.0  # seconds
 
@@ -71,6 +74,16 @@ class SessionStore:
         with self._lock:
             self._purge(self.clock())
             self._sessions.pop(state, None)
+
+    def hand_over(self, folder: str | None, provider: str, callback: Callback) -> None:
+        """Give the waiting login its callback (raises OSError or ValueError)."""
+        if folder is None:
+            raise OSError("auth-dir is not configured")
+        write_callback(folder, provider, callback)
+
+    def take_callback(self, folder: str | None, provider: str, state: str) -> Callback | None:
+        """The callback handed over for `state`, once (None while there is none)."""
+        return take_callback(folder, provider, state) if folder else None
 
     def complete_provider(self, provider: str) -> None:
         """Delete every session of `provider` (their background flows stop at their next look)."""

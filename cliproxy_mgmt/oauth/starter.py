@@ -23,7 +23,7 @@ from typing import Callable
 import requests
 
 from ..outbound import usable_proxy
-from .callbacks import Callback, take_callback
+from .callbacks import Callback
 from .pkce import hex_state
 
 HTTP_TIMEOUT = 30.0         # seconds, each provider request
@@ -194,13 +194,12 @@ class Flow:
         while True:
             if not self.pending():
                 raise Abandoned()
-            if self.auth_dir:
-                try:
-                    found = take_callback(self.auth_dir, self.starter.name, self.state)
-                except OSError:
-                    found = None
-                if found is not None:
-                    return found
+            try:
+                found = self.sessions.take_callback(self.auth_dir, self.starter.name, self.state)
+            except OSError:
+                found = None
+            if found is not None:
+                return found
             left = deadline - time.monotonic()
             if left <= 0:
                 raise LoginError(self.starter.timeout_error)

@@ -1,0 +1,143 @@
+"""The local-files backend (the default): config.yaml and auth-dir as they are on disk.
+
+A config write is a compare-and-swap on the file's identity, so a hand edit is never
+thrown away: the new text goes to a temp file beside the config (fsync, fstat: the version
+we write is that of the temp file, known before anyone else can touch it); right before
+the rename the file on disk must still be the version the edit was based on, and the swap
+itself is an atomic exchange (renameat2 RENAME_EXCHANGE) after which the file we took out
+is checked once more. An edit that landed in between is put back and the write reports
+`Conflict`: the config store reloads it and re-applies its change on top.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import tempfile
+from typing import Callable
+
+from ..fileio import exchange, fsync_folder, replace_file
+from .base import AuthBackend, ConfigBackend, Conflict, Storage, Version
+
+
+AUTH_FILE_MODE = 0o600
+
+
+def _token(st: os.stat_result) -> tuple:
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def file_version(path: str) -> tuple[bytes, Version]:
+    """The bytes of `path` and their version (read again if the file changed while read)."""
+    while True:
+        with open(path, "rb") as f:
+            before = _token(os.fstat(f.fileno()))
+            data = f.read()
+            if _token(os.fstat(f.fileno())) == before:
+                return data, Version(before, hashlib.sha256(data).digest())
+
+
+class FileConfig(ConfigBackend):
+    """config.yaml on disk (through a symlink to its target), written with compare-and-swap.
+
+    `in_place(target, data)` rewrites the file where it is when rename is refused (a
+    single-file bind mount gives EBUSY or EXDEV).
+    """
+
+    def __init__(self, path: str, *, in_place: Callable[[str, bytes], None]):
+        self.path = os.path.abspath(path)
+        self._in_place = in_place
+
+    def token(self):
+        return _token(os.stat(self.path))
+
+    def read(self) -> tuple[str, Version]:
+        data, version = file_version(self.path)
+        return data.decode("utf-8"), version
+
+    def write(self, text: str, base: Version | None) -> Version:
+        target = os.path.realpath(self.path)
+        data = text.encode("utf-8")
+        try:
+            mode = os.stat(target).st_mode & 0o7777
+        except FileNotFoundError:
+            mode = 0o600
+        folder, name = os.path.split(target)
+        fd, tmp = tempfile.mkstemp(prefix="." + name + ".", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), mode)
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+                written = Version(_token(os.fstat(f.fileno())), hashlib.sha256(data).digest())
+            self._check(target, base)
+            try:
+                swapped = base is not None and exchange(tmp, target)
+                if not swapped:
+                    os.replace(tmp, target)
+            except OSError as exc:
+                if exc.errno not in (errno.EBUSY, errno.EXDEV):
+                    raise
+                return self._write_in_place(target, data, base)
+            if swapped:
+                self._check_taken_out(tmp, target, base)
+        finally:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        fsync_folder(folder)
+        return written
+
+    @staticmethod
+    def _check(path: str, base: Version | None) -> None:
+        if base is None:
+            return
+        try:
+            _, current = file_version(path)
+        except FileNotFoundError:
+            raise Conflict(f"{path} was removed") from None
+        if current != base:
+            raise Conflict(f"{path} was changed by someone else")
+
+    def _check_taken_out(self, tmp: str, target: str, base: Version) -> None:
+        """After the exchange `tmp` holds the file we replaced: if it is not `base`, an edit
+        landed between the check and the exchange: put it back and report the conflict."""
+        try:
+            self._check(tmp, base)
+        except Conflict:
+            exchange(tmp, target)
+            raise
+
+    def _write_in_place(self, target: str, data: bytes, base: Version | None) -> Version:
+        self._check(target, base)
+        self._in_place(target, data)
+        with open(target, "rb") as f:
+            return Version(_token(os.fstat(f.fileno())), hashlib.sha256(data).digest())
+
+
+def replace_entry(path: str, data: bytes, mode: int = AUTH_FILE_MODE) -> None:
+    """Replace the directory entry `path` (never a symlink's target) with `data`, atomically."""
+    replace_file(path, data, mode=mode, prefix=".tmp-", suffix=".part")
+
+
+class FileAuths(AuthBackend):
+    """auth-dir on disk: atomic replace of the directory entry (never through a symlink)."""
+
+    def save(self, folder: str, name: str, data: bytes) -> None:
+        replace_entry(os.path.join(folder, name), data)
+
+    def remove(self, folder: str, name: str) -> None:
+        os.unlink(os.path.join(folder, name))
+
+
+class FileStorage(Storage):
+    """The default: no shared state, the config store's own file (`config` None)."""
+
+    name = "files"
+    config = None
+
+    def __init__(self):
+        self.auths = FileAuths()

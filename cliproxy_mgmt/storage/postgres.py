@@ -1,0 +1,462 @@
+"""The PostgreSQL backend: upstream's pgstore tables, shared live by several instances.
+
+Turned on by PGSTORE_DSN (a libpq URL). The tables are upstream's, so a Go CLIProxyAPI started
+with the same variables works on the same data:
+
+* `config_store(id, content TEXT, created_at, updated_at)`: one row `id = 'config'`, the YAML
+  text exactly as written (comments kept). When it is missing it is seeded byte for byte
+  from the --config file; afterwards the row is the truth.
+* `auth_store(id, content JSONB, created_at, updated_at)`: one row per auth file, `id` its
+  path relative to the auth folder with forward slashes (subfolders are kept and mirrored).
+
+PGSTORE_SCHEMA (created if missing) prefixes the tables; PGSTORE_LOCAL_PATH (default: the
+working directory) holds the local mirror `pgstore/config/config.yaml` and `pgstore/auths/`,
+which becomes the auth-dir in force: the listing, downloads and a Go proxy on the same host
+read these files.
+
+Live: triggers of our own (`cliproxy_mgmt_notify`) NOTIFY channel `cliproxy_mgmt_changes` on
+every row change, whoever made it (another instance, a Go proxy, psql). A listener thread per
+instance follows them within milliseconds, updates memory and the mirror, and tells the
+config store; a slow poll (POLL_SECONDS) catches anything a lost connection missed.
+
+Writes are serialised across instances: a config write locks the row (`SELECT ... FOR
+UPDATE`) and stores the text only if the row is still the version the edit started from
+(else `Conflict`: the config store re-applies the edit on the newer text). While the database
+is unreachable reads answer from memory and the mirror, writes raise `Unavailable`
+(503, nothing changed) and the listener reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from contextlib import contextmanager
+from typing import Callable
+
+from ..fileio import replace_file
+from .base import AuthBackend, ConfigBackend, Conflict, Storage, StorageError, Unavailable, Version
+from .files import replace_entry
+
+try:
+    import psycopg
+    from psycopg import sql
+    from psycopg_pool import ConnectionPool, PoolTimeout
+
+    from . import pgshared
+except ImportError:  # the `postgres` extra is not installed
+    psycopg = None
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "cliproxy_mgmt_changes"
+CONFIG_ID = "config"
+POLL_SECONDS = 5.0          # the safety net's period
+RECONNECT_SECONDS = 0.5     # the listener's pause between two connection attempts
+CONNECT_TIMEOUT = 5         # seconds, for every connection attempt
+POOL_WAIT = 3.0             # seconds a request waits for a pooled connection before 503
+MIRROR_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+def _env(environ: dict, name: str) -> str:
+    return (environ.get(name) or environ.get(name.lower()) or "").strip()
+
+
+def open_postgres(config_path: str, environ: dict) -> "PostgresStorage":
+    """The backend for PGSTORE_DSN; StorageError (one line) when it cannot start."""
+    if psycopg is None:
+        raise StorageError("PGSTORE_DSN is set but psycopg is not installed: "
+                           "pip install 'cliproxy-mgmt[postgres]'")
+    root = _env(environ, "PGSTORE_LOCAL_PATH") or _env(environ, "WRITABLE_PATH") or os.getcwd()
+    return PostgresStorage(_env(environ, "PGSTORE_DSN"), schema=_env(environ, "PGSTORE_SCHEMA"),
+                           root=os.path.join(os.path.abspath(root), "pgstore"), seed_path=config_path)
+
+
+def _unavailable(exc: Exception) -> Unavailable:
+    return Unavailable(errno.EIO, f"database unreachable: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}")
+
+
+class PostgresStorage(Storage):
+    """Config, auth files, bans and OAuth sessions in one PostgreSQL database."""
+
+    name = "postgres"
+
+    def __init__(self, dsn: str, *, schema: str, root: str, seed_path: str):
+        self.dsn = dsn
+        self.schema = schema
+        self.root = root
+        self.config_path = os.path.join(root, "config", "config.yaml")
+        self.auth_dir = os.path.join(root, "auths")
+        self._callbacks: list[Callable[[], None]] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()           # guards the cached config and the auth versions
+        self._auth_versions: dict[str, object] = {}  # id -> updated_at last mirrored
+        self._generation = 0  # counts our own config writes (see `_config_changed`)
+        self._default_schema = "public"  # the listener's current_schema(), for unqualified tables
+        try:
+            with psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as conn:
+                self._ensure_schema(conn)
+                text, version = self._seed_config(conn, seed_path)
+                self._sync_auths(conn)
+        except psycopg.Error as exc:
+            raise StorageError(f"cannot use the PostgreSQL store (PGSTORE_DSN): "
+                               f"{str(exc).strip().splitlines()[0]}") from None
+        self._text, self._version = text, version
+        self._write_mirror_config(text)
+        self.pool = ConnectionPool(dsn, min_size=1, max_size=8, open=True, timeout=POOL_WAIT,
+                                   kwargs={"connect_timeout": CONNECT_TIMEOUT}, name="cliproxy-mgmt",
+                                   check=ConnectionPool.check_connection)
+        self.config = PostgresConfig(self)
+        self.auths = PostgresAuths(self)
+        self.bans = pgshared.PgBanList(self)
+        self.sessions = pgshared.PgSessionStore(self)
+        self._listener = threading.Thread(target=self._listen, name="pgstore-listener", daemon=True)
+        self._listener.start()
+
+    # -- names ------------------------------------------------------------------------
+    def table(self, name: str):
+        """A table (or function) name, prefixed by PGSTORE_SCHEMA when set."""
+        if self.schema:
+            return sql.Identifier(self.schema, name)
+        return sql.Identifier(name)
+
+    # -- start-up ---------------------------------------------------------------------
+    def _ensure_schema(self, conn) -> None:
+        """Create what is missing (upstream's tables as upstream does, our trigger); never alter."""
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('cliproxy_mgmt_schema'))")
+            if self.schema:
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+            conn.execute(sql.SQL("""CREATE TABLE IF NOT EXISTS {} (
+                id TEXT PRIMARY KEY, content TEXT NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+                updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW())""").format(self.table("config_store")))
+            conn.execute(sql.SQL("""CREATE TABLE IF NOT EXISTS {} (
+                id TEXT PRIMARY KEY, content JSONB NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+                updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW())""").format(self.table("auth_store")))
+            conn.execute(sql.SQL("""CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    PERFORM pg_notify({}, json_build_object(
+                        'schema', TG_TABLE_SCHEMA, 'table', TG_TABLE_NAME,
+                        'id', CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END)::text);
+                    RETURN NULL;
+                END $$""").format(self.table("cliproxy_mgmt_notify"), sql.Literal(CHANNEL)))
+            for name in ("config_store", "auth_store"):
+                found = conn.execute(
+                    "SELECT 1 FROM pg_trigger WHERE tgname = 'cliproxy_mgmt_notify' AND tgrelid = %s::regclass",
+                    (self.table(name).as_string(conn),)).fetchone()
+                if not found:
+                    conn.execute(sql.SQL("""CREATE TRIGGER cliproxy_mgmt_notify
+                        AFTER INSERT OR UPDATE OR DELETE ON {} FOR EACH ROW EXECUTE FUNCTION {}()""")
+                                 .format(self.table(name), self.table("cliproxy_mgmt_notify")))
+            pgshared.create_tables(conn, self.table)
+
+    def _seed_config(self, conn, seed_path: str) -> tuple[str, Version]:
+        row = self._config_row(conn)
+        if row is None:
+            try:
+                with open(seed_path, "rb") as f:
+                    seed = f.read().decode("utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise StorageError(f"the database holds no config yet and {seed_path} cannot seed it: "
+                                   f"{getattr(exc, 'strerror', None) or exc}") from None
+            conn.execute(sql.SQL("""INSERT INTO {} (id, content, created_at, updated_at)
+                VALUES (%s, %s, NOW(), NOW()) ON CONFLICT (id) DO NOTHING""").format(self.table("config_store")),
+                (CONFIG_ID, seed))
+            log.info("seeded the database config from %s", seed_path)
+            row = self._config_row(conn)
+        return row
+
+    def _config_row(self, conn, lock: bool = False) -> tuple[str, Version] | None:
+        query = sql.SQL("SELECT content, updated_at FROM {} WHERE id = %s" + (" FOR UPDATE" if lock else ""))
+        row = conn.execute(query.format(self.table("config_store")), (CONFIG_ID,)).fetchone()
+        if row is None:
+            return None
+        return row[0], Version((row[1], _digest(row[0])), _digest(row[0]))
+
+    # -- the mirror ------------------------------------------------------------------------
+    def _write_mirror_config(self, text: str) -> None:
+        os.makedirs(os.path.dirname(self.config_path), mode=DIR_MODE, exist_ok=True)
+        try:
+            replace_file(self.config_path, text.encode("utf-8"), mode=MIRROR_MODE,
+                         prefix=".config.yaml.", suffix=".tmp")
+        except OSError as exc:
+            log.error("cannot write the config mirror %s: %s", self.config_path, exc)
+
+    def auth_path(self, rel_id: str) -> str | None:
+        """The mirror path of an auth row; None for an id that would leave the folder."""
+        clean = os.path.normpath(rel_id.replace("\\", "/"))
+        if clean.startswith("..") or os.path.isabs(clean) or clean in (".", ""):
+            return None
+        return os.path.join(self.auth_dir, clean)
+
+    def _mirror_auth(self, rel_id: str, content: str | None) -> None:
+        """Make the mirror file of `rel_id` hold `content` (None: remove it); a file whose JSON
+        already equals the row is left as it is (its bytes may be indented differently)."""
+        path = self.auth_path(rel_id)
+        if path is None:
+            log.warning("auth row %r is outside the auth folder; not mirrored", rel_id)
+            return
+        try:
+            if content is None:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+                return
+            try:
+                with open(path, "rb") as f:
+                    if json.loads(f.read()) == json.loads(content):
+                        return
+            except (OSError, ValueError):
+                pass
+            os.makedirs(os.path.dirname(path), mode=DIR_MODE, exist_ok=True)
+            replace_entry(path, content.encode("utf-8"))
+        except OSError as exc:
+            log.error("cannot mirror auth file %s: %s", path, exc)
+
+    def _sync_auths(self, conn) -> None:
+        """Mirror every auth row; remove mirror files that have no row."""
+        rows = conn.execute(sql.SQL("SELECT id, content::text, updated_at FROM {}")
+                            .format(self.table("auth_store"))).fetchall()
+        wanted = {}
+        for rel_id, content, updated in rows:
+            path = self.auth_path(rel_id)
+            if path is not None:
+                wanted[os.path.normpath(path)] = (rel_id, content, updated)
+        os.makedirs(self.auth_dir, mode=DIR_MODE, exist_ok=True)
+        for folder, _, names in os.walk(self.auth_dir):
+            for name in names:
+                path = os.path.normpath(os.path.join(folder, name))
+                if not name.startswith(".") and path not in wanted:
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        pass
+        for rel_id, content, updated in wanted.values():
+            with self._lock:
+                if self._auth_versions.get(rel_id) == updated:
+                    continue
+            self._mirror_auth(rel_id, content)
+            with self._lock:
+                self._auth_versions[rel_id] = updated
+        with self._lock:
+            for rel_id in set(self._auth_versions) - {v[0] for v in wanted.values()}:
+                del self._auth_versions[rel_id]
+
+    # -- following changes -------------------------------------------------------------------
+    def on_change(self, callback: Callable[[], None]) -> None:
+        self._callbacks.append(callback)
+
+    def _config_changed(self, text: str, version: Version, generation: int | None = None) -> None:
+        """Put a row read from the database in force. `generation` is `self._generation` from
+        before that read: when a write of ours came in between, the row may be older than it."""
+        with self._lock:
+            if generation is not None and generation != self._generation:
+                return  # our newer write is in force; its own notification follows
+            if version.digest == self._version.digest:
+                self._version = version
+                return
+            self._text, self._version = text, version
+        self._write_mirror_config(text)
+        for callback in self._callbacks:
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - a listener's bug must not stop the listener thread
+                log.exception("config change listener failed")
+
+    def _follow(self, conn, payload: str) -> None:
+        try:
+            change = json.loads(payload)
+        except ValueError:
+            return
+        if change.get("schema") != (self.schema or self._default_schema):
+            return  # the same tables in another schema of this database
+        if change.get("table") == "config_store" and change.get("id") == CONFIG_ID:
+            generation = self._generation
+            row = self._config_row(conn)
+            if row is not None:
+                self._config_changed(*row, generation)
+        elif change.get("table") == "auth_store" and isinstance(change.get("id"), str):
+            rel_id = change["id"]
+            row = conn.execute(sql.SQL("SELECT content::text, updated_at FROM {} WHERE id = %s")
+                               .format(self.table("auth_store")), (rel_id,)).fetchone()
+            with self._lock:
+                if row is not None and self._auth_versions.get(rel_id) == row[1]:
+                    return
+                if row is None and rel_id not in self._auth_versions and not os.path.exists(
+                        self.auth_path(rel_id) or ""):
+                    return
+            self._mirror_auth(rel_id, row[0] if row else None)
+            with self._lock:
+                if row is None:
+                    self._auth_versions.pop(rel_id, None)
+                else:
+                    self._auth_versions[rel_id] = row[1]
+
+    def _poll(self, conn) -> None:
+        generation = self._generation
+        row = self._config_row(conn)
+        if row is not None:
+            self._config_changed(*row, generation)
+        self._sync_auths(conn)
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.dsn, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as conn:
+                    self._default_schema = conn.execute("SELECT current_schema()").fetchone()[0]
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
+                    self._poll(conn)  # whatever changed while we were not listening
+                    next_poll = time.monotonic() + POLL_SECONDS
+                    while not self._stop.is_set():
+                        wait = max(next_poll - time.monotonic(), 0.0)
+                        # The generator holds the connection: collect, then query.
+                        batch = list(conn.notifies(timeout=min(wait, 1.0), stop_after=1))
+                        if batch:
+                            batch += conn.notifies(timeout=0.0)  # whatever else has arrived
+                        for payload in dict.fromkeys(n.payload for n in batch):
+                            self._follow(conn, payload)
+                        if time.monotonic() >= next_poll:
+                            self._poll(conn)
+                            next_poll = time.monotonic() + POLL_SECONDS
+            except psycopg.Error as exc:
+                if not self._stop.is_set():
+                    log.warning("database connection lost (%s); reconnecting",
+                                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            except Exception:  # noqa: BLE001 - keep following changes whatever happened
+                log.exception("pgstore listener failed; restarting it")
+            self._stop.wait(RECONNECT_SECONDS)
+
+    # -- writing -----------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self):
+        """A pooled connection in a transaction; `Unavailable` when the database is unreachable."""
+        try:
+            with self.pool.connection(timeout=POOL_WAIT) as conn, conn.transaction():
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise _unavailable(exc) from None
+
+    def close(self) -> None:
+        self._stop.set()
+        self.pool.close()
+
+
+class PostgresConfig(ConfigBackend):
+    """The `config` row; reads answer from memory (kept current by the listener)."""
+
+    def __init__(self, storage: PostgresStorage):
+        self.storage = storage
+        self.path = storage.config_path
+        self.auth_dir = storage.auth_dir
+        self._held = threading.local()  # the connection of the `exclusive()` block of this thread
+
+    def token(self):
+        return self.storage._version.token
+
+    def read(self) -> tuple[str, Version]:
+        with self.storage._lock:
+            return self.storage._text, self.storage._version
+
+    @contextmanager
+    def exclusive(self):
+        """Lock the row for one edit across instances: the current row is put in force first,
+        and `write` inside the block stores into the same transaction (committed at its end)."""
+        s = self.storage
+        with s.transaction() as conn:
+            row = s._config_row(conn, lock=True)
+            if row is not None:
+                s._config_changed(*row)
+            self._held.conn, self._held.pending = conn, None
+            try:
+                yield
+            finally:
+                self._held.conn = None
+        if self._held.pending is not None:  # committed: now it is the version in force
+            self._installed(*self._held.pending)
+            self._held.pending = None
+
+    def write(self, text: str, base: Version | None) -> Version:
+        s = self.storage
+        held = getattr(self._held, "conn", None)
+        if held is not None:
+            version = self._store(held, text, base)
+            self._held.pending = (text, version)
+            return version
+        with s.transaction() as conn:
+            version = self._store(conn, text, base)
+        self._installed(text, version)
+        return version
+
+    def _store(self, conn, text: str, base: Version | None) -> Version:
+        s = self.storage
+        current = s._config_row(conn, lock=True)
+        if current is not None and base is not None and current[1].digest != base.digest:
+            raise Conflict("the config in the database was changed by someone else")
+        updated = conn.execute(sql.SQL("""INSERT INTO {} (id, content, created_at, updated_at)
+            VALUES (%s, %s, NOW(), NOW())
+            ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, updated_at = NOW()
+            RETURNING updated_at""").format(s.table("config_store")), (CONFIG_ID, text)).fetchone()[0]
+        return Version((updated, _digest(text)), _digest(text))
+
+    def _installed(self, text: str, version: Version) -> None:
+        s = self.storage
+        with s._lock:
+            s._text, s._version = text, version
+            s._generation += 1
+        s._write_mirror_config(text)
+
+
+class PostgresAuths(AuthBackend):
+    """Auth files as `auth_store` rows, mirrored into the local auth folder."""
+
+    def __init__(self, storage: PostgresStorage):
+        self.storage = storage
+
+    def _rel_id(self, folder: str, name: str) -> str:
+        rel = os.path.relpath(os.path.join(folder, name), self.storage.auth_dir)
+        if rel.startswith(".."):
+            raise OSError(errno.EINVAL, "outside the PostgreSQL store's auth folder", folder)
+        return rel.replace(os.sep, "/")
+
+    def save(self, folder: str, name: str, data: bytes) -> None:
+        s = self.storage
+        rel_id = self._rel_id(folder, name)
+        try:
+            with s.transaction() as conn:
+                updated = conn.execute(sql.SQL("""INSERT INTO {} (id, content, created_at, updated_at)
+                    VALUES (%s, %s::jsonb, NOW(), NOW())
+                    ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, updated_at = NOW()
+                    RETURNING updated_at""").format(s.table("auth_store")),
+                    (rel_id, data.decode("utf-8"))).fetchone()[0]
+        except (psycopg.DataError, UnicodeDecodeError) as exc:
+            raise OSError(errno.EINVAL, f"the database refused the file: {str(exc).splitlines()[0]}") from None
+        with s._lock:
+            s._auth_versions[rel_id] = updated
+        replace_entry(os.path.join(folder, name), data)  # the mirror keeps our bytes
+
+    def remove(self, folder: str, name: str) -> None:
+        s = self.storage
+        rel_id = self._rel_id(folder, name)
+        with s.transaction() as conn:
+            deleted = conn.execute(sql.SQL("DELETE FROM {} WHERE id = %s").format(s.table("auth_store")),
+                                   (rel_id,)).rowcount
+        with s._lock:
+            s._auth_versions.pop(rel_id, None)
+        try:
+            os.unlink(os.path.join(folder, name))
+        except FileNotFoundError:
+            if not deleted:
+                raise
+
