@@ -6,7 +6,7 @@ import json
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from .config.store import ConfigError, InvalidConfig, parse
+from .config.store import ConfigError, InvalidConfig
 from .config.view import build_config_view
 from .conventions import read_body, store
 from .errors import ApiError
@@ -28,14 +28,10 @@ def _value(data, path):
     return data
 
 
-def check_server_only_keys(text: str) -> None:
-    """422 when `text` (a new config.yaml) changes a SERVER_ONLY_KEYS value."""
-    try:
-        new = parse(text)
-    except ConfigError:
-        return  # replace_text reports it
+def check_server_only_keys(new: dict, current: dict) -> None:
+    """422 when `new` (a valid new config) changes a SERVER_ONLY_KEYS value of `current`."""
     for path in SERVER_ONLY_KEYS:
-        if (_value(new, path) or None) != (store().get(*path) or None):
+        if (_value(new, path) or None) != (_value(current, path) or None):
             raise ApiError(422, "invalid_config", message=f"{'.'.join(path)} can only be changed "
                            "in config.yaml on the server, not through the API")
 
@@ -73,9 +69,8 @@ def put_config_yaml():
         raise ApiError(400, "invalid_yaml", message="config.yaml must be UTF-8 text") from None
     if not text.strip():
         raise ApiError(400, "invalid_yaml", message="empty config: refusing to replace config.yaml")
-    check_server_only_keys(text)
     try:
-        store().replace_text(text)
+        store().replace_text(text, check=check_server_only_keys)
     except InvalidConfig as exc:
         raise ApiError(422, "invalid_config", message=str(exc)) from None
     except ConfigError as exc:

@@ -234,11 +234,14 @@ class ConfigStore:
                 return result
             raise SaveError(f"{self.path} kept changing while it was saved; nothing was written")
 
-    def replace_text(self, text: str) -> None:
-        """Write `text` as the new file (PUT /config.yaml): parse and validate first."""
+    def replace_text(self, text: str, check: Callable[[dict, dict], None] | None = None) -> None:
+        """Write `text` as the new file (PUT /config.yaml): parse and validate first, then
+        `check(new_data, current_data)`, which may raise to refuse it."""
         data = parse(text)
         self._validate(data)
         with self._lock:
+            if check is not None:
+                check(data, self._data)
             version = self._write(text, None)
             self.last_error = None  # a deliberate replacement of a broken file is the fix
             self._apply(text, data, version, notify=True)
