@@ -115,7 +115,7 @@ def _asset(release_body: bytes, url: str) -> tuple[str, str]:
     return str(download), digest.partition(":")[2].strip().lower()
 
 
-def fetch_panel(config_path: str, *, version: str | None = None, api_base: str | None = None) -> str:
+def fetch_panel(config_path: str, *, version: str | None = None) -> str:
     """Download, verify and install the panel for the config at `config_path`; return a report line."""
     try:
         with open(config_path, encoding="utf-8") as f:
@@ -123,7 +123,7 @@ def fetch_panel(config_path: str, *, version: str | None = None, api_base: str |
     except (OSError, UnicodeDecodeError, ConfigError) as exc:
         raise PanelError(f"cannot read {config_path}: {exc}") from None
     remote = data.get("remote-management") if isinstance(data.get("remote-management"), dict) else {}
-    url = release_api_url(remote.get("panel-github-repository"), version, api_base)
+    url = release_api_url(remote.get("panel-github-repository"), version)
     with session(usable_proxy(data.get("proxy-url"))) as http:
         download, expected = _asset(_get(http, url, headers=HEADERS), url)
         body = _get(http, download, headers={"User-Agent": HEADERS["User-Agent"]})

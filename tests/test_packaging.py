@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -21,11 +22,27 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def build_sources() -> list[str]:
+    """What the container image's build stage copies to build the wheel (deploy/docker/Dockerfile)."""
+    text = (ROOT / "deploy" / "docker" / "Dockerfile").read_text()
+    stage = text[:text.index("\nFROM ", text.index("FROM "))]
+    return [source for line in stage.splitlines() if line.startswith("COPY ")
+            for source in line.split()[1:-1]]
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> zipfile.ZipFile:
+    """The wheel pip builds from a copy of exactly those files (no stale build/ folder of the
+    checkout can slip in, and the image's build stage is shown to have all it needs)."""
+    source = tmp_path_factory.mktemp("source")
+    for name in build_sources():
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(ROOT / name, source / name)
     out = tmp_path_factory.mktemp("wheel")
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                           "--disable-pip-version-check", "--wheel-dir", str(out), str(ROOT)],
+                           "--disable-pip-version-check", "--wheel-dir", str(out), str(source)],
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
     assert done.returncode == 0, done.stderr
     [path] = out.glob("cliproxy_mgmt-*.whl")
