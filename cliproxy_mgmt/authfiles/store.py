@@ -12,6 +12,7 @@ import json
 import os
 import stat
 
+from .. import audit
 from ..errors import ApiError
 from ..fileio import replace_file
 from .names import check_name, is_auth_file_name
@@ -90,6 +91,7 @@ class AuthDir:
         path = self.path_of(name, **check)
         os.makedirs(self.path, mode=DIR_MODE, exist_ok=True)
         write_atomic(path, data)
+        audit.auth_file("written", os.path.basename(path))
         return path
 
     def remove(self, name: str) -> None:
@@ -100,6 +102,7 @@ class AuthDir:
             raise ApiError(404, "file not found") from None
         except OSError as exc:
             raise ApiError(500, f"failed to remove file: {exc.strerror}") from None
+        audit.auth_file("deleted", name)
 
     def scan(self):
         """(name, path, stat) of every auth file: regular files, valid names, no symlinks.

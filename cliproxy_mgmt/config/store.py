@@ -29,6 +29,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
+from .. import audit
 from ..fileio import replace_file
 from . import yamlio
 
@@ -59,12 +60,21 @@ def parse(text: str) -> dict:
     try:
         loaded = YAML(typ="safe", pure=True).load(text)
     except YAMLError as exc:
-        raise ConfigError(str(exc)) from None
+        raise ConfigError(yaml_error_message(exc)) from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
         raise ConfigError("the config root must be a mapping")
     return yamlio.to_plain(loaded)
+
+
+def yaml_error_message(exc: YAMLError) -> str:
+    """The parser's problem and where it is (line, column): never its snippet of the text,
+    which can show a key to the log or to the client."""
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or "invalid YAML"
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return f"YAML syntax error: {problem}{where}"
 
 
 def _signature(path: str):
@@ -291,7 +301,7 @@ class ConfigStore:
                 self._sig = sig  # don't re-read the same broken file on every request
                 return False
             self.last_error = None
-            self._install(text, data)
+            self._install(text, data, hand_edit=True)
             log.info("config reloaded from %s", self.path)
             self._notify()
             return True
@@ -301,7 +311,9 @@ class ConfigStore:
         with open(self.path, "rb") as f:
             return f.read().decode("utf-8")
 
-    def _install(self, text: str, data: dict) -> None:
+    def _install(self, text: str, data: dict, *, hand_edit: bool = False) -> None:
+        if self.version:  # every change after the first load passes here: the audit's one place
+            audit.config_changed(self.path, self._data, data, hand_edit=hand_edit)
         self._text = text
         self._data = data
         self._hash = hashlib.sha256(text.encode()).digest()
