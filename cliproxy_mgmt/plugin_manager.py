@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import types
 
 import pluggy
 
@@ -93,6 +94,12 @@ def _hook_problem(exc: pluggy.PluginValidationError) -> str:
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())  # one line
 
 
+def _shipped(plugin) -> bool:
+    """Part of this package (the core's own plugins and the built-in providers)?"""
+    module = plugin.__name__ if isinstance(plugin, types.ModuleType) else type(plugin).__module__
+    return module.split(".")[0] in (NAME, BUILTIN_PROVIDERS)
+
+
 def describe_plugins(pm: pluggy.PluginManager) -> list[dict]:
     """Name, version and implemented hooks of every registered plugin (a built-in's version is
     the package's own)."""
@@ -104,7 +111,7 @@ def describe_plugins(pm: pluggy.PluginManager) -> list[dict]:
         if plugin is None:
             continue
         dist = dists.get(id(plugin))
-        builtin = __version__ if name in DEFAULT_PLUGINS else None
+        builtin = __version__ if _shipped(plugin) else None
         described.append({
             "name": name,
             "version": dist.version if dist is not None else builtin,

@@ -101,6 +101,17 @@ def _summary(app, options: ServeOptions, url: str) -> None:
     log.info("storage: files")
 
 
+def _check_resolves(host: str, port: int) -> None:
+    """A host name that does not resolve is named as such (waitress only says "invalid")."""
+    if host.strip("[]") in ("", "*"):
+        return
+    try:
+        socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise StartupError(f"cannot listen on {host}:{port}: the host does not resolve "
+                           f"({exc.strerror or exc})") from None
+
+
 def build_server(app, options: ServeOptions):
     """A waitress server for `app`, bound and ready to run; StartupError when it cannot listen."""
     from waitress.server import create_server
@@ -110,6 +121,7 @@ def build_server(app, options: ServeOptions):
     state = app.extensions["cliproxy_mgmt"]
     host, port = listen_address(state.store.data, options)
     spec = _listen_spec(host, port)
+    _check_resolves(host, port)
     _raise_fd_limit(options.connection_limit)
     try:
         server = create_server(
@@ -120,9 +132,6 @@ def build_server(app, options: ServeOptions):
             connection_limit=options.connection_limit, channel_timeout=options.channel_timeout,
             cleanup_interval=min(CLEANUP_INTERVAL, options.channel_timeout),
             asyncore_use_poll=True)  # select() stops at 1024 descriptors
-    except socket.gaierror as exc:
-        raise StartupError(f"cannot listen on {spec}: host {host!r} does not resolve "
-                           f"({exc.strerror or exc})") from None
     except OSError as exc:
         raise StartupError(f"cannot listen on {spec}: {exc.strerror or exc}") from None
     except ValueError as exc:  # waitress refuses a listen spec it cannot parse or resolve
