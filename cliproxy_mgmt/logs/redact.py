@@ -77,10 +77,13 @@ class SecretRegistry:
         self._by_owner: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._static: set[str] = set()
         self._pattern: re.Pattern | None = None
+        self._stale = False  # an owner went away: rebuild the pattern before the next use
 
     def remember(self, owner, secrets) -> None:
         """Add `secrets` to what `owner` contributes (owner None: for the whole process)."""
         with self._lock:
+            if owner is not None and owner not in self._by_owner:
+                weakref.finalize(owner, self._forget)
             known = self._static if owner is None else self._by_owner.setdefault(owner, set())
             new = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH} - known
             if not new:
@@ -88,7 +91,11 @@ class SecretRegistry:
             known |= new
             self._rebuild()
 
+    def _forget(self) -> None:
+        self._stale = True  # runs inside garbage collection: no lock taken here
+
     def _rebuild(self) -> None:
+        self._stale = False
         every = set(self._static)
         for secrets in self._by_owner.values():
             every |= secrets
@@ -97,6 +104,9 @@ class SecretRegistry:
         self._pattern = re.compile("|".join(map(re.escape, alternatives))) if alternatives else None
 
     def redact(self, text: str) -> str:
+        if self._stale:
+            with self._lock:
+                self._rebuild()
         pattern = self._pattern
         if pattern is not None:
             text = pattern.sub(MASK, text)
