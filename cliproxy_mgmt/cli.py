@@ -202,7 +202,9 @@ def _quiet_broken_pipe() -> None:
 def run(args) -> int:
     """Run the chosen subcommand; turn every failure into one line and an exit status."""
     try:
-        return args.run(args)
+        status = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return status
     except StartupError as exc:
         _fail("cannot start: ", str(exc))
     except CliError as exc:
