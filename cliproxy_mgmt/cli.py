@@ -14,12 +14,12 @@ import os
 import sys
 
 from . import __version__
+from .logs.setup import LEVELS as LOG_LEVELS
+from .logs.setup import LOG_LEVEL_ENV, configure_console, env_level
 from .serving import (DEFAULT_CHANNEL_TIMEOUT, DEFAULT_CONNECTION_LIMIT, DEFAULT_THREADS,
                       ServeOptions, StartupError)
 
 PROG = "cliproxy-mgmt"
-LOG_LEVEL_ENV = "CLIPROXY_MGMT_LOG_LEVEL"
-LOG_LEVELS = ("debug", "info", "warning", "error")
 
 log = logging.getLogger(__name__)
 
@@ -143,11 +143,6 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpF
         return super()._get_help_string(action)
 
 
-def _env_log_level() -> str:
-    level = (os.environ.get(LOG_LEVEL_ENV) or "info").strip().lower()
-    return level if level in LOG_LEVELS else "info"
-
-
 def _add_serve(sub) -> None:
     serve = sub.add_parser("serve", help="run the management server with waitress", formatter_class=_Help,
                            description="Run the Management API (and the panel) with waitress.")
@@ -162,7 +157,7 @@ def _add_serve(sub) -> None:
                        help="seconds a connection may stay silent (half a request, idle keep-alive)")
     serve.add_argument("--local-password", default="",
                        help="a password for this run only, accepted from loopback clients, never stored")
-    serve.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, default=_env_log_level(),
+    serve.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, default=env_level(),
                        help=f"least severe log level shown (${LOG_LEVEL_ENV})")
     serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
                        help="log one line per request")
@@ -223,9 +218,7 @@ def run(args) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from .logs.setup import configure_console
-
-    configure_console(getattr(args, "log_level", None) or _env_log_level())
+    configure_console(getattr(args, "log_level", None))
     return run(args)
 
 
