@@ -348,3 +348,9 @@ def test_a_plugin_route_without_a_description_is_a_start_up_warning(make_app, ca
     with caplog.at_level(logging.WARNING):
         make_app(plugins=[Undocumented()])
     assert "route GET /v0/management/undocumented has no OpenAPI description" in caplog.text
+
+
+def test_the_example_configs_have_no_unknown_keys():
+    for path in (ROOT / "tests" / "data" / "config.example.yaml", ROOT / "config.yaml"):
+        result = cli("check-config", str(path))
+        assert result.returncode == 0 and "unknown config key" not in result.stderr, result.stderr

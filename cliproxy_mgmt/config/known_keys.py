@@ -9,38 +9,28 @@ from __future__ import annotations
 
 import difflib
 import logging
+from functools import lru_cache
+from importlib import resources
 
 from .schema import CORE_KEYS
 
 log = logging.getLogger(__name__)
 
-# Top-level keys of CLIProxyAPI's own config (its Config struct) that this server does not
-# validate itself; provider sections come from the plugins.
-UPSTREAM_KEYS = frozenset({
-    "host", "port", "tls", "credential-concurrency", "credential-in-flight", "remote-management",
-    "plugins", "auth-dir", "debug", "pprof", "commercial-mode", "logging-to-file",
-    "logs-max-total-size-mb", "error-logs-max-files", "usage-statistics-enabled",
-    "redis-usage-queue-retention-seconds", "disable-cooling", "save-cooldown-status",
-    "transient-error-cooldown-seconds", "auth-auto-refresh-workers", "request-retry",
-    "max-retry-credentials", "max-retry-interval", "quota-exceeded", "routing", "ws-auth",
-    "antigravity-signature-cache-enabled", "antigravity-signature-bypass-strict", "antigravity",
-    "gemini-api-key", "interactions-api-key", "codex-api-key", "xai-api-key", "xai", "codex",
-    "codex-header-defaults", "claude-api-key", "claude-header-defaults", "disable-claude-cloak-mode",
-    "openai-compatibility", "vertex-api-key", "oauth-excluded-models", "oauth-model-alias",
-    "oauth-request-scoped-errors", "payload", "proxy-url", "disable-image-generation",
-    "gpt-image-2-base-model", "video-result-auth-cache-ttl", "force-model-prefix", "request-log",
-    "claude-code", "api-keys", "passthrough-headers", "streaming", "nonstream-keepalive-interval",
-    # legacy keys upstream still reads and migrates
-    "auth", "generative-language-api-key", "amp-upstream-url", "amp-upstream-api-key",
-    "amp-restrict-management-to-localhost", "amp-model-mappings", "ampcode",
-})
+UPSTREAM_KEYS_FILE = "upstream_keys.txt"  # CLIProxyAPI's own top-level keys, one a line
+
+
+@lru_cache(maxsize=1)
+def upstream_keys() -> frozenset:
+    """The top-level keys CLIProxyAPI reads (a data file shipped beside this module)."""
+    text = resources.files(__package__).joinpath(UPSTREAM_KEYS_FILE).read_text(encoding="utf-8")
+    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
 def known_keys(sections: dict) -> frozenset:
     """Every top-level key something reads: the core, the plugins' sections, CLIProxyAPI."""
     plugin_keys = {k for key, section in sections.items()
                    for k in (key, *getattr(section, "legacy_keys", ()))}
-    return CORE_KEYS | UPSTREAM_KEYS | plugin_keys
+    return CORE_KEYS | upstream_keys() | plugin_keys
 
 
 def unknown_key_warnings(data: dict, sections: dict) -> list[str]:

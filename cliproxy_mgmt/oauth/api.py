@@ -122,7 +122,7 @@ def _start_view(starter: OAuthStarter):
 
 
 def _start_forwarder(starter: OAuthStarter, flow: Flow, oauth: OAuthState) -> Forwarder:
-    from ..cli import DEFAULT_PORT  # where `serve` listens when the config names no port
+    from ..serving import DEFAULT_PORT  # where `serve` listens when the config names no port
 
     port = flow.config.get("port", default=DEFAULT_PORT)
     if isinstance(port, bool) or not isinstance(port, int) or port <= 0:

@@ -28,7 +28,8 @@ def parse_networks(entries) -> tuple:
 @lru_cache(maxsize=4096)
 def _parse(text: str):
     """(canonical text, ip address or None) of one address spelling."""
-    raw = text.strip().strip('"').strip()
+    written = text.strip(' \t"')
+    raw = written
     bracketed = _BRACKETED.match(raw)
     if bracketed:
         raw = bracketed.group(1)
@@ -40,7 +41,7 @@ def _parse(text: str):
     try:
         ip = ipaddress.ip_address(raw)
     except ValueError:
-        return raw.lower(), None  # e.g. Forwarded's "unknown" or "_hidden": kept as written
+        return written.lower(), None  # e.g. Forwarded's "unknown" or "_hidden": kept as written
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return str(ip), ip
