@@ -65,7 +65,7 @@ def config_secrets(data) -> set[str]:
 
 
 class SecretRegistry:
-    """The secrets to mask, per owner (a config store, a server's passwords), process-wide.
+    """The secrets to mask, per owner (a config store), process-wide.
 
     Owners are held weakly: the secrets of an app that is gone stop being masked with it.
     A value once known for an owner stays masked (a key removed from the config may still
@@ -75,16 +75,15 @@ class SecretRegistry:
     def __init__(self):
         self._lock = threading.Lock()
         self._by_owner: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self._static: set[str] = set()
         self._pattern: re.Pattern | None = None
         self._stale = False  # an owner went away: rebuild the pattern before the next use
 
     def remember(self, owner, secrets) -> None:
-        """Add `secrets` to what `owner` contributes (owner None: for the whole process)."""
+        """Add `secrets` to what `owner` contributes."""
         with self._lock:
-            if owner is not None and owner not in self._by_owner:
+            if owner not in self._by_owner:
                 weakref.finalize(owner, self._forget)
-            known = self._static if owner is None else self._by_owner.setdefault(owner, set())
+            known = self._by_owner.setdefault(owner, set())
             new = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH} - known
             if not new:
                 return
@@ -96,7 +95,7 @@ class SecretRegistry:
 
     def _rebuild(self) -> None:
         self._stale = False
-        every = set(self._static)
+        every: set[str] = set()
         for secrets in self._by_owner.values():
             every |= secrets
         # Longest first, so a key that contains another is masked whole.
