@@ -10,6 +10,7 @@ from flask import Blueprint, Flask
 from flask.json.provider import DefaultJSONProvider
 
 from . import __version__, oauth
+from .config.known_keys import warn_unknown_keys
 from .config.schema import CORE_KEYS, make_validator
 from .config.store import ConfigStore
 from .errors import register_error_handlers
@@ -66,11 +67,11 @@ def hash_plaintext_secret(store: ConfigStore) -> None:
 
 def core_blueprints() -> list[Blueprint]:
     """The core's own resources, each a blueprint module with a `bp`."""
-    from . import config_api, openapi, settings
+    from . import config_api, index, openapi, settings
     from .authfiles import api as authfiles_api
     from .oauth import api as oauth_api
 
-    return [settings.bp, config_api.bp, openapi.bp, authfiles_api.bp, oauth_api.bp,
+    return [index.bp, settings.bp, config_api.bp, openapi.bp, authfiles_api.bp, oauth_api.bp,
             *feature_blueprints()]
 
 
@@ -129,5 +130,17 @@ def create_app(config_path: str | None = None, *, plugins=(), load_entrypoints: 
     app.register_blueprint(management)
 
     store.on_load(hash_plaintext_secret)
+    store.on_load(warn_unknown_keys(sections))
     init_features(app)
+    warn_undescribed_routes(app)
     return app
+
+
+def warn_undescribed_routes(app: Flask) -> None:
+    """A route (a plugin's, usually) missing from GET /openapi.json is worth a start-up warning."""
+    from .openapi import undescribed
+
+    for route in undescribed(app):
+        method, _, path = route.partition(" ")
+        log.warning("route %s %s%s has no OpenAPI description (openapi.describe), so "
+                    "/openapi.json leaves it out", method, MANAGEMENT_PREFIX, path)

@@ -1,66 +1,72 @@
-"""The `cliproxy-mgmt` command: serve | hash-key | check-config | plugins | panel fetch."""
+"""The `cliproxy-mgmt` command: serve | hash-key | check-config | plugins | panel fetch.
+
+Every operator mistake ends in one line on stderr (`cliproxy-mgmt: cannot start: ...` or
+`cliproxy-mgmt: error: ...`) and a non-zero exit, never a traceback; `--log-level debug`
+adds the traceback of an unexpected failure to the log.
+"""
 
 from __future__ import annotations
 
 import argparse
 import getpass
 import logging
+import os
 import sys
 
-from .config import DEFAULT_PORT
+from . import __version__
+from .logs.setup import LEVELS as LOG_LEVELS
+from .logs.setup import LOG_LEVEL_ENV, configure_console, env_level
+from .serving import (DEFAULT_CHANNEL_TIMEOUT, DEFAULT_CONNECTION_LIMIT, DEFAULT_THREADS,
+                      ServeOptions, StartupError)
 
-DEFAULT_THREADS = 8
+PROG = "cliproxy-mgmt"
+
+log = logging.getLogger(__name__)
+
+
+class CliError(Exception):
+    """A mistake in how the command was used: printed as `cliproxy-mgmt: error: ...`."""
 
 
 def _serve(args) -> int:
-    import waitress
+    from .logs.access import ACCESS_LOGGER
 
-    from .app import create_app
-    from .config.store import ConfigError
-    from .registry import PluginError
-    from .security.guard import env_password
-    from .storage.base import StorageError
+    if not args.access_log:
+        logging.getLogger(ACCESS_LOGGER).setLevel(logging.WARNING)
+    options = ServeOptions(config=args.config, host=args.host, port=args.port, threads=args.threads,
+                           connection_limit=args.connection_limit,
+                           channel_timeout=args.channel_timeout,
+                           local_password=args.local_password or "")
+    from .serving import serve
 
-    try:
-        app = create_app(args.config, local_password=args.local_password or "")
-    except (ConfigError, PluginError, OSError, StorageError) as exc:
-        print(f"cliproxy-mgmt: cannot start: {exc}", file=sys.stderr)
-        return 1
-    state = app.extensions["cliproxy_mgmt"]
-    data = state.store.data
-    host = args.host if args.host is not None else str(data.get("host") or "")
-    port = data.get("port") if isinstance(data.get("port"), int) and data.get("port") > 0 else DEFAULT_PORT
-    port = args.port or port
-    listen = f"{'[' + host + ']' if ':' in host else host or '*'}:{port}"
-    if not (state.store.get("remote-management", "secret-key") or env_password() or args.local_password):
-        print("cliproxy-mgmt: the Management API is off (every /v0/management route is 404): set "
-              "remote-management.secret-key in the config, MANAGEMENT_PASSWORD, or "
-              "--local-password to enable it", file=sys.stderr, flush=True)
-    from .config_api import upload_limit
-    waitress.serve(app, listen=listen, threads=args.threads, ident="cliproxy-mgmt",
-                   # The app decides which forwarding headers to trust (docs/decisions.md).
-                   clear_untrusted_proxy_headers=False,
-                   max_request_body_size=upload_limit(state.store) + (1 << 20))
+    serve(options)
     return 0
+
+
+def _read_key() -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    try:
+        return getpass.getpass("management key: ")
+    except EOFError:  # Ctrl-D at the prompt
+        raise CliError("no key entered") from None
 
 
 def _hash_key(args) -> int:
     from .security.keys import SecretTooLong, hash_secret
 
-    key = args.key if args.key is not None else (
-        getpass.getpass("management key: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n"))
+    key = args.key if args.key is not None else _read_key()
     if not key:
-        print("cliproxy-mgmt: empty key", file=sys.stderr)
-        return 1
+        raise CliError("empty key")
     try:
         print(hash_secret(key))
     except SecretTooLong as exc:
-        print(f"cliproxy-mgmt: {exc}", file=sys.stderr)
-        return 1
+        raise CliError(str(exc)) from None
     return 0
 
 
 def _check_config(args) -> int:
+    from .config.known_keys import unknown_key_warnings
     from .config.schema import CORE_KEYS, make_validator
     from .config.store import ConfigError, parse
     from .plugin_manager import get_plugin_manager
@@ -69,10 +75,13 @@ def _check_config(args) -> int:
     try:
         sections = collect_sections(get_plugin_manager(), CORE_KEYS)
         with open(args.path, encoding="utf-8") as f:
-            make_validator(sections)(parse(f.read()))
+            data = parse(f.read())
+        make_validator(sections)(data)
     except (ConfigError, PluginError, OSError, UnicodeDecodeError) as exc:
-        print(f"{args.path}: invalid: {exc}", file=sys.stderr)
+        print(f"{args.path}: invalid: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
         return 1
+    for warning in unknown_key_warnings(data, sections):
+        print(f"{args.path}: warning: {warning}", file=sys.stderr)
     print(f"{args.path}: ok")
     return 0
 
@@ -86,9 +95,12 @@ _LISTED = (("register_providers", "provider", "id"), ("register_config_sections"
 
 def _plugins(args) -> int:
     from .plugin_manager import describe_plugins, get_plugin_manager
-    from .registry import call_each
+    from .registry import PluginError, call_each
 
-    pm = get_plugin_manager()
+    try:
+        pm = get_plugin_manager()
+    except PluginError as exc:
+        raise CliError(str(exc)) from None
     registered: dict = {}
     for hook, label, attribute in _LISTED:
         try:
@@ -111,38 +123,117 @@ def _panel_fetch(args) -> int:
     return run_fetch(args.config, args.version)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cliproxy-mgmt", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the management server with waitress")
-    serve.add_argument("--config", default="config.yaml", help="path of config.yaml")
-    serve.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="waitress worker threads")
-    serve.add_argument("--host", default=None, help="listen address (overrides the config's host)")
-    serve.add_argument("--port", type=int, default=None, help="listen port (overrides the config's port)")
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (1-65535)")
+    return value
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in the option help (when there is one), descriptions printed as written."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _add_serve(sub) -> None:
+    serve = sub.add_parser("serve", help="run the management server with waitress", formatter_class=_Help,
+                           description="Run the Management API (and the panel) with waitress.")
+    serve.add_argument("--config", default=os.environ.get("CLIPROXY_MGMT_CONFIG") or "config.yaml",
+                       help="path of config.yaml ($CLIPROXY_MGMT_CONFIG)")
+    serve.add_argument("--host", help="listen on this address (default: the config's `host`, else all)")
+    serve.add_argument("--port", type=_port, help="listen on this port (default: the config's `port`, else 8317)")
+    serve.add_argument("--threads", type=_positive, default=DEFAULT_THREADS, help="waitress worker threads")
+    serve.add_argument("--connection-limit", type=_positive, default=DEFAULT_CONNECTION_LIMIT,
+                       help="open connections accepted at once (more wait in the listen backlog)")
+    serve.add_argument("--channel-timeout", type=_positive, default=DEFAULT_CHANNEL_TIMEOUT,
+                       help="seconds a connection may stay silent (half a request, idle keep-alive)")
     serve.add_argument("--local-password", default="",
                        help="a password for this run only, accepted from loopback clients, never stored")
+    serve.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, default=env_level(),
+                       help=f"least severe log level shown (${LOG_LEVEL_ENV})")
+    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
+                       help="log one line per request")
     serve.set_defaults(run=_serve)
-    hk = sub.add_parser("hash-key", help="print the bcrypt hash of a management key")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+                                     formatter_class=_Help)
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_serve(sub)
+    hk = sub.add_parser("hash-key", help="print the bcrypt hash of a management key", formatter_class=_Help)
     hk.add_argument("key", nargs="?", help="the key (read from the terminal or stdin when omitted)")
     hk.set_defaults(run=_hash_key)
-    cc = sub.add_parser("check-config", help="validate a config.yaml")
+    cc = sub.add_parser("check-config", help="validate a config.yaml", formatter_class=_Help)
     cc.add_argument("path")
     cc.set_defaults(run=_check_config)
-    pl = sub.add_parser("plugins", help="list loaded plugins and what each registers")
+    pl = sub.add_parser("plugins", help="list loaded plugins and what each registers", formatter_class=_Help)
     pl.set_defaults(run=_plugins)
     panel = sub.add_parser("panel", help="the Management Center web UI file (management.html)")
     fetch = panel.add_subparsers(dest="action", required=True).add_parser(
-        "fetch", help="download, verify and install management.html from the UI's GitHub releases")
-    fetch.add_argument("--config", default="config.yaml", help="path of config.yaml")
+        "fetch", help="download, verify and install management.html from the UI's GitHub releases",
+        formatter_class=_Help)
+    fetch.add_argument("--config", default=os.environ.get("CLIPROXY_MGMT_CONFIG") or "config.yaml",
+                       help="path of config.yaml ($CLIPROXY_MGMT_CONFIG)")
     fetch.add_argument("--version", help="a release tag such as v1.22.2 (default: the latest)")
     fetch.set_defaults(run=_panel_fetch)
     return parser
 
 
+def _fail(prefix: str, message: str) -> None:
+    print(f"{PROG}: {prefix}{message}", file=sys.stderr, flush=True)
+
+
+def _quiet_broken_pipe() -> None:
+    """stdout's reader went away (`| head`): stop writing to it, without a second error at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def run(args) -> int:
+    """Run the chosen subcommand; turn every failure into one line and an exit status."""
+    try:
+        status = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return status
+    except StartupError as exc:
+        _fail("cannot start: ", str(exc))
+    except CliError as exc:
+        _fail("error: ", str(exc))
+    except KeyboardInterrupt:
+        _fail("", "interrupted")
+        return 130
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        return 141  # what a shell reports for SIGPIPE
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against a traceback
+        log.debug("unexpected failure", exc_info=True)
+        _fail("error: ", f"{type(exc).__name__}: {exc} (--log-level debug shows where)")
+    return 1
+
+
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    configure_console(getattr(args, "log_level", None))
+    return run(args)
 
 
 if __name__ == "__main__":

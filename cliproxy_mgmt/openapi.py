@@ -66,7 +66,7 @@ def _routes(app):
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith(PREFIX):
             continue
-        path = _CONVERTER.sub(lambda m: "{" + m.group(2) + "}", rule.rule[len(PREFIX):])
+        path = _CONVERTER.sub(lambda m: "{" + m.group(2) + "}", rule.rule[len(PREFIX):]) or "/"
         params = [m.group(2) for m in _CONVERTER.finditer(rule.rule)]
         view = app.view_functions[rule.endpoint]
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):

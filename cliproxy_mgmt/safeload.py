@@ -222,5 +222,16 @@ def load_yaml(text: str):
         return limited(YAML(typ="safe", pure=True)).load(text)
     except InvalidYAML:
         raise
-    except (YAMLError, RecursionError) as exc:
-        raise InvalidYAML(str(exc)) from None
+    except YAMLError as exc:
+        raise InvalidYAML(yaml_error_message(exc)) from None
+    except RecursionError:
+        raise InvalidYAML(f"nested deeper than {MAX_YAML_DEPTH} levels") from None
+
+
+def yaml_error_message(exc: YAMLError) -> str:
+    """The parser's problem and where it is (line, column): never its snippet of the text,
+    which can show a key to the log or to the client."""
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or "invalid YAML"
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return f"YAML syntax error: {problem}{where}"

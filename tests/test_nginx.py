@@ -340,3 +340,11 @@ def test_sub_path_variant(stack, client_addresses):
         assert s.get(base + "/v0/management/debug", timeout=30).json() == {"debug": True}
         r = s.get(base, allow_redirects=False, timeout=30)
         assert (r.status_code, r.headers["Location"].endswith("/cliproxy/")) == (301, True)
+
+
+def test_the_management_index_through_nginx(stack, client_addresses):
+    server, nginx = stack(allow_remote=True)
+    r = get(nginx, client(remote(client_addresses, 0)), "/v0/management")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+    r = get(nginx, client(remote(client_addresses, 0), key=None), "/v0/management")
+    assert (r.status_code, r.json()) == (401, {"error": "missing management key"})

@@ -14,6 +14,7 @@ import json
 import os
 import stat
 
+from .. import audit
 from ..errors import ApiError
 from ..storage.base import AuthBackend, Unavailable
 from ..storage.files import FileAuths, replace_entry
@@ -135,6 +136,7 @@ class AuthDir:
             raise ApiError(503, "auth directory unavailable",
                            message=f"cannot create auth-dir: {exc.strerror or exc}") from None
         self.backend.save(self.path, os.path.basename(path), data)
+        audit.auth_file("written", os.path.basename(path))
         return path
 
     def remove(self, name: str) -> None:
@@ -149,6 +151,7 @@ class AuthDir:
             raise _not_regular() from None
         except OSError as exc:
             raise ApiError(500, f"failed to remove file: {exc.strerror}") from None
+        audit.auth_file("deleted", name)
 
     def scan(self):
         """(name, path, stat) of every auth file: regular files, valid names, no symlinks.

@@ -114,7 +114,7 @@ class CoreConfig(Open):
     """The keys the core itself reads; provider sections are validated by their plugins."""
 
     host = optional(Str)
-    port = optional(Int)
+    port = optional(Int, validate=validate.Range(min=1, max=65535, error="{input} is not a port (1-65535)"))
     tls = optional(fields.Nested, TLS)
     remote_management = optional(fields.Nested, RemoteManagement, data_key="remote-management")
     auth_dir = optional(Path, data_key="auth-dir")

@@ -35,6 +35,7 @@ from typing import Callable
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
+from .. import audit
 from ..safeload import InvalidYAML, load_yaml
 from ..storage.base import ConfigBackend, Conflict, Unavailable, Version
 from ..storage.files import FileConfig
@@ -349,13 +350,15 @@ class ConfigStore:
                 self._seen = version  # don't re-read the same broken file on every request
                 return False
             self.last_error = None
-            self._install(text, data, version)
+            self._install(text, data, version, hand_edit=True)
             log.info("config reloaded from %s", self.path)
             self._notify()
             return True
 
     # -- internals ------------------------------------------------------------------
-    def _install(self, text: str, data: dict, version: Version) -> None:
+    def _install(self, text: str, data: dict, version: Version, *, hand_edit: bool = False) -> None:
+        if self.version:  # every change after the first load passes here: the audit's one place
+            audit.config_changed(self.path, self._data, data, hand_edit=hand_edit)
         self._text = text
         self._data = data
         self._hash = hashlib.sha256(text.encode()).digest()

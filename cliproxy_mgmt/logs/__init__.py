@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+from . import access
 from .paths import log_dir
+from .redact import follow_config
 from .views import bp
 from .writer import FileLogging
 
@@ -15,8 +17,13 @@ EXTRA_KEY = "logs"
 
 
 def init_app(app) -> None:
-    """Follow the config's log settings (now and on every config change); tidy the folder now and then."""
+    """Follow the config's log settings (now and on every config change); tidy the folder now and
+    then; mask the config's secrets in every log line; log every request."""
+    from ..security.guard import env_password
+
     state = app.extensions["cliproxy_mgmt"]
+    follow_config(state.store, state.local_password, env_password())
+    access.init_app(app)
     logging_ = FileLogging(state.store)
     state.extras[EXTRA_KEY] = logging_
     logging_.follow()

@@ -19,6 +19,7 @@ import time
 import weakref
 
 from .paths import MAIN_LOG, is_error_log, log_dir, regular_files
+from .redact import RedactingFormatter
 
 ROTATE_BYTES = 10 * 1024 * 1024  # lumberjack's size in upstream
 MAINTENANCE_INTERVAL = 60.0
@@ -26,13 +27,13 @@ _LEVELS = {"DEBUG": "debug", "INFO": "info ", "WARNING": "warn ", "ERROR": "erro
            "CRITICAL": "error"}
 
 
-class UpstreamFormatter(logging.Formatter):
-    """`[YYYY-MM-DD HH:MM:SS] [--------] [info ] [file.py:12] message`.
+class UpstreamFormatter(RedactingFormatter):
+    """`[YYYY-MM-DD HH:MM:SS] [--------] [info ] [file.py:12] message`, secrets masked.
 
     The request-id column is always dashes: this server serves no AI API path.
     """
 
-    def format(self, record: logging.LogRecord) -> str:
+    def render(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
         level = _LEVELS.get(record.levelname, record.levelname.lower()[:5].ljust(5))
         text = (f"[{stamp}] [--------] [{level}] [{record.filename}:{record.lineno}] "

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+from .. import audit
+
 MAX_FAILURES = 5
 BAN_SECONDS = 30 * 60
 IDLE_SECONDS = 2 * 60 * 60   # forget an address that has been quiet this long
@@ -52,6 +54,7 @@ class BanList:
             entry[2] = now
             if entry[0] >= MAX_FAILURES:
                 entry[0], entry[1] = 0, now + BAN_SECONDS
+                audit.banned(address, MAX_FAILURES, BAN_SECONDS)
             if now >= self._next_purge or len(self._entries) > MAX_ENTRIES:
                 self._purge(now)
 

@@ -45,6 +45,18 @@ def trusted_networks(state):
         ((data.get("remote-management") or {}).get("trusted-proxies")) or ()))
 
 
+CLIENT_KEY = "cliproxy_mgmt.client"
+
+
+def request_client() -> str:
+    """The client address of the current request (normalised; trusted proxies honoured), once per request."""
+    environ = request.environ
+    if CLIENT_KEY not in environ:
+        state = current_app.extensions["cliproxy_mgmt"]
+        environ[CLIENT_KEY] = client_address(environ, trusted_networks(state))
+    return environ[CLIENT_KEY]
+
+
 def check_management_access():
     """Flask before_request for the management blueprint; returns a response to refuse."""
     state = current_app.extensions["cliproxy_mgmt"]
@@ -55,7 +67,7 @@ def check_management_access():
     if not (secret or env or state.local_password):
         return Response(NOT_FOUND_TEXT, status=404, mimetype="text/plain")
 
-    client = client_address(request.environ, trusted_networks(state))
+    client = request_client()
     local = is_local(client)
     if not local:
         left = state.bans.remaining(client)

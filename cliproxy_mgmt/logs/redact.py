@@ -1,0 +1,141 @@
+"""Keeping keys and secrets out of the log: one formatter that every handler uses.
+
+`RedactingFormatter` masks, in the finished line (message, arguments and traceback alike):
+
+* every secret value of the configs in force (`config_secrets`): values of keys named like
+  a key, secret, token or password (`api-keys`, every `api-key`, `secret-key`, header
+  values such as `Authorization`), the password of any URL with credentials
+  (`proxy-url`), and the environment's and command line's management passwords;
+* what looks like a credential whatever its value: `Bearer <token>`, `key=`/`token=`/...
+  query values, `user:password@` in URLs.
+
+The console handler (`logs.setup`) and main.log (`logging-to-file`, which `GET /logs`
+reads) both format through it, so no handler can write a key.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import weakref
+
+MASK = "***"
+MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words; such keys are guessable anyway
+
+# A config key whose string value (or list of strings) is a secret.
+_SECRET_NAME = re.compile(r"(?:^|[-_])(?:keys?|secret|token|password|passwd|authorization|cookie)$",
+                          re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s:]*:([^/@\s]+)@", re.IGNORECASE)
+
+# Credentials recognised by their shape, whatever their value.
+_SHAPES = (
+    (re.compile(r"\b(bearer\s+)[^\s\"',;]+", re.IGNORECASE), r"\1" + MASK),
+    (re.compile(r"((?:^|[?&;\s])(?:key|api[-_]?key|token|access[-_]token|refresh[-_]token|"
+                r"id[-_]token|secret|password|code|state)=)[^&\s\"'#]+", re.IGNORECASE), r"\1" + MASK),
+    (re.compile(r"\b((?:x-management-key|x-api-key|x-goog-api-key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;]+",
+                re.IGNORECASE), r"\1" + MASK),
+    (re.compile(r"(://[^/@\s:]*:)[^/@\s]+@"), r"\1" + MASK + "@"),
+)
+
+
+def config_secrets(data) -> set[str]:
+    """Every secret value in a config's plain data (see the module docstring)."""
+    found: set[str] = set()
+
+    def add(value) -> None:
+        if isinstance(value, str) and len(value.strip()) >= MIN_SECRET_LENGTH:
+            found.add(value.strip())
+
+    def walk(node, name: str = "") -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, str(key))
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, name)
+        elif isinstance(node, str):
+            if _SECRET_NAME.search(name):
+                add(node)
+            for match in _URL_PASSWORD.finditer(node):
+                add(match.group(1))
+
+    walk(data)
+    return found
+
+
+class SecretRegistry:
+    """The secrets to mask, per owner (a config store), process-wide.
+
+    Owners are held weakly: the secrets of an app that is gone stop being masked with it.
+    A value once known for an owner stays masked (a key removed from the config may still
+    be in a line written later).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._by_owner: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._pattern: re.Pattern | None = None
+        self._stale = False  # an owner went away: rebuild the pattern before the next use
+
+    def remember(self, owner, secrets) -> None:
+        """Add `secrets` to what `owner` contributes."""
+        with self._lock:
+            if owner not in self._by_owner:
+                weakref.finalize(owner, self._forget)
+            known = self._by_owner.setdefault(owner, set())
+            new = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH} - known
+            if not new:
+                return
+            known |= new
+            self._rebuild()
+
+    def _forget(self) -> None:
+        self._stale = True  # runs inside garbage collection: no lock taken here
+
+    def _rebuild(self) -> None:
+        self._stale = False
+        every: set[str] = set()
+        for secrets in self._by_owner.values():
+            every |= secrets
+        # Longest first, so a key that contains another is masked whole.
+        alternatives = sorted(every, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, alternatives))) if alternatives else None
+
+    def redact(self, text: str) -> str:
+        if self._stale:
+            with self._lock:
+                self._rebuild()
+        pattern = self._pattern
+        if pattern is not None:
+            text = pattern.sub(MASK, text)
+        for shape, replacement in _SHAPES:
+            text = shape.sub(replacement, text)
+        return text
+
+
+SECRETS = SecretRegistry()
+
+
+def redact(text: str) -> str:
+    """`text` with every known secret and credential-shaped value masked."""
+    return SECRETS.redact(text)
+
+
+def follow_config(store, *extra: str) -> None:
+    """Mask the secrets of `store`'s config, now and after every change, plus `extra` values."""
+    def update(s) -> None:
+        SECRETS.remember(s, config_secrets(s.data) | {e for e in extra if e})
+
+    update(store)
+    store.on_change(update)
+
+
+class RedactingFormatter(logging.Formatter):
+    """A formatter whose finished lines go through `redact`; subclasses override `render`."""
+
+    def render(self, record: logging.LogRecord) -> str:
+        return super().format(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(self.render(record))
