@@ -267,7 +267,7 @@ def test_plugins_into_a_closed_pipe_is_quiet():
 
 def test_plugins_show_the_package_version_for_built_ins():
     from cliproxy_mgmt import __version__
-    assert f"plugins.gemini {__version__}:" in cli("plugins").stdout
+    assert f"cliproxy_mgmt.providers.gemini {__version__}:" in cli("plugins").stdout
 
 
 # -- start-up (issue 10 items 8, 9, 13) -----------------------------------------------------------
@@ -302,7 +302,7 @@ def test_start_up_summary_and_unknown_key_warning(tmp_path):
         output = _stop(proc)
     for expected in (f"cliproxy-mgmt {__version__}", f"config: {config}", f"listening on http://127.0.0.1:{port}",
                      "management API: on (remote-management.secret-key; remote clients refused)",
-                     f"plugins.gemini {__version__}", "storage: files",
+                     f"cliproxy_mgmt.providers.gemini {__version__}", "storage: files",
                      "unknown config key remote-managment (did you mean remote-management?)",
                      f'127.0.0.1 "GET /v0/management/debug HTTP/1.1" 200'):
         assert expected in output, expected
