@@ -318,7 +318,14 @@ def test_a_change_that_cannot_be_applied_is_rolled_back(tmp_path):
             store.replace_text("debug: true\n")
         assert path.read_text() == "# keep me\ndebug: false\n"
         assert store.data == {"debug": False}
+    # A hand edit that cannot be applied is not put in force either (and is not overwritten).
+    path.write_text("debug: true\n")
+    assert store.refresh(force=True) is False
+    assert store.data == {"debug": False} and store.last_error
+    assert path.read_text() == "debug: true\n"
     failing["on"] = False
+    path.write_text("# keep me\ndebug: false\n")
+    store.refresh(force=True)
     store.edit(lambda d: d.__setitem__("debug", True))
     assert path.read_text() == "# keep me\ndebug: true\n"
 
