@@ -50,7 +50,9 @@ class InvalidYAML(ValueError):
 
 # -- JSON ---------------------------------------------------------------------------------
 
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+# A string, or an unterminated one running to the end: every attempt matches, so the scan is
+# linear even for `"\"\"\"...` (a pattern that could fail would retry at each quote).
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\(?:.|\Z)[^"\\]*)*(?:"|\Z)', re.DOTALL)
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 _OPEN_AS_2 = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
 
