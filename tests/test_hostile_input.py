@@ -238,6 +238,33 @@ def test_json_integers_beyond_int64_are_refused(server, value, route):
     assert config_text(server) == before
 
 
+INTEGERS = st.one_of(st.integers(), st.integers(min_value=2 ** 62, max_value=2 ** 66),
+                     st.integers(min_value=-(2 ** 66), max_value=-(2 ** 62)),
+                     st.sampled_from([INT64_MAX, INT64_MAX + 1, -INT64_MAX - 1, -INT64_MAX - 2]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(INTEGERS)
+def test_integer_range_property(app, mgmt, n):
+    """In-process, over the integers: in the int64 range is stored, out of it is 400 and
+    changes nothing, through a JSON route and through PUT /config.yaml alike."""
+    store = app.extensions["cliproxy_mgmt"].store
+    fits = -(2 ** 63) <= n <= INT64_MAX
+    before = store.text
+    r = mgmt.put("/max-retry-interval", json={"value": n})
+    assert r.status_code == (200 if fits else 400)
+    assert (store.data.get("max-retry-interval", 0) == n) if fits else store.text == before
+    before = store.text
+    r = mgmt.put("/config.yaml", data=before + f"\nstreaming:\n  bootstrap-retries: {n}\n",
+                 headers={"Content-Type": "application/yaml"})
+    assert r.status_code == (200 if fits else 400), r.get_data(as_text=True)
+    if fits:
+        assert store.data["streaming"]["bootstrap-retries"] == n
+        mgmt.put("/config.yaml", data=before, headers={"Content-Type": "application/yaml"})
+    else:
+        assert "streaming.bootstrap-retries" in r.get_json()["message"] and store.text == before
+
+
 def test_int64_limits_themselves_are_accepted(server, restore_config):
     assert call(server, "PUT", "/request-retry", json={"value": INT64_MAX}).status_code == 200
     assert call(server, "GET", "/request-retry").json() == {"request-retry": INT64_MAX}
