@@ -25,7 +25,6 @@ from operator import sub
 from ruamel.yaml import YAML
 from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import YAMLError
-from ruamel.yaml.events import AliasEvent, ScalarEvent
 from ruamel.yaml.nodes import MappingNode, SequenceNode
 from ruamel.yaml.scanner import Scanner
 
@@ -160,26 +159,36 @@ def check_aliases(root) -> None:
 
 
 class LimitedComposer(Composer):
-    """ruamel's composer, refusing deep nesting while it reads and alias bombs once read."""
+    """ruamel's composer, refusing deep nesting while it reads and alias bombs once read.
+
+    Only sequences and mappings are counted (scalars, the bulk of a config, cost nothing
+    extra): the depth counts them as JSON's counts `[` and `{`.
+    """
 
     def __init__(self, loader=None):
         super().__init__(loader)
         self._level = 0
-        self._aliased = False
+        # ruamel calls return_alias() for every alias; without that hook, check every document
+        self._aliased = not hasattr(Composer, "return_alias")
 
-    def compose_node(self, parent, index):
-        if self.parser.check_event(AliasEvent):
-            self._aliased = True
-            return super().compose_node(parent, index)
-        if self.parser.check_event(ScalarEvent):
-            return super().compose_node(parent, index)
-        self._level += 1  # the depth counts sequences and mappings, as JSON's counts [ and {
+    def return_alias(self, node):
+        self._aliased = True
+        return super().return_alias(node)
+
+    def _deeper(self, compose, anchor):
+        self._level += 1
         try:
             if self._level > MAX_YAML_DEPTH:
                 raise InvalidYAML(f"nested deeper than {MAX_YAML_DEPTH} levels")
-            return super().compose_node(parent, index)
+            return compose(anchor)
         finally:
             self._level -= 1
+
+    def compose_sequence_node(self, anchor):
+        return self._deeper(super().compose_sequence_node, anchor)
+
+    def compose_mapping_node(self, anchor):
+        return self._deeper(super().compose_mapping_node, anchor)
 
     def compose_document(self):
         node = super().compose_document()
