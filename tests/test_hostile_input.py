@@ -14,9 +14,11 @@ import codecs
 import json
 import os
 import socket
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import pytest
 import yaml
@@ -541,7 +543,6 @@ NAMES = ["caf\u00e9.json", "\u540d\u524d.json", "\U0001F600-emoji.json", "\u05e9
 
 @pytest.mark.parametrize("name", NAMES)
 def test_any_name_alphabet_round_trips(server, clean_auths, name):
-    from urllib.parse import quote
     r = call(server, "POST", f"/auth-files?name={quote(name)}", json={"type": "claude", "n": name})
     if "\\" in name:
         assert r.status_code == 400  # a separator is never part of a name
@@ -656,3 +657,21 @@ def test_payload_rule_lists_are_empty_lists_not_null(server, restore_config):
     assert put_yaml(server, text).status_code == 200
     payload = call(server, "GET", "/config").json()["payload"]
     assert payload["default"] == [rule] and payload["filter"] == []
+
+
+# -- start-up: a config over a limit is one clear line, not a traceback ---------------------------------
+
+@pytest.mark.parametrize("extra", [
+    pytest.param("extra: " + "[" * DEEP + "]" * DEEP + "\n", id="deep"),
+    pytest.param(laughs(), id="aliases"),
+    pytest.param('auth-dir: "\\0bad"\n', id="nul-path"),
+    pytest.param("request-retry: 9223372036854775808\n", id="int64")])
+@pytest.mark.parametrize("command", ["serve", "check-config"])
+def test_a_config_over_a_limit_stops_start_up_with_one_line(tmp_path, extra, command):
+    path = tmp_path / "config.yaml"
+    path.write_text("debug: false\n" + extra)
+    args = ["serve", "--config", str(path)] if command == "serve" else ["check-config", str(path)]
+    done = subprocess.run([sys.executable, "-m", "cliproxy_mgmt", *args], capture_output=True,
+                          text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
