@@ -7,7 +7,6 @@ network hangs: the request runs in a worker thread the view stops waiting for.
 
 from __future__ import annotations
 
-import json
 import threading
 
 import requests
@@ -17,6 +16,7 @@ from .conventions import store
 from .errors import ApiError
 from .openapi import describe
 from .outbound import session, usable_proxy
+from .safeload import load_json
 
 bp = Blueprint("latest_version", __name__)
 
@@ -75,7 +75,7 @@ def latest_version():
         text = body[:1024].decode("utf-8", "replace").strip()
         raise ApiError(502, "unexpected_status", message=f"status {status}: {text}")
     try:
-        release = json.loads(body)
+        release = load_json(body)
         version = (release.get("tag_name") or "").strip() or (release.get("name") or "").strip()
     except (ValueError, AttributeError, TypeError) as exc:
         raise ApiError(502, "decode_failed", message=str(exc)) from None

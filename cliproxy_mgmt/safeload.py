@@ -25,7 +25,6 @@ from operator import sub
 from ruamel.yaml import YAML
 from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import YAMLError
-from ruamel.yaml.events import AliasEvent, ScalarEvent
 from ruamel.yaml.nodes import MappingNode, SequenceNode
 from ruamel.yaml.scanner import Scanner
 
@@ -50,8 +49,12 @@ class InvalidYAML(ValueError):
 
 # -- JSON ---------------------------------------------------------------------------------
 
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+# A string, or an unterminated one running to the end: every attempt matches, so the scan is
+# linear even for `"\"\"\"...` (a pattern that could fail would retry at each quote).
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\(?:.|\Z)[^"\\]*)*(?:"|\Z)', re.DOTALL)
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_NOT_OPENING = bytes(b for b in range(256) if b not in b"[{")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # \ud800-\udfff
 _OPEN_AS_2 = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
 
 
@@ -87,12 +90,14 @@ def load_json(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH):
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidJSON("not UTF-8 text") from None
-    # Fewer brackets than the limit cannot nest deeper than it: the usual, free case.
-    if raw.count(b"[") + raw.count(b"{") > max_depth and json_depth(raw) > max_depth:
+    # Fewer opening brackets than the limit cannot nest deeper than it: the usual case,
+    # settled by one C pass over the bytes.
+    if len(raw) > max_depth and len(raw.translate(None, _NOT_OPENING)) > max_depth \
+            and json_depth(raw) > max_depth:
         raise InvalidJSON(f"nested deeper than {max_depth} levels")
     try:
         value = _DECODER.decode(text)
-        if "\\u" in text:
+        if _SURROGATE_ESCAPE.search(raw):  # then check that every escape pairs up
             json.dumps(value, ensure_ascii=False).encode("utf-8")
     except InvalidJSON:
         raise
@@ -154,26 +159,36 @@ def check_aliases(root) -> None:
 
 
 class LimitedComposer(Composer):
-    """ruamel's composer, refusing deep nesting while it reads and alias bombs once read."""
+    """ruamel's composer, refusing deep nesting while it reads and alias bombs once read.
+
+    Only sequences and mappings are counted (scalars, the bulk of a config, cost nothing
+    extra): the depth counts them as JSON's counts `[` and `{`.
+    """
 
     def __init__(self, loader=None):
         super().__init__(loader)
         self._level = 0
-        self._aliased = False
+        # ruamel calls return_alias() for every alias; without that hook, check every document
+        self._aliased = not hasattr(Composer, "return_alias")
 
-    def compose_node(self, parent, index):
-        if self.parser.check_event(AliasEvent):
-            self._aliased = True
-            return super().compose_node(parent, index)
-        if self.parser.check_event(ScalarEvent):
-            return super().compose_node(parent, index)
-        self._level += 1  # the depth counts sequences and mappings, as JSON's counts [ and {
+    def return_alias(self, node):
+        self._aliased = True
+        return super().return_alias(node)
+
+    def _deeper(self, compose, anchor):
+        self._level += 1
         try:
             if self._level > MAX_YAML_DEPTH:
                 raise InvalidYAML(f"nested deeper than {MAX_YAML_DEPTH} levels")
-            return super().compose_node(parent, index)
+            return compose(anchor)
         finally:
             self._level -= 1
+
+    def compose_sequence_node(self, anchor):
+        return self._deeper(super().compose_sequence_node, anchor)
+
+    def compose_mapping_node(self, anchor):
+        return self._deeper(super().compose_mapping_node, anchor)
 
     def compose_document(self):
         node = super().compose_document()

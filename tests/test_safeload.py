@@ -59,6 +59,15 @@ def test_json_nested_far_too_deep_is_refused(depth):
             load_json(text.encode())
 
 
+@pytest.mark.parametrize("raw", [b"[" * 200 + b'"' + b'\\"' * 200_000,
+                                 b"[" * 200 + b'"' + b'\\"' * 200_000 + b"\\",
+                                 b'{"a":' * 150 + b'"' * 99_999])
+def test_the_depth_scan_is_linear_on_unterminated_strings(raw):
+    """A string pattern that could fail would be retried at every quote: quadratic, a hang."""
+    with pytest.raises(InvalidJSON):
+        load_json(raw)
+
+
 @FAST
 @given(st.text(alphabet='[]{}"\\ ax', max_size=300))
 def test_brackets_inside_strings_do_not_count(inner):

@@ -349,10 +349,19 @@ class ConfigStore:
                 self.last_error = str(exc)
                 self._seen = version  # don't re-read the same broken file on every request
                 return False
+            old_text, old_data, old_seen = self._text, self._data, self._seen
+            try:
+                self._install(text, data, version, hand_edit=True)
+                self._notify()
+            except Exception as exc:  # the edit cannot be applied: the last good config stays
+                log.exception("config reload failed, keeping the last good config")
+                self._install(old_text, old_data, old_seen)
+                self._notify()
+                self.last_error = f"applying it failed: {exc}"
+                self._seen = version  # don't re-read the same broken file on every request
+                return False
             self.last_error = None
-            self._install(text, data, version, hand_edit=True)
             log.info("config reloaded from %s", self.path)
-            self._notify()
             return True
 
     # -- internals ------------------------------------------------------------------

@@ -15,7 +15,7 @@ import re
 import threading
 from dataclasses import dataclass
 
-from ..authfiles.store import DIR_MODE, write_atomic
+from ..authfiles.store import DIR_MODE, read_regular, write_atomic
 from ..safeload import InvalidJSON, load_json
 
 MAX_STATE = 128
@@ -52,11 +52,10 @@ def write_callback(folder: str, provider: str, callback: Callback) -> None:
 
 
 def take_callback(folder: str, provider: str, state: str) -> Callback | None:
-    """Read and delete the callback file, if it is there."""
+    """Read and delete the callback file, if it is there (OSError: something else is there)."""
     path = callback_path(folder, provider, state)
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        raw = read_regular(path)  # never blocks on a FIFO, never follows a symlink
     except FileNotFoundError:
         return None
     try:

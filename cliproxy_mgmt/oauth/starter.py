@@ -23,6 +23,7 @@ from typing import Callable
 import requests
 
 from ..outbound import usable_proxy
+from ..safeload import load_json
 from .callbacks import Callback
 from .pkce import hex_state
 
@@ -174,7 +175,7 @@ class Flow:
         `auth=`); the answer's JSON object on status 200, else None, a failed request too."""
         try:
             resp = self.http.post(self.endpoint(name), headers={"Accept": "application/json"}, **kwargs)
-            body = resp.json() if resp.status_code == 200 else None
+            body = load_json(resp.content) if resp.status_code == 200 else None
         except (requests.RequestException, ValueError):
             return None
         return body if isinstance(body, dict) else None
