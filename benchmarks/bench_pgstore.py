@@ -1,9 +1,9 @@
 """Benchmark of the PostgreSQL storage backend, measured in one run against the file backend.
 
 1. cross-instance propagation: a change PUT on instance A, polled on instance B (both on one
-   database) until B answers it: median and p99 over 50 changes, on the bundled config
-   (goal: p99 <= 1 s), and for information on a config of 1,000 keys and 1,000 credentials
-   (there B's YAML parse of the new text dominates, the same cost as any reload);
+   database) until B answers it: median and p99 over 50 changes, on the bundled config and
+   on a config of 1,000 keys and 1,000 credentials (goal: p99 <= 1 s for both; B loads the
+   data A stored with the text instead of parsing 170 kB of YAML, which alone takes >1 s);
 2. latency of one PATCH /api-keys on that big config with the PostgreSQL backend (one
    instance) / with the file backend (goal <= 3: a row lock and a commit cost a few round
    trips, not a rewrite).
@@ -139,9 +139,9 @@ def main() -> int:
             file_patch = patch_median(files)
     median, p99 = statistics.median(delays), percentile(delays, 0.99)
     big_median, big_p99 = statistics.median(big_delays), percentile(big_delays, 0.99)
-    print(f"info cross-instance propagation on the 1,000-entry config: median {big_median * 1000:.1f} ms, "
-          f"p99 {big_p99 * 1000:.1f} ms")
     rows = [
+        ("cross-instance propagation p99, 1,000-entry config (s)", big_p99, "<=", 1.0,
+         f"median {big_median * 1000:.1f} ms, p99 {big_p99 * 1000:.1f} ms over {CHANGES} changes"),
         ("cross-instance propagation p99 (s)", p99, "<=", 1.0,
          f"median {median * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms over {CHANGES} changes"),
         ("PATCH /api-keys latency postgres / files", pg_patch / file_patch, "<=", 3.0,

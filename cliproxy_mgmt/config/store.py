@@ -224,7 +224,7 @@ class ConfigStore:
                                             f"was not overwritten: {self.last_error}")
                         self._validate(draft)
                         text = self._render(draft)
-                        version = self._write(text, self._seen)
+                        version = self._write(text, self._seen, draft)
                 except Conflict:
                     # Someone else's newer text: load it (even if its stat looks like ours)
                     # and apply the change again on top of it.
@@ -239,7 +239,7 @@ class ConfigStore:
         data = parse(text)
         self._validate(data)
         with self._lock:
-            version = self._write(text, None)
+            version = self._write(text, None, data)
             self.last_error = None  # a deliberate replacement of a broken file is the fix
             self._install(text, data, version)
             self._notify()
@@ -267,9 +267,9 @@ class ConfigStore:
         except Unavailable as exc:
             raise StoreUnavailable(exc.errno, exc.strerror or str(exc), self.path) from None
 
-    def _write(self, text: str, base: Version | None) -> Version:
+    def _write(self, text: str, base: Version | None, data: dict) -> Version:
         try:
-            return self._backend.write(text, base)
+            return self._backend.write(text, base, data)
         except Unavailable as exc:
             raise StoreUnavailable(exc.errno, exc.strerror or str(exc), self.path) from None
         except OSError as exc:
@@ -304,7 +304,8 @@ class ConfigStore:
                 self.last_error = None
                 return False
             try:
-                data = parse(text)
+                # another instance may have stored the data with the text: no parse needed
+                data = self._backend.parsed(version) or parse(text)
                 self._validate(data)
             except ConfigError as exc:
                 if self.last_error != str(exc):
