@@ -30,14 +30,16 @@ def server_command(config: Path) -> list[str]:
 class Server:
     """A `cliproxy-mgmt serve` process on a config file; a context manager."""
 
-    def __init__(self, config: Path, port: int, key: str):
+    def __init__(self, config: Path, port: int, key: str, *, env: dict | None = None, args=()):
         self.config, self.port, self.key = config, port, key
+        self.extra_env, self.args = env or {}, list(args)  # e.g. PGSTORE_DSN; --port
         self.proc = None
 
     def __enter__(self):
         env = {k: v for k, v in os.environ.items() if k != "MANAGEMENT_PASSWORD"}
+        env.update(self.extra_env)
         self.log = open(self.config.parent / "server.log", "wb")
-        self.proc = subprocess.Popen(server_command(self.config), cwd=self.config.parent, env=env,
+        self.proc = subprocess.Popen(server_command(self.config) + self.args, cwd=self.config.parent, env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -70,7 +70,7 @@ class MemoryStorage(Storage):
             def read(self):
                 return store.text, Version(store.revision, hashlib.sha256(store.text.encode()).digest())
 
-            def write(self, text, base):
+            def write(self, text, base, data=None):
                 if base is not None and base.token != store.revision:
                     raise Conflict("changed")
                 store.text, store.revision = text, store.revision + 1

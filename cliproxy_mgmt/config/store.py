@@ -225,7 +225,7 @@ class ConfigStore:
                                             f"was not overwritten: {self.last_error}")
                         self._validate(draft)
                         text = self._render(draft)
-                        version = self._write(text, self._seen)
+                        version = self._write(text, self._seen, draft)
                 except Conflict:
                     # Someone else's newer text: load it (even if its stat looks like ours)
                     # and apply the change again on top of it.
@@ -243,7 +243,7 @@ class ConfigStore:
         with self._lock:
             if check is not None:
                 check(data, self._data)
-            version = self._write(text, None)
+            version = self._write(text, None, data)
             self.last_error = None  # a deliberate replacement of a broken file is the fix
             self._apply(text, data, version, notify=True)
 
@@ -288,7 +288,7 @@ class ConfigStore:
         except Exception:
             log.exception("applying the new config failed; restoring the previous one")
             try:
-                restored = self._write(old_text, version)
+                restored = self._write(old_text, version, old_data)
             except Conflict:  # someone else's text replaced ours meanwhile: theirs stands
                 restored = Version(None, b"")
             self._install(old_text, old_data, restored)
@@ -304,9 +304,9 @@ class ConfigStore:
         except Unavailable as exc:
             raise StoreUnavailable(exc.errno, exc.strerror or str(exc), self.path) from None
 
-    def _write(self, text: str, base: Version | None) -> Version:
+    def _write(self, text: str, base: Version | None, data: dict) -> Version:
         try:
-            return self._backend.write(text, base)
+            return self._backend.write(text, base, data)
         except Unavailable as exc:
             raise StoreUnavailable(exc.errno, exc.strerror or str(exc), self.path) from None
         except OSError as exc:
@@ -341,7 +341,8 @@ class ConfigStore:
                 self.last_error = None
                 return False
             try:
-                data = parse(text)
+                # another instance may have stored the data with the text: no parse needed
+                data = self._backend.parsed(version) or parse(text)
                 self._validate(data)
             except ConfigError as exc:
                 if self.last_error != str(exc):

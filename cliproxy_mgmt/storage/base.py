@@ -64,8 +64,14 @@ class ConfigBackend:
         """
         yield
 
-    def write(self, text: str, base: Version | None) -> Version:
+    def parsed(self, version: Version) -> dict | None:
+        """The plain data of the text of `version` when the backend has it (another instance
+        stored it with the text), so that a large config need not be parsed again; else None."""
+        return None
+
+    def write(self, text: str, base: Version | None, data: dict | None = None) -> Version:
         """Store `text` if the stored version is still `base` (None: unconditionally).
+        `data` is the plain data of `text` (what `parsed` may give back).
 
         Returns the version written. Raises `Conflict` when someone else changed the config
         since `base` (nothing written: reload, re-apply, retry), `Unavailable` or another

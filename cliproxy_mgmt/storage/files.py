@@ -56,7 +56,7 @@ class FileConfig(ConfigBackend):
         data, version = file_version(self.path)
         return data.decode("utf-8"), version
 
-    def write(self, text: str, base: Version | None) -> Version:
+    def write(self, text: str, base: Version | None, data: dict | None = None) -> Version:
         target = os.path.realpath(self.path)
         data = text.encode("utf-8")
         try:

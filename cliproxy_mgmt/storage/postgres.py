@@ -19,6 +19,10 @@ every row change, whoever made it (another instance, a Go proxy, psql). A listen
 instance follows them within milliseconds, updates memory and the mirror, and tells the
 config store; a slow poll (POLL_SECONDS) catches anything a lost connection missed.
 
+A write stores the config's parsed data (as JSON, in `cliproxy_mgmt_config_parsed`) with the
+text, so the other instances load it instead of parsing the YAML again (a large config takes
+seconds to parse); a row whose text does not match that data (a Go proxy's save) is parsed.
+
 Writes are serialised across instances: a config write locks the row (`SELECT ... FOR
 UPDATE`) and stores the text only if the row is still the version the edit started from
 (else `Conflict`: the config store re-applies the edit on the newer text). While the database
@@ -81,6 +85,17 @@ def open_postgres(config_path: str, environ: dict) -> "PostgresStorage":
                            root=os.path.join(os.path.abspath(root), "pgstore"), seed_path=config_path)
 
 
+def _as_json(data: dict | None) -> str | None:
+    """`data` as JSON when JSON gives exactly it back (no dates, no non-string keys, no NaN)."""
+    if data is None:
+        return None
+    try:
+        text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    return text if json.loads(text) == data else None
+
+
 def _unavailable(exc: Exception) -> Unavailable:
     return Unavailable(errno.EIO, f"database unreachable: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}")
 
@@ -101,6 +116,7 @@ class PostgresStorage(Storage):
         self._lock = threading.Lock()           # guards the cached config and the auth versions
         self._auth_versions: dict[str, object] = {}  # id -> updated_at last mirrored
         self._generation = 0  # counts our own config writes (see `_config_changed`)
+        self._parsed: tuple[bytes, str] | None = None  # (digest, JSON) of the last text read with its data
         self._default_schema = "public"  # the listener's current_schema(), for unqualified tables
         try:
             with psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as conn:
@@ -159,6 +175,9 @@ class PostgresStorage(Storage):
                     conn.execute(sql.SQL("""CREATE TRIGGER cliproxy_mgmt_notify
                         AFTER INSERT OR UPDATE OR DELETE ON {} FOR EACH ROW EXECUTE FUNCTION {}()""")
                                  .format(self.table(name), self.table("cliproxy_mgmt_notify")))
+            conn.execute(sql.SQL("""CREATE TABLE IF NOT EXISTS {} (
+                id TEXT PRIMARY KEY, digest BYTEA NOT NULL, data TEXT NOT NULL)""")
+                         .format(self.table("cliproxy_mgmt_config_parsed")))
             pgshared.create_tables(conn, self.table)
 
     def _seed_config(self, conn, seed_path: str) -> tuple[str, Version]:
@@ -178,11 +197,19 @@ class PostgresStorage(Storage):
         return row
 
     def _config_row(self, conn, lock: bool = False) -> tuple[str, Version] | None:
-        query = sql.SQL("SELECT content, updated_at FROM {} WHERE id = %s" + (" FOR UPDATE" if lock else ""))
-        row = conn.execute(query.format(self.table("config_store")), (CONFIG_ID,)).fetchone()
+        """The config row (locked for this transaction when `lock`); remembers the parsed data
+        stored with it, if it belongs to this very text."""
+        query = sql.SQL("""SELECT c.content, c.updated_at, p.digest, p.data FROM {} c
+            LEFT JOIN {} p ON p.id = c.id WHERE c.id = %s""" + (" FOR UPDATE OF c" if lock else ""))
+        row = conn.execute(query.format(self.table("config_store"), self.table("cliproxy_mgmt_config_parsed")),
+                           (CONFIG_ID,)).fetchone()
         if row is None:
             return None
-        return row[0], Version((row[1], _digest(row[0])), _digest(row[0]))
+        digest = _digest(row[0])
+        if row[2] is not None and bytes(row[2]) == digest:
+            with self._lock:
+                self._parsed = (digest, row[3])
+        return row[0], Version((row[1], digest), digest)
 
     # -- the mirror ------------------------------------------------------------------------
     def _write_mirror_config(self, text: str) -> None:
@@ -387,19 +414,30 @@ class PostgresConfig(ConfigBackend):
             self._installed(*self._held.pending)
             self._held.pending = None
 
-    def write(self, text: str, base: Version | None) -> Version:
+    def parsed(self, version: Version) -> dict | None:
+        with self.storage._lock:
+            found = self.storage._parsed
+        if found is None or found[0] != version.digest:
+            return None
+        try:
+            data = json.loads(found[1])
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def write(self, text: str, base: Version | None, data: dict | None = None) -> Version:
         s = self.storage
         held = getattr(self._held, "conn", None)
         if held is not None:
-            version = self._store(held, text, base)
+            version = self._store(held, text, base, data)
             self._held.pending = (text, version)
             return version
         with s.transaction() as conn:
-            version = self._store(conn, text, base)
+            version = self._store(conn, text, base, data)
         self._installed(text, version)
         return version
 
-    def _store(self, conn, text: str, base: Version | None) -> Version:
+    def _store(self, conn, text: str, base: Version | None, data: dict | None) -> Version:
         s = self.storage
         current = s._config_row(conn, lock=True)
         if current is not None and base is not None and current[1].digest != base.digest:
@@ -408,7 +446,13 @@ class PostgresConfig(ConfigBackend):
             VALUES (%s, %s, NOW(), NOW())
             ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, updated_at = NOW()
             RETURNING updated_at""").format(s.table("config_store")), (CONFIG_ID, text)).fetchone()[0]
-        return Version((updated, _digest(text)), _digest(text))
+        digest = _digest(text)
+        snapshot = _as_json(data)
+        if snapshot is not None:  # the other instances load this instead of parsing the YAML
+            conn.execute(sql.SQL("""INSERT INTO {} (id, digest, data) VALUES (%s, %s, %s)
+                ON CONFLICT (id) DO UPDATE SET digest = EXCLUDED.digest, data = EXCLUDED.data""")
+                         .format(s.table("cliproxy_mgmt_config_parsed")), (CONFIG_ID, digest, snapshot))
+        return Version((updated, digest), digest)
 
     def _installed(self, text: str, version: Version) -> None:
         s = self.storage
