@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 from flask import Blueprint, Flask
 
-from . import __version__, oauth
+from . import oauth, plugin_state
+from .build_info import version_headers
 from .config.schema import CORE_KEYS, make_validator
 from .config.store import ConfigStore
 from .errors import register_error_handlers
@@ -22,7 +23,6 @@ log = logging.getLogger(__name__)
 
 CONFIG_ENV = "CLIPROXY_MGMT_CONFIG"
 MANAGEMENT_PREFIX = "/v0/management"
-VERSION_HEADERS = {"X-CPA-VERSION": __version__, "X-CPA-COMMIT": "none", "X-CPA-BUILD-DATE": "unknown"}
 
 
 @dataclass
@@ -49,12 +49,12 @@ def hash_plaintext_secret(store: ConfigStore) -> None:
 
 def core_blueprints() -> list[Blueprint]:
     """The core's own resources, each a blueprint module with a `bp`."""
-    from . import config_api, openapi, settings
+    from . import config_api, openapi, plugins_api, settings
     from .authfiles import api as authfiles_api
     from .oauth import api as oauth_api
 
     return [settings.bp, config_api.bp, openapi.bp, authfiles_api.bp, oauth_api.bp,
-            *feature_blueprints()]
+            plugins_api.bp, *feature_blueprints()]
 
 
 def feature_blueprints() -> list[Blueprint]:
@@ -81,9 +81,10 @@ def create_app(config_path: str | None = None, *, plugins=(), load_entrypoints: 
     """
     path = config_path or os.environ.get(CONFIG_ENV) or "config.yaml"
     pm = get_plugin_manager(load_entrypoints=load_entrypoints, extra=plugins, blocked=blocked)
-    sections = collect_sections(pm, CORE_KEYS)
+    section_owners: dict = {}
+    sections = collect_sections(pm, CORE_KEYS, section_owners)
     store = ConfigStore(path, validate=make_validator(sections))
-    registry = collect(pm, store, sections)
+    registry = collect(pm, store, sections, section_owners)
 
     app = Flask(__name__)
     app.json.sort_keys = False
@@ -94,16 +95,18 @@ def create_app(config_path: str | None = None, *, plugins=(), load_entrypoints: 
 
     management = Blueprint("management", __name__, url_prefix=MANAGEMENT_PREFIX)
     management.before_request(check_management_access)
+    management.before_request(plugin_state.refuse_if_disabled)
 
     @management.after_request
     def _version_headers(response):
-        response.headers.update(VERSION_HEADERS)
+        response.headers.update(version_headers())
         return response
 
     for child in core_blueprints() + registry.blueprints:
         management.register_blueprint(child)
     oauth.init_app(app, management)  # the plugins' logins and their browser callbacks
     app.register_blueprint(management)
+    plugin_state.init_app(app, MANAGEMENT_PREFIX)  # switched-off plugins' routes answer 409
 
     store.on_load(hash_plaintext_secret)
     init_features(app)

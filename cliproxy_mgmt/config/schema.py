@@ -97,6 +97,19 @@ class Pprof(Open):
     addr = optional(Str)
 
 
+class PluginInstance(Open):
+    enabled = optional(Bool)
+    priority = optional(Int)
+
+
+class Plugins(Open):
+    """`plugins`: upstream's plugin settings; `configs.<id>.enabled: false` switches one of ours off."""
+
+    enabled = optional(Bool)
+    dir = optional(Str)
+    configs = optional(fields.Dict, keys=Str(), values=optional(fields.Nested, PluginInstance))
+
+
 class CoreConfig(Open):
     """The keys the core itself reads; provider sections are validated by their plugins."""
 
@@ -128,6 +141,7 @@ class CoreConfig(Open):
     nonstream_keepalive_interval = optional(Int, data_key="nonstream-keepalive-interval")
     pprof = optional(fields.Nested, Pprof)
     oauth_endpoints = optional(fields.Dict, keys=Str(), values=optional(fields.Dict), data_key="oauth-endpoints")
+    plugins = optional(fields.Nested, Plugins)
 
 
 CORE_KEYS = frozenset(f.data_key or name for name, f in CoreConfig().fields.items())
