@@ -11,6 +11,7 @@ from ..conventions import is_kind, ok, read_body
 from ..errors import ApiError
 from ..openapi import describe
 from ..schemas import StatusOK
+from ..usage.credential_stats import auth_file_usage
 from . import auth_files
 from .listing import parse_auth_json
 
@@ -33,7 +34,7 @@ def list_auth_files():
     if folder is None:
         return jsonify({"files": []})
     try:
-        body = files.listing.body(folder, files.types)
+        body = files.listing.body(folder, files.types, usage=auth_file_usage(files.state))
     except OSError as exc:
         raise ApiError(500, f"failed to read auth dir: {exc.strerror or exc}") from None
     return Response(body, mimetype="application/json")
