@@ -59,16 +59,16 @@ def core_blueprints() -> list[Blueprint]:
 
 def feature_blueprints() -> list[Blueprint]:
     """Usage statistics, logs and the outbound-request routes."""
-    from . import api_call, latest_version, logs, usage
+    from . import api_call, latest_version, logs, quota, scoped_errors, usage, usage_queue
 
-    return [usage.bp, logs.bp, api_call.bp, latest_version.bp]
+    return [usage.bp, logs.bp, api_call.bp, latest_version.bp, scoped_errors.bp, quota.bp, usage_queue.bp]
 
 
 def init_features(app: Flask) -> None:
     """Per-app state and app-level routes of the features: usage store, log file, panel, CORS."""
-    from . import cors, logs, usage, web_ui
+    from . import cors, logs, usage, usage_queue, web_ui
 
-    for feature in (usage, logs, web_ui, cors):
+    for feature in (usage, usage_queue, logs, web_ui, cors):
         feature.init_app(app)
 
 

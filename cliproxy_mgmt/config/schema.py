@@ -142,6 +142,10 @@ class CoreConfig(Open):
     pprof = optional(fields.Nested, Pprof)
     oauth_endpoints = optional(fields.Dict, keys=Str(), values=optional(fields.Dict), data_key="oauth-endpoints")
     plugins = optional(fields.Nested, Plugins)
+    max_retry_credentials = optional(Int, data_key="max-retry-credentials")
+    redis_usage_queue_retention_seconds = optional(Int, data_key="redis-usage-queue-retention-seconds")
+    oauth_request_scoped_errors = optional(fields.Dict, keys=Str(), values=optional(fields.List, optional(
+        fields.Dict)), data_key="oauth-request-scoped-errors")
 
 
 CORE_KEYS = frozenset(f.data_key or name for name, f in CoreConfig().fields.items())
