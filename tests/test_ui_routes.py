@@ -460,3 +460,21 @@ def test_usage_queue_pops_records_while_statistics_are_on(make_app):
     assert [r["model"] for r in mgmt.get("/usage-queue?count=5").get_json()] == ["m2", "m3"]
     assert mgmt.get("/usage-queue").get_json() == []
     assert mgmt.get("/usage-queue?count=0").get_json() == {"error": "count must be a positive integer"}
+
+
+def test_gemini_patch_match_is_narrowed_by_base_url(make_app):
+    mgmt, _ = seeded(make_app, GEMINI_KEYS)
+    r = mgmt.patch("/gemini-api-key?base-url=https://a.example.com", json={"match": "h", "value": {"prefix": "p"}})
+    assert r.status_code == 200
+    assert [e.get("prefix") for e in mgmt.get("/gemini-api-key").get_json()["gemini-api-key"]] == [None, "p"]
+    r = mgmt.patch("/gemini-api-key?base-url=https://b.example.com", json={"match": "h", "value": {"prefix": "q"}})
+    assert (r.status_code, r.get_json()) == (404, {"error": "item not found"})
+
+
+def test_openapi_describes_the_new_routes(mgmt):
+    paths = mgmt.get("/openapi.json").get_json()["paths"]
+    for path in ("/plugins", "/plugins/{ident}/enabled", "/plugins/{ident}/config", "/plugins/{ident}",
+                 "/plugin-store", "/plugin-store/{ident}/install", "/max-retry-credentials",
+                 "/oauth-request-scoped-errors", "/reset-quota", "/usage-queue"):
+        assert path in paths, path
+    assert "delete" in paths["/auth-files"] and "requestBody" in paths["/auth-files"]["delete"]
