@@ -79,9 +79,6 @@ class PluginGate:
     sections: dict = field(default_factory=dict)   # config key -> plugin id
     routes: dict = field(default_factory=dict)     # plugin id -> ["METHOD /path", ...]
 
-    def id_of(self, pluggy_name: str) -> str:
-        return next((ident for ident, name in self.ids.items() if name == pluggy_name), pluggy_name)
-
     def disabled(self, store) -> frozenset:
         """The disabled plugin ids under the store's current config (cached per version)."""
         return store.derived("plugins-disabled", disabled_ids)

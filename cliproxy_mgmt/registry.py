@@ -54,13 +54,6 @@ class Registry:
     #                 "logins": [login], "auth_file_types": [type], "model_definitions": [channel]}
     contributions: dict = field(default_factory=dict)
 
-    def owner_of(self, kind: str, ident) -> str | None:
-        """The name of the plugin that registered item `ident` of `kind` (a `contributions` key)."""
-        for plugin, items in self.contributions.items():
-            if any(item is ident or item == ident for item in items.get(kind, ())):
-                return plugin
-        return None
-
 
 def collect_sections(pm: pluggy.PluginManager, core_keys, owners: dict | None = None) -> dict:
     """The config sections, checked against each other and against the core's own keys.
