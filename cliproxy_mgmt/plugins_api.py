@@ -140,13 +140,21 @@ def _check_config(config: dict) -> None:
 
 
 def _write_config(ident: str, change) -> None:
-    """Apply `change(config)` to a copy of `plugins.configs.<id>` and store it (a targeted edit)."""
+    """Apply `change(config)` to `plugins.configs.<id>` by a targeted edit: only the keys that
+    change are written, so the entry's other keys and comments stay as they are."""
     def edit(draft):
         current = plugin_configs(draft).get(ident)
         config = dict(current) if isinstance(current, dict) else {}
         change(config)
         _check_config(config)
-        set_path(draft, ("plugins", "configs", ident), config)
+        if not isinstance(current, dict):
+            set_path(draft, ("plugins", "configs", ident), config)
+            return
+        for key in [k for k in current if k not in config]:
+            del current[key]
+        for key, value in config.items():
+            if key not in current or current[key] != value:
+                current[key] = value
     store().edit(edit)
 
 

@@ -478,3 +478,10 @@ def test_openapi_describes_the_new_routes(mgmt):
                  "/oauth-request-scoped-errors", "/reset-quota", "/usage-queue"):
         assert path in paths, path
     assert "delete" in paths["/auth-files"] and "requestBody" in paths["/auth-files"]["delete"]
+
+
+def test_switching_a_plugin_is_a_targeted_edit(make_app):
+    mgmt, path = seeded(make_app, "plugins:\n  configs:\n    codex:\n      tier: pro # my tier\n")
+    assert mgmt.patch("/plugins/codex/enabled", json={"enabled": False}).status_code == 200
+    text = path.read_text()
+    assert "tier: pro # my tier" in text and "enabled: false" in text
