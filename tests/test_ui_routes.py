@@ -485,3 +485,20 @@ def test_switching_a_plugin_is_a_targeted_edit(make_app):
     assert mgmt.patch("/plugins/codex/enabled", json={"enabled": False}).status_code == 200
     text = path.read_text()
     assert "tier: pro # my tier" in text and "enabled: false" in text
+
+
+def test_status_patch_may_name_the_auth_index_too(mgmt, auths):
+    put(auths, "a.json", CLAUDE)
+    r = mgmt.patch("/auth-files/status", json={"name": "a.json", "auth_index": "0" * 16, "disabled": True})
+    assert (r.status_code, r.get_json()) == (404, {"error": "auth file not found"})
+    r = mgmt.patch("/auth-files/status", json={"name": "a.json", "auth_index": auth_index("a.json"), "disabled": True})
+    assert r.get_json() == {"status": "ok", "disabled": True}
+
+
+def test_listing_filters_by_name_and_auth_index(mgmt, auths):
+    put(auths, "a.json", CLAUDE)
+    put(auths, "b.json", CLAUDE)
+    assert [e["name"] for e in mgmt.get("/auth-files?name=b.json").get_json()["files"]] == ["b.json"]
+    index = auth_index("a.json")
+    assert [e["name"] for e in mgmt.get(f"/auth-files?auth_index={index}").get_json()["files"]] == ["a.json"]
+    assert mgmt.get(f"/auth-files?auth_index={index}&name=b.json").get_json() == {"files": []}

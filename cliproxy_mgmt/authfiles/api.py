@@ -12,7 +12,7 @@ from ..errors import ApiError
 from ..openapi import describe
 from ..schemas import StatusOK
 from ..usage.credential_stats import auth_file_usage
-from . import auth_files
+from . import auth_files, auth_index
 from . import fields as editable_fields
 from .listing import parse_auth_json
 
@@ -28,7 +28,8 @@ def _object(**properties) -> dict:
 
 
 @bp.get("/auth-files")
-@describe("List the auth files", ok=_object(files={"type": "array", "items": _OBJECT}))
+@describe("List the auth files", ok=_object(files={"type": "array", "items": _OBJECT}), query=[
+    ("name", "string", "only the file with this name"), ("auth_index", "string", "only the file with this index")])
 def list_auth_files():
     files = auth_files()
     folder = files.folder(required=False)
@@ -38,6 +39,10 @@ def list_auth_files():
         body = files.listing.body(folder, files.types, usage=auth_file_usage(files.state))
     except OSError as exc:
         raise ApiError(500, f"failed to read auth dir: {exc.strerror or exc}") from None
+    wanted = {key: request.args[key].strip() for key in ("name", "auth_index") if request.args.get(key, "").strip()}
+    if wanted:  # upstream's filters; the full listing stays the cached bytes
+        entries = json.loads(body)["files"]
+        return jsonify({"files": [e for e in entries if all(e.get(k) == v for k, v in wanted.items())]})
     return Response(body, mimetype="application/json")
 
 
@@ -245,12 +250,16 @@ def _patch_body(fields: dict) -> tuple[str, dict]:
 
 
 @bp.patch("/auth-files/status")
-@describe("Disable or enable an auth file", body=_object(name={"type": "string"}, disabled={"type": "boolean"}),
+@describe("Disable or enable an auth file", body=_object(name={"type": "string"}, disabled={"type": "boolean"},
+                                                        auth_index={"type": "string"}),
           ok=_object(status={"type": "string"}, disabled={"type": "boolean"}))
 def patch_auth_file_status():
-    name, present = _patch_body({"disabled": bool})
+    name, present = _patch_body({"disabled": bool, "auth_index": str})
     if "disabled" not in present:
         raise ApiError(400, "disabled is required")
+    index = present.get("auth_index", "").strip()
+    if index and index != auth_index(name):  # upstream: name and index must both match
+        raise ApiError(404, "auth file not found")
     disabled = present["disabled"]
     auth_files().update(name, lambda data: data.__setitem__("disabled", disabled))
     return jsonify({"status": "ok", "disabled": disabled})
