@@ -144,6 +144,8 @@ def test_fields_sets_everything_the_ui_edits_and_the_listing_shows_it(mgmt, auth
     entry = listing(mgmt)["c.json"]
     assert (entry["weight"], entry["note"], entry["websockets"], entry["priority"], entry["request_retry"]) == \
         (7, "main", True, 3, 2)
+    assert (entry["disable_cooling"], entry["using_api"], entry["excluded_models"], entry["headers"]) == \
+        (True, True, ["m1"], {"X-Keep": "k", "X-New": "2"})
 
 
 def test_fields_refresh_now_sends_expired_alone(mgmt, auths):

@@ -102,8 +102,24 @@ def build_entry(name: str, path: str, st, data, types: dict) -> dict:
 
 
 def edited_fields(data: dict) -> dict:
-    """The fields PATCH /auth-files/fields sets that the listing shows (upstream's new keys)."""
+    """The fields PATCH /auth-files/fields sets, as the listing shows them: upstream's new keys
+    (`priority`, `weight`, `note`, `websockets`, `request_retry`, `project_id`), and the other
+    fields the web UI edits, which upstream shows only in the downloaded file."""
     shown = {}
+    for key in ("prefix", "proxy_url"):
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            shown[key] = value
+    for key in ("disable_cooling", "using_api"):
+        value = data.get(key, data.get(key.replace("_", "-")))
+        if isinstance(value, bool):
+            shown[key] = value
+    excluded = data.get("excluded_models", data.get("excluded-models"))
+    if isinstance(excluded, list) and excluded:
+        shown["excluded_models"] = excluded
+    headers = data.get("headers")
+    if isinstance(headers, dict) and headers:
+        shown["headers"] = headers
     for key in ("priority", "weight", "request_retry"):
         value = data.get(key)
         if isinstance(value, int) and not isinstance(value, bool):
