@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from flask import Blueprint, Flask
 from flask.json.provider import DefaultJSONProvider
 
-from . import __version__, oauth
+from . import oauth, plugin_state
+from .build_info import version_headers
 from .config.known_keys import warn_unknown_keys
 from .config.schema import CORE_KEYS, make_validator
 from .config.store import ConfigStore
@@ -28,7 +29,6 @@ log = logging.getLogger(__name__)
 
 CONFIG_ENV = "CLIPROXY_MGMT_CONFIG"
 MANAGEMENT_PREFIX = "/v0/management"
-VERSION_HEADERS = {"X-CPA-VERSION": __version__, "X-CPA-COMMIT": "none", "X-CPA-BUILD-DATE": "unknown"}
 
 
 class StrictJSONProvider(DefaultJSONProvider):
@@ -67,26 +67,26 @@ def hash_plaintext_secret(store: ConfigStore) -> None:
 
 def core_blueprints() -> list[Blueprint]:
     """The core's own resources, each a blueprint module with a `bp`."""
-    from . import config_api, index, openapi, settings
+    from . import config_api, index, openapi, plugins_api, settings
     from .authfiles import api as authfiles_api
     from .oauth import api as oauth_api
 
     return [index.bp, settings.bp, config_api.bp, openapi.bp, authfiles_api.bp, oauth_api.bp,
-            *feature_blueprints()]
+            plugins_api.bp, *feature_blueprints()]
 
 
 def feature_blueprints() -> list[Blueprint]:
     """Usage statistics, logs and the outbound-request routes."""
-    from . import api_call, latest_version, logs, usage
+    from . import api_call, latest_version, logs, quota, scoped_errors, usage, usage_queue
 
-    return [usage.bp, logs.bp, api_call.bp, latest_version.bp]
+    return [usage.bp, logs.bp, api_call.bp, latest_version.bp, scoped_errors.bp, quota.bp, usage_queue.bp]
 
 
 def init_features(app: Flask) -> None:
     """Per-app state and app-level routes of the features: usage store, log file, panel, CORS, /healthz."""
-    from . import cors, health, logs, usage, web_ui
+    from . import cors, health, logs, usage, usage_queue, web_ui
 
-    for feature in (usage, logs, web_ui, cors, health):
+    for feature in (usage, usage_queue, logs, web_ui, cors, health):
         feature.init_app(app)
 
 
@@ -99,7 +99,8 @@ def create_app(config_path: str | None = None, *, plugins=(), load_entrypoints: 
     """
     path = config_path or os.environ.get(CONFIG_ENV) or "config.yaml"
     pm = get_plugin_manager(load_entrypoints=load_entrypoints, extra=plugins, blocked=blocked)
-    sections = collect_sections(pm, CORE_KEYS)
+    section_owners: dict = {}
+    sections = collect_sections(pm, CORE_KEYS, section_owners)
     storage = open_storage(pm, path, os.environ)
     try:
         store = ConfigStore(path, validate=make_validator(sections), backend=storage.config)
@@ -107,7 +108,7 @@ def create_app(config_path: str | None = None, *, plugins=(), load_entrypoints: 
         storage.close()
         raise
     storage.on_change(lambda: store.refresh(force=True))
-    registry = collect(pm, store, sections)
+    registry = collect(pm, store, sections, section_owners)
 
     app = Flask(__name__)
     app.json = StrictJSONProvider(app)
@@ -118,16 +119,18 @@ def create_app(config_path: str | None = None, *, plugins=(), load_entrypoints: 
 
     management = Blueprint("management", __name__, url_prefix=MANAGEMENT_PREFIX)
     management.before_request(check_management_access)
+    management.before_request(plugin_state.refuse_if_disabled)
 
     @management.after_request
     def _version_headers(response):
-        response.headers.update(VERSION_HEADERS)
+        response.headers.update(version_headers())
         return response
 
     for child in core_blueprints() + registry.blueprints:
         management.register_blueprint(child)
     oauth.init_app(app, management)  # the plugins' logins and their browser callbacks
     app.register_blueprint(management)
+    plugin_state.init_app(app, MANAGEMENT_PREFIX)  # switched-off plugins' routes answer 409
 
     store.on_load(hash_plaintext_secret)
     store.on_load(warn_unknown_keys(sections))

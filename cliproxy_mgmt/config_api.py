@@ -11,6 +11,7 @@ from .config.view import build_config_view
 from .conventions import read_body, store
 from .errors import ApiError
 from .openapi import describe
+from .plugin_state import gate
 from .schemas import ConfigReplaced
 
 bp = Blueprint("config_api", __name__)
@@ -45,9 +46,10 @@ def upload_limit(config=None) -> int:
 @bp.get("/config")
 @describe("The effective config as JSON (server and secret settings hidden)", ok={"type": "object"})
 def get_config():
-    sections = current_app.extensions["cliproxy_mgmt"].registry.config_sections
+    state = current_app.extensions["cliproxy_mgmt"]
+    sections, live = state.registry.config_sections, gate(state).live_sections
     body = store().derived("config-json", lambda data: json.dumps(
-        build_config_view(data, sections), separators=(",", ":"), ensure_ascii=False))
+        build_config_view(data, live(sections, data)), separators=(",", ":"), ensure_ascii=False))
     return Response(body, mimetype="application/json")
 
 

@@ -97,7 +97,10 @@ def value_body(kind: type):
 
 def list_body(item_ok: Callable[[object], bool]) -> list:
     """A raw array (`null` clears) or `{"items": [...]}` with at least one item."""
-    body = read_json()
+    return _list_of(read_json(), item_ok)
+
+
+def _list_of(body, item_ok: Callable[[object], bool]) -> list:
     if body is None:
         return []
     if isinstance(body, dict):
@@ -424,6 +427,19 @@ class ObjectList:
     read: Callable[[dict], list] | None = None
     legacy_keys: tuple = ()
     missing_message: str = "missing api-key or index"
+    # With a `base-url` query parameter (the v1.22 web UI sends it), DELETE selects the
+    # entries with that key AND that base-url (both trimmed; "" matches entries without
+    # one). `unique_match`: that selection must be exactly one entry (gemini's answers), and
+    # PATCH's `match` is narrowed the same way; otherwise DELETE removes every entry
+    # selected and answers 200 even for none.
+    unique_match: bool = False
+    nullable_fields: tuple = ()            # PATCH: null removes these (e.g. weight)
+    show: Callable[[dict], dict] | None = None  # GET and GET /config: an entry as shown
+
+    def shown(self, data: dict) -> list:
+        """The cleaned list as GET shows it."""
+        items = self.entries(data)
+        return [self.show(dict(item)) for item in items] if self.show else items
 
     def clean(self, items: list) -> list:
         """Normalise each item, then sanitise the list."""
@@ -449,9 +465,46 @@ class ObjectList:
 
     def section(self, *, order: int, provider: str = "") -> ConfigSection:
         """The config section of the list: GET /config shows the cleaned list, `[]` when empty."""
-        return ConfigSection(key=self.key, view=lambda value, data: self.entries(data),
+        return ConfigSection(key=self.key, view=lambda value, data: self.shown(data),
                              validate=self.validate, order=order, provider=provider,
                              legacy_keys=self.legacy_keys)
+
+
+MAX_WEIGHT = 1_000_000
+# One rule of `request-scoped-errors` (per key entry) and `oauth-request-scoped-errors`.
+SCOPED_ERROR_RULE = {"status": int, "match": [str], "match-regexr": [str], "action": str}
+
+
+def check_shared_values(item: dict, where: str = "") -> None:
+    """Upstream's own answers for a wrong `weight` or `disable-cooling` (PUT prefixes `where`)."""
+    weight = item.get("weight")
+    if weight is not None:
+        if not is_kind(weight, int):
+            raise ApiError(400, f"{where}weight must be an integer")
+        if weight > MAX_WEIGHT:
+            raise ApiError(400, f"{where}weight must not exceed {MAX_WEIGHT}")
+    cooling = item.get("disable-cooling")
+    if cooling is not None and not isinstance(cooling, bool):
+        raise ApiError(400, f"{where}disable-cooling must be a boolean or null")
+
+
+def _base_url_param(spec: ObjectList) -> str | None:
+    """The trimmed `base-url` query parameter when it is present (even empty), for lists keyed
+    by api-key; None otherwise (the seed-era selection by the key alone)."""
+    if spec.key_field != "api-key" or "base-url" not in request.args:
+        return None
+    return request.args.get("base-url", "").strip()
+
+
+def _delete_by_key_and_base_url(spec: ObjectList, draft: dict, items: list, key: str, base_url: str) -> None:
+    hits = [i for i, item in enumerate(items) if text(item.get(spec.key_field)).strip() == key
+            and text(item.get("base-url")).strip() == base_url]
+    if spec.unique_match:
+        if not hits:
+            raise ApiError(404, "item not found")
+        if len(hits) > 1:
+            raise ApiError(400, "multiple items match; index is required")
+    spec.store_entries(draft, [item for i, item in enumerate(items) if i not in hits])
 
 
 def add_object_list(bp: Blueprint, spec: ObjectList) -> None:
@@ -459,20 +512,29 @@ def add_object_list(bp: Blueprint, spec: ObjectList) -> None:
     name = spec.route.strip("/").replace("-", "_")
 
     def get_view():
-        return jsonify({spec.key: store().derived(f"list:{spec.key}", spec.entries)})
+        return jsonify({spec.key: store().derived(f"list:{spec.key}", spec.shown)})
 
     def put_view():
-        items = list_body(spec.item_ok)
+        raw = read_json()
+        listed = raw.get("items") if isinstance(raw, dict) else raw
+        for i, item in enumerate(listed if isinstance(listed, list) else ()):
+            weight = item.get("weight") if isinstance(item, dict) else None
+            if is_kind(weight, int) and weight > MAX_WEIGHT:
+                raise ApiError(400, f"{spec.key}[{i}].weight: weight must not exceed {MAX_WEIGHT}")
+        items = _list_of(raw, spec.item_ok)
         store().edit(lambda d: spec.store_entries(d, items))
         return ok()
 
     def patch_view():
         body = json_object()
         value = body.get("value")
+        if isinstance(value, dict):
+            check_shared_values(value)
         if not isinstance(value, dict) or not fits(value, spec.fields):
             raise invalid_body()
         index = optional_int(body, "index")
         match = optional_str(body, spec.match_param)
+        base_url = _base_url_param(spec) if spec.unique_match else None  # upstream: gemini's only
 
         def change(d):
             items = spec.entries(d)
@@ -481,15 +543,22 @@ def add_object_list(bp: Blueprint, spec: ObjectList) -> None:
                 target = index
             elif match is not None and not (spec.ignore_empty_match and not match.strip()):
                 wanted = match.strip()
-                target = next((i for i, item in enumerate(items)
-                               if text(item.get(spec.key_field)) == wanted), None)
+                hits = [i for i, item in enumerate(items) if text(item.get(spec.key_field)) == wanted
+                        and (base_url is None or text(item.get("base-url")).strip() == base_url)]
+                if base_url is not None and spec.unique_match and len(hits) > 1:
+                    raise ApiError(400, "multiple items match; index is required")
+                target = hits[0] if hits else None
             if target is None:
                 raise ApiError(404, "item not found")
             item = dict(items[target])
             for field_name, field_value in value.items():
-                # a null field is "not given" (Go's pointer fields); strings are trimmed
-                if field_name in spec.patch_fields and field_value is not None:
-                    item[field_name] = field_value.strip() if isinstance(field_value, str) else field_value
+                if field_name not in spec.patch_fields:
+                    continue
+                if field_value is None:  # "not given" (Go's pointer fields), or "clear" for some
+                    if field_name in spec.nullable_fields:
+                        item.pop(field_name, None)
+                    continue
+                item[field_name] = field_value.strip() if isinstance(field_value, str) else field_value
             items[target] = item
             spec.store_entries(d, items)
         store().edit(change)
@@ -499,10 +568,13 @@ def add_object_list(bp: Blueprint, spec: ObjectList) -> None:
         raw = request.args.get(spec.delete_param) or ""
         wanted = raw.strip() if spec.delete_trim else raw
         index = go_int(request.args.get("index"))
+        base_url = _base_url_param(spec)
 
         def change(d):
             items = spec.entries(d)
-            if wanted:
+            if wanted.strip() and base_url is not None:
+                _delete_by_key_and_base_url(spec, d, items, wanted.strip(), base_url)
+            elif wanted:
                 kept = [i for i in items if text(i.get(spec.key_field)) != wanted]
                 if len(kept) == len(items) and spec.delete_not_found:
                     raise ApiError(404, "item not found")

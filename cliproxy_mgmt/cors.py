@@ -12,8 +12,11 @@ from __future__ import annotations
 from flask import Response, current_app, request
 
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
-# What a cross-origin page may read besides the simple headers (the version, downloads).
-EXPOSED = "X-CPA-VERSION, X-CPA-COMMIT, X-CPA-BUILD-DATE, Content-Disposition"
+# What a cross-origin page may read besides the simple headers: every X-CPA-* header the web
+# UI reads (version, build date, the plugin switch), upstream's other exposed names, downloads.
+EXPOSED = ("X-CPA-VERSION, X-CPA-COMMIT, X-CPA-BUILD-DATE, X-CPA-SUPPORT-PLUGIN, X-CPA-HOME-VERSION, "
+           "X-CPA-HOME-BUILD-DATE, X-SERVER-VERSION, X-SERVER-BUILD-DATE, Location, Retry-After, "
+           "X-Request-Id, Content-Disposition")
 PREFLIGHT_MAX_AGE = "600"
 
 

@@ -50,11 +50,18 @@ class Registry:
     oauth_starters: list = field(default_factory=list)
     auth_file_types: dict = field(default_factory=dict)
     model_definitions: dict = field(default_factory=dict)  # lower-cased channel -> [model]
+    # plugin name -> {"providers": [id], "config_sections": [key], "blueprints": [name],
+    #                 "logins": [login], "auth_file_types": [type], "model_definitions": [channel]}
+    contributions: dict = field(default_factory=dict)
 
 
-def collect_sections(pm: pluggy.PluginManager, core_keys) -> dict:
-    """The config sections, checked against each other and against the core's own keys."""
+def collect_sections(pm: pluggy.PluginManager, core_keys, owners: dict | None = None) -> dict:
+    """The config sections, checked against each other and against the core's own keys.
+
+    `owners`, when given, receives section key -> name of the plugin that registered it."""
     pairs = call_each(pm, "register_config_sections")
+    if owners is not None:
+        owners.update((section.key, plugin) for plugin, section in pairs)
     sections = unique_by(pairs, "config section", lambda s: s.key)
     for key in sections:
         if key in core_keys:
@@ -64,16 +71,28 @@ def collect_sections(pm: pluggy.PluginManager, core_keys) -> dict:
     return dict(sorted(sections.items(), key=lambda kv: kv[1].order))
 
 
-def collect(pm: pluggy.PluginManager, config, sections: dict) -> Registry:
+def collect(pm: pluggy.PluginManager, config, sections: dict, section_owners: dict | None = None) -> Registry:
     """Call the registration hooks once and check what came back."""
-    providers = unique_by(call_each(pm, "register_providers", config=config), "provider", lambda p: p.id)
-    blueprint_pairs = call_each(pm, "register_blueprints", config=config)
+    contributions: dict = {}
+
+    def note(kind, pairs, ident):
+        for plugin, item in pairs:
+            contributions.setdefault(plugin, {}).setdefault(kind, []).append(ident(item))
+        return pairs
+
+    provider_pairs = note("providers", call_each(pm, "register_providers", config=config), lambda p: p.id)
+    providers = unique_by(provider_pairs, "provider", lambda p: p.id)
+    blueprint_pairs = note("blueprints", call_each(pm, "register_blueprints", config=config), lambda bp: bp.name)
     unique_by(blueprint_pairs, "blueprint name", lambda bp: bp.name)
-    starters = [item for _, item in call_each(pm, "register_oauth_starters", config=config)]
-    types = unique_by(call_each(pm, "register_auth_file_types", config=config),
-                      "auth-file type", lambda t: t.type)
-    models = unique_by(call_each(pm, "register_model_definitions"), "model-definitions channel",
-                       lambda d: d.channel.strip().lower())
+    starter_pairs = note("logins", call_each(pm, "register_oauth_starters", config=config), lambda login: login)
+    starters = [item for _, item in starter_pairs]
+    types = unique_by(note("auth_file_types", call_each(pm, "register_auth_file_types", config=config),
+                           lambda t: t.type), "auth-file type", lambda t: t.type)
+    models = unique_by(note("model_definitions", call_each(pm, "register_model_definitions"),
+                            lambda d: d.channel.strip().lower()),
+                       "model-definitions channel", lambda d: d.channel.strip().lower())
+    for key, plugin in (section_owners or {}).items():
+        contributions.setdefault(plugin, {}).setdefault("config_sections", []).append(key)
     for what, items in (("OAuth starter", starters), ("auth-file type", types.values()),
                         ("config section", sections.values())):
         for item in items:
@@ -83,4 +102,5 @@ def collect(pm: pluggy.PluginManager, config, sections: dict) -> Registry:
     return Registry(providers=providers, config_sections=sections,
                     blueprints=[bp for _, bp in blueprint_pairs],
                     oauth_starters=starters, auth_file_types=types,
-                    model_definitions={channel: d.models for channel, d in models.items()})
+                    model_definitions={channel: d.models for channel, d in models.items()},
+                    contributions=contributions)

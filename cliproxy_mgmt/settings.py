@@ -11,11 +11,12 @@ bp = Blueprint("settings", __name__)
 
 _STRATEGIES = {"": "round-robin", "round-robin": "round-robin", "roundrobin": "round-robin",
                "rr": "round-robin", "fill-first": "fill-first", "fillfirst": "fill-first",
-               "ff": "fill-first"}
+               "ff": "fill-first", "weighted-round-robin": "weighted-round-robin",
+               "weightedroundrobin": "weighted-round-robin", "wrr": "weighted-round-robin"}
 
 
 def normalize_strategy(value: str) -> str | None:
-    """Upstream's spellings of the two strategies; None for anything else."""
+    """Upstream's spellings of its strategies; None for anything else."""
     return _STRATEGIES.get(value.strip().lower())
 
 
@@ -42,6 +43,7 @@ SCALARS = (
     Scalar("/quota-exceeded/switch-preview-model", ("quota-exceeded", "switch-preview-model"), bool, False),
     Scalar("/request-retry", ("request-retry",), int, 0),
     Scalar("/max-retry-interval", ("max-retry-interval",), int, 0),
+    Scalar("/max-retry-credentials", ("max-retry-credentials",), int, 0),
     Scalar("/logs-max-total-size-mb", ("logs-max-total-size-mb",), int, 0,
            read=lambda v: max(v, 0), write=lambda v: max(v, 0)),
     Scalar("/error-logs-max-files", ("error-logs-max-files",), int, 10,

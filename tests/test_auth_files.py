@@ -50,7 +50,10 @@ def test_entry_fields(mgmt, auths):
         "disabled": False, "unavailable": False, "runtime_only": False, "source": "file",
         "size": st.st_size, "path": str(path), "modtime": entry["modtime"],
         "last_refresh": entry["last_refresh"],
+        "success": 0, "failed": 0, "recent_requests": entry["recent_requests"],
     }
+    assert len(entry["recent_requests"]) == 20
+    assert all(b["success"] == b["failed"] == 0 for b in entry["recent_requests"])
     assert datetime.fromisoformat(entry["modtime"].replace("Z", "+00:00")).timestamp() == \
         pytest.approx(st.st_mtime, abs=1e-6)
     assert datetime.fromisoformat(entry["last_refresh"].replace("Z", "+00:00")) == \

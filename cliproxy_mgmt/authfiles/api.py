@@ -12,7 +12,9 @@ from ..errors import ApiError
 from ..openapi import describe
 from ..safeload import InvalidJSON, load_json
 from ..schemas import StatusOK
-from . import auth_files
+from ..usage.credential_stats import auth_file_usage
+from . import auth_files, auth_index
+from . import fields as editable_fields
 from .listing import parse_auth_json
 
 bp = Blueprint("authfiles", __name__)
@@ -27,16 +29,21 @@ def _object(**properties) -> dict:
 
 
 @bp.get("/auth-files")
-@describe("List the auth files", ok=_object(files={"type": "array", "items": _OBJECT}))
+@describe("List the auth files", ok=_object(files={"type": "array", "items": _OBJECT}), query=[
+    ("name", "string", "only the file with this name"), ("auth_index", "string", "only the file with this index")])
 def list_auth_files():
     files = auth_files()
     folder = files.folder(required=False)
     if folder is None:
         return jsonify({"files": []})
     try:
-        body = files.listing.body(folder, files.types)
+        body = files.listing.body(folder, files.types, usage=auth_file_usage(files.state))
     except OSError as exc:
         raise ApiError(500, f"failed to read auth dir: {exc.strerror or exc}") from None
+    wanted = {key: request.args[key].strip() for key in ("name", "auth_index") if request.args.get(key, "").strip()}
+    if wanted:  # upstream's filters; the full listing stays the cached bytes
+        entries = json.loads(body)["files"]
+        return jsonify({"files": [e for e in entries if all(e.get(k) == v for k, v in wanted.items())]})
     return Response(body, mimetype="application/json")
 
 
@@ -62,28 +69,51 @@ def attachment(name: str) -> str:
 
 
 @bp.post("/auth-files")
-@describe("Upload an auth file: the JSON body with ?name=, or a multipart `file`", query=[_NAME],
-          body=_OBJECT, ok=StatusOK)
+@describe("Upload auth files: the JSON body with ?name=, or multipart parts (one file each; "
+          "several files get one answer per file, 207 when some failed)", query=[_NAME],
+          body=_OBJECT, ok=_object(status={"type": "string"}, uploaded={"type": "integer"},
+                                   files={"type": "array", "items": {"type": "string"}},
+                                   failed={"type": "array", "items": _OBJECT}))
 def upload_auth_file():
     files = auth_files()
     limit = upload_limit()
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "request body too large")
     request.max_content_length = limit  # also bounds a chunked multipart body
-    upload = request.files.get("file") if request.mimetype == "multipart/form-data" else None
-    if upload is not None:
-        # A browser sends a bare file name; keep only its last part, as upstream does.
-        name = (upload.filename or "").replace("\\", "/").rsplit("/", 1)[-1]
-        check = {"suffix_error": "file must be .json"}
-        files.folder().path_of(name, **check)
-        content = upload.stream.read(limit + 1)
-    else:
-        name = request.args.get("name", "")
-        check = {}
-        files.folder().path_of(name)
-        content = read_body(limit)
+    if request.mimetype == "multipart/form-data":
+        uploads = _uploaded_files()
+        if len(uploads) > 1:
+            return _upload_many(files, uploads, limit)
+        if not uploads:
+            raise ApiError(400, "no files uploaded")
+        name, content = _read_upload(uploads[0], limit)
+        _store_upload(files, name, content, {"suffix_error": "file must be .json"})
+        return ok()
+    name = request.args.get("name", "")
+    files.folder().path_of(name)
+    content = read_body(limit)
     if len(content) > limit:
         raise ApiError(413, "request body too large")
+    _store_upload(files, name, content, {})
+    return ok()
+
+
+def _uploaded_files() -> list:
+    """Every file part, field names sorted, then the files in order (upstream's order)."""
+    return [upload for field in sorted(request.files) for upload in request.files.getlist(field)]
+
+
+def _read_upload(upload, limit: int) -> tuple[str, bytes]:
+    # A browser sends a bare file name; keep only its last part, as upstream does.
+    name = (upload.filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    auth_files().folder().path_of(name, suffix_error="file must be .json")
+    content = upload.stream.read(limit + 1)
+    if len(content) > limit:
+        raise ApiError(413, "request body too large")
+    return name, content
+
+
+def _store_upload(files, name: str, content: bytes, check: dict) -> None:
     problem = parse_auth_json(content)
     if not isinstance(problem, dict):
         raise ApiError(400, problem)  # upstream writes first and answers 500; we refuse
@@ -91,35 +121,119 @@ def upload_auth_file():
         files.write(name, content, **check)
     except OSError as exc:
         raise ApiError(500, f"failed to save file: {exc.strerror or exc}") from None
-    return ok()
+
+
+def _upload_many(files, uploads: list, limit: int):
+    """Store each file on its own: 200 when all were stored, else 207 naming each failure."""
+    stored, failed = [], []
+    for upload in uploads:
+        shown = (upload.filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+        try:
+            name, content = _read_upload(upload, limit)
+            _store_upload(files, name, content, {"suffix_error": "file must be .json"})
+        except ApiError as exc:
+            failed.append({"name": shown, "error": exc.error})
+            continue
+        stored.append(name)
+    body = {"status": "partial" if failed else "ok", "uploaded": len(stored), "files": stored}
+    if failed:
+        body["failed"] = failed
+    return jsonify(body), 207 if failed else 200
 
 
 @bp.delete("/auth-files")
-@describe("Delete an auth file, or all of them with ?all=true", ok=StatusOK, query=[
-    _NAME, ("all", "string", "true, 1 or *: delete every auth file")])
+@describe("Delete auth files: ?name= (repeatable), a JSON body [names] or {\"names\": [...]}, "
+          "or all of them with ?all=true", body={"type": "object", "properties": {
+              "name": {"type": "string"}, "names": {"type": "array", "items": {"type": "string"}}}},
+          ok=_object(status={"type": "string"}, deleted={"type": "integer"},
+                     files={"type": "array", "items": {"type": "string"}},
+                     failed={"type": "array", "items": _OBJECT}),
+          query=[_NAME, ("all", "string", "true, 1 or *: delete every auth file")])
 def delete_auth_files():
     files = auth_files()
     if request.args.get("all", "").strip().lower() in _ALL:
-        folder = files.folder()
-        deleted = 0
+        return _delete_all(files)
+    query_names = request.args.getlist("name")
+    if len(query_names) == 1:  # the seed-era single delete, answers unchanged
         with files.lock:
-            try:
-                found = list(folder.scan())
-            except OSError as exc:
-                raise ApiError(500, f"failed to read auth dir: {exc.strerror or exc}") from None
-            for name, _, _ in found:
-                try:
-                    folder.remove(name)
-                except ApiError:
-                    continue  # upstream skips files it cannot remove
-                files.listing.forget(name)
-                deleted += 1
-        return jsonify({"status": "ok", "deleted": deleted})
+            name = query_names[0]
+            files.folder().remove(name)
+            files.listing.forget(name)
+        return ok()
+    names = _unique(query_names) if query_names else _body_names()
+    if not names:
+        raise ApiError(400, "invalid name")
+    if len(names) == 1:
+        _delete_one(files, names[0])
+        return ok()
+    deleted, failed = [], []
+    for name in names:
+        try:
+            _delete_one(files, name)
+        except ApiError as exc:
+            failed.append({"name": name, "error": exc.error})
+            continue
+        deleted.append(name)
+    body = {"status": "partial" if failed else "ok", "deleted": len(deleted), "files": deleted}
+    if failed:
+        body["failed"] = failed
+    return jsonify(body), 207 if failed else 200
+
+
+def _unique(names) -> list:
+    """Trimmed, empty ones and repeats dropped, in order."""
+    return list(dict.fromkeys(n.strip() for n in names if isinstance(n, str) and n.strip()))
+
+
+def _body_names() -> list:
+    """The names of a JSON body: `["a.json", ...]` or `{"name": "a.json", "names": [...]}`."""
+    raw = read_body()
+    if not raw.strip():
+        return []
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid request body") from None
+    if isinstance(body, list):
+        names = body
+    elif isinstance(body, dict):
+        listed = body.get("names")
+        names = [body.get("name")] + (listed if isinstance(listed, list) else [])
+    else:
+        raise ApiError(400, "invalid request body")
+    if not all(n is None or isinstance(n, str) for n in names):
+        raise ApiError(400, "invalid request body")
+    return _unique(names)
+
+
+def _delete_one(files, name: str) -> None:
+    """Delete one named file (the new UI's batch answers: `auth file not found`)."""
     with files.lock:
-        name = request.args.get("name", "")
-        files.folder().remove(name)
+        try:
+            files.folder().remove(name)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise ApiError(404, "auth file not found") from None
+            raise
         files.listing.forget(name)
-    return ok()
+
+
+def _delete_all(files):
+    folder = files.folder()
+    deleted = 0
+    with files.lock:
+        try:
+            found = list(folder.scan())
+        except OSError as exc:
+            raise ApiError(500, f"failed to read auth dir: {exc.strerror or exc}") from None
+        for name, _, _ in found:
+            try:
+                folder.remove(name)
+            except ApiError:
+                continue  # upstream skips files it cannot remove
+            files.listing.forget(name)
+            deleted += 1
+    return jsonify({"status": "ok", "deleted": deleted})
 
 
 def _patch_body(fields: dict) -> tuple[str, dict]:
@@ -148,37 +262,35 @@ def _patch_body(fields: dict) -> tuple[str, dict]:
 
 
 @bp.patch("/auth-files/status")
-@describe("Disable or enable an auth file", body=_object(name={"type": "string"}, disabled={"type": "boolean"}),
+@describe("Disable or enable an auth file", body=_object(name={"type": "string"}, disabled={"type": "boolean"},
+                                                        auth_index={"type": "string"}),
           ok=_object(status={"type": "string"}, disabled={"type": "boolean"}))
 def patch_auth_file_status():
-    name, present = _patch_body({"disabled": bool})
+    name, present = _patch_body({"disabled": bool, "auth_index": str})
     if "disabled" not in present:
         raise ApiError(400, "disabled is required")
+    index = present.get("auth_index", "").strip()
+    if index and index != auth_index(name):  # upstream: name and index must both match
+        raise ApiError(404, "auth file not found")
     disabled = present["disabled"]
     auth_files().update(name, lambda data: data.__setitem__("disabled", disabled))
     return jsonify({"status": "ok", "disabled": disabled})
 
 
 @bp.patch("/auth-files/fields")
-@describe("Set an auth file's prefix, proxy_url or priority", ok=StatusOK, body=_object(
-    name={"type": "string"}, prefix={"type": "string"}, proxy_url={"type": "string"}, priority={"type": "integer"}))
+@describe("Set fields of an auth file: prefix, proxy_url, priority, weight, note, headers, "
+          "websockets, disabled, expired, or any other (a.b for nested objects)", ok=StatusOK, body=_object(
+    name={"type": "string"}, prefix={"type": "string"}, proxy_url={"type": "string"},
+    priority={"type": "integer"}, weight={"type": "integer", "nullable": True}, note={"type": "string"},
+    headers={"type": "object"}, websockets={"type": "boolean"}, disabled={"type": "boolean"},
+    expired={"type": "string"}, request_retry={"type": "integer", "nullable": True}))
 def patch_auth_file_fields():
-    name, present = _patch_body({"prefix": str, "proxy_url": str, "priority": int})
+    name, present = editable_fields.parse_body()
     files = auth_files()
     if not present:
         files.load(name)  # 404 for an unknown file comes first, as upstream
         raise ApiError(400, "no fields to update")
-
-    def change(data: dict) -> None:
-        # Values are stored as sent (upstream sets them untrimmed); "" and priority 0 remove
-        # the key, which the proxy reads as "not set" (and that removal is written to the file).
-        for field, value in present.items():
-            if value in ("", 0):
-                data.pop(field, None)
-            else:
-                data[field] = value
-
-    files.update(name, change)
+    files.update(name, lambda data: editable_fields.apply(data, present))
     return ok()
 
 

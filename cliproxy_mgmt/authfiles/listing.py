@@ -92,12 +92,50 @@ def build_entry(name: str, path: str, st, data, types: dict) -> dict:
     refreshed = next((t for t in map(parse_time, (data.get(k) for k in _REFRESH_KEYS)) if t), None)
     if refreshed:
         entry["last_refresh"] = rfc3339_nano(int(refreshed.timestamp() * 1e6) * 1000)
+    entry.update(edited_fields(data))
     if kind and kind.describe:
         try:
             entry.update(kind.describe(data, email) or {})
         except Exception:
             log.exception("auth-file type %r: describe() failed on %s", raw_type, name)
     return entry
+
+
+def edited_fields(data: dict) -> dict:
+    """The fields PATCH /auth-files/fields sets, as the listing shows them: upstream's new keys
+    (`priority`, `weight`, `note`, `websockets`, `request_retry`, `project_id`), and the other
+    fields the web UI edits, which upstream shows only in the downloaded file."""
+    shown = {}
+    for key in ("prefix", "proxy_url"):
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            shown[key] = value
+    for key in ("disable_cooling", "using_api"):
+        value = data.get(key, data.get(key.replace("_", "-")))
+        if isinstance(value, bool):
+            shown[key] = value
+    excluded = data.get("excluded_models", data.get("excluded-models"))
+    if isinstance(excluded, list) and excluded:
+        shown["excluded_models"] = excluded
+    headers = data.get("headers")
+    if isinstance(headers, dict) and headers:
+        shown["headers"] = headers
+    for key in ("priority", "weight", "request_retry"):
+        value = data.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            shown[key] = value
+    note = data.get("note")
+    if isinstance(note, str) and note.strip():
+        shown["note"] = note.strip()
+    websockets = data.get("websockets")
+    if isinstance(websockets, str) and websockets.strip().lower() in ("true", "false"):
+        websockets = websockets.strip().lower() == "true"
+    if isinstance(websockets, bool):
+        shown["websockets"] = websockets
+    project = data.get("project_id")
+    if isinstance(project, str) and project.strip():
+        shown["project_id"] = project.strip()
+    return shown
 
 
 def _encode(entry: dict) -> bytes:
@@ -122,15 +160,23 @@ class ListingCache:
         self._dirty: set[str] = set()
         self._body: bytes | None = None
         self._checked = 0.0                    # monotonic time of the last full stat pass
+        self._usage = None                     # the counts the body was built with
+        self._usage_key = None
+        self._respin = False                   # rebuild the body even if no file changed
 
     def forget(self, name: str) -> None:
         """Read `name` again next time (after we wrote it: mtime granularity must not hide it)."""
         with self._lock:
             self._dirty.add(name)
 
-    def body(self, folder: AuthDir, types: dict) -> bytes:
-        """The JSON body `{"files": [...]}` for `folder`; raises OSError if it can't be read."""
+    def body(self, folder: AuthDir, types: dict, usage=None) -> bytes:
+        """The JSON body `{"files": [...]}` for `folder`; raises OSError if it can't be read.
+
+        `usage` (`usage.credential_stats.UsageFragments`) adds each file's `success`,
+        `failed` and `recent_requests`; the body is reused while its `key` stays the same."""
         with self._lock:
+            if usage is not None and self._usage_key != usage.key:
+                self._usage_key, self._usage, self._respin = usage.key, usage, True
             if self._folder != folder.path:
                 self._reset(folder.path)
             full = False
@@ -145,7 +191,7 @@ class ListingCache:
                 self._checked = now
             else:
                 changed |= self._dirty
-                if not changed:
+                if not changed and not self._respin:
                     return self._body
                 stats = dict(self._stats)
                 for name in changed:
@@ -183,14 +229,20 @@ class ListingCache:
             if cached is not None and cached[0] == signature and name not in reread:
                 entries[name] = cached
             else:
-                entries[name] = (signature, _encode(self._read_entry(name, path, st, types)))
+                entries[name] = (signature, _encode(self._read_entry(name, path, st, types)), auth_index(name))
                 changed = True
         self._stats = stats
-        if not changed and self._body is not None and len(entries) == len(self._entries):
+        if not changed and not self._respin and self._body is not None and len(entries) == len(self._entries):
             return self._body
+        self._respin = False
         self._entries = entries
         ordered = sorted(entries, key=lambda n: (n.lower(), n))
-        self._body = b'{"files":[' + b",".join(entries[n][1] for n in ordered) + b"]}"
+        if self._usage is None:
+            parts = [entries[n][1] for n in ordered]
+        else:  # the entry's JSON object, with the counts spliced in before its closing brace
+            fragment = self._usage.fragment
+            parts = [b"%s,%s}" % (entries[n][1][:-1], fragment(entries[n][2])) for n in ordered]
+        self._body = b'{"files":[' + b",".join(parts) + b"]}"
         return self._body
 
     @staticmethod

@@ -110,6 +110,19 @@ class Pprof(Open):
     addr = optional(Str)
 
 
+class PluginInstance(Open):
+    enabled = optional(Bool)
+    priority = optional(Int)
+
+
+class Plugins(Open):
+    """`plugins`: upstream's plugin settings; `configs.<id>.enabled: false` switches one of ours off."""
+
+    enabled = optional(Bool)
+    dir = optional(Str)
+    configs = optional(fields.Dict, keys=Str(), values=optional(fields.Nested, PluginInstance))
+
+
 class CoreConfig(Open):
     """The keys the core itself reads; provider sections are validated by their plugins."""
 
@@ -141,6 +154,11 @@ class CoreConfig(Open):
     nonstream_keepalive_interval = optional(Int, data_key="nonstream-keepalive-interval")
     pprof = optional(fields.Nested, Pprof)
     oauth_endpoints = optional(fields.Dict, keys=Str(), values=optional(fields.Dict), data_key="oauth-endpoints")
+    plugins = optional(fields.Nested, Plugins)
+    max_retry_credentials = optional(Int, data_key="max-retry-credentials")
+    redis_usage_queue_retention_seconds = optional(Int, data_key="redis-usage-queue-retention-seconds")
+    oauth_request_scoped_errors = optional(fields.Dict, keys=Str(), values=optional(fields.List, optional(
+        fields.Dict)), data_key="oauth-request-scoped-errors")
 
 
 CORE_KEYS = frozenset(f.data_key or name for name, f in CoreConfig().fields.items())

@@ -53,6 +53,7 @@ def _core_head(data: dict) -> dict:
         "disable-cooling": _typed(data.get("disable-cooling"), bool, False),
         "request-retry": _typed(data.get("request-retry"), int, 0),
         "max-retry-interval": _typed(data.get("max-retry-interval"), int, 0),
+        "max-retry-credentials": _typed(data.get("max-retry-credentials"), int, 0),
         "quota-exceeded": {
             "switch-project": _typed(quota.get("switch-project"), bool, False),
             "switch-preview-model": _typed(quota.get("switch-preview-model"), bool, False)},
@@ -82,4 +83,19 @@ def build_config_view(data: dict, sections: dict) -> dict:
         if shown is not None:
             view[key] = shown
     view["payload"] = _payload(data)
+    view.update(_upstream_newer(data))
+    return view
+
+
+def _upstream_newer(data: dict) -> dict:
+    """Keys upstream's newer servers show: the usage queue's retention, error rules, plugins."""
+    from ..scoped_errors import clean_map
+
+    view = {"redis-usage-queue-retention-seconds": _typed(data.get("redis-usage-queue-retention-seconds"), int, 0)}
+    rules = clean_map(data.get("oauth-request-scoped-errors"))
+    if rules:
+        view["oauth-request-scoped-errors"] = rules
+    plugins = _map(data, "plugins")
+    view["plugins"] = {"enabled": plugins.get("enabled") is not False, "dir": str(plugins.get("dir") or "plugins"),
+                       "configs": {str(k): v for k, v in _map(plugins, "configs").items() if isinstance(v, dict)}}
     return view

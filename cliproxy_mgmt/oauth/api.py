@@ -9,6 +9,7 @@ starters the plugins registered; the static routes are on `bp`.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
@@ -21,6 +22,7 @@ from ..config import DEFAULT_PORT
 from ..conventions import read_body
 from ..errors import ApiError
 from ..openapi import describe
+from ..plugin_state import gate
 from ..registry import PluginError
 from ..safeload import InvalidJSON, load_json
 from .callbacks import Callback, Wakeups, valid_state
@@ -34,6 +36,7 @@ bp = Blueprint("oauth", __name__)
 
 EXTRA_KEY = "oauth"
 _TRUTHY = ("1", "true", "yes", "on")
+_ROUTE_KEY = re.compile(r"^/([a-z0-9-]+)-auth-url$")
 _STATUS = {"type": "object", "properties": {"status": {"type": "string"}, "error": {"type": "string"}}}
 
 
@@ -55,6 +58,16 @@ class OAuthState:
     wakeups: Wakeups = field(default_factory=Wakeups)
     forwarders: Forwarders = field(default_factory=Forwarders)
     write_lock: threading.Lock = field(default_factory=threading.Lock)
+    views: dict = field(default_factory=dict)  # view function -> the login it belongs to
+
+
+def route_provider(login) -> str:
+    """The provider key of a login's start route (`/gemini-cli-auth-url` -> "gemini-cli"), or "".
+
+    The web UI starts a login by that key (`GET /<key>-auth-url`) and names it in
+    POST /oauth-callback, so the key is accepted there too."""
+    match = _ROUTE_KEY.match(getattr(login, "route", "") or "")
+    return match.group(1) if match else ""
 
 
 def oauth_state(state=None) -> OAuthState:
@@ -74,16 +87,24 @@ def init_app(app: Flask, management: Blueprint) -> None:
             if name in starters:
                 raise PluginError(f"OAuth provider name {name!r} is used by {starters[name]!r} and {login!r}")
             starters[name] = login
-    state.extras[EXTRA_KEY] = OAuthState(starters=starters, sessions=state.storage.sessions or SessionStore())
+    for login in logins:
+        key = route_provider(login) if isinstance(login, OAuthStarter) else ""
+        if key:
+            starters.setdefault(key, login)
+    oauth = state.extras[EXTRA_KEY] = OAuthState(starters=starters, sessions=state.storage.sessions or SessionStore())
 
     routes = Blueprint("oauth_logins", __name__)
     for login in logins:
         if isinstance(login, OAuthStarter) and login.route:
-            routes.add_url_rule(login.route, f"start_{login.name}", _start_view(login), methods=["GET"])
+            start = _start_view(login)
+            oauth.views[start] = login
+            routes.add_url_rule(login.route, f"start_{login.name}", start, methods=["GET"])
             if login.callback_route:
-                app.add_url_rule(login.callback_route, f"oauth_callback_{login.name}",
-                                 _browser_callback_view(login), methods=["GET"])
+                callback = _browser_callback_view(login)
+                oauth.views[callback] = login
+                app.add_url_rule(login.callback_route, f"oauth_callback_{login.name}", callback, methods=["GET"])
         for rule, methods, view in login.routes():
+            oauth.views[view] = login
             routes.add_url_rule(rule, f"{login.name or login.provider}_{view.__name__}", view, methods=methods)
     management.register_blueprint(routes)
 
@@ -226,7 +247,7 @@ def post_oauth_callback():
     body = _callback_body()
     oauth = oauth_state()
     starter = oauth.starters.get(body["provider"].lower())
-    if starter is None:
+    if starter is None or gate().login_disabled(current_app.extensions["cliproxy_mgmt"].store, starter):
         raise OAuthError(400, "unsupported provider")
     query = _redirect_query(body["redirect_url"])
     state = body["state"] or query.get("state", "")

@@ -7,6 +7,7 @@ from flask import Blueprint
 
 from cliproxy_mgmt import ConfigSection, hookimpl
 from cliproxy_mgmt.conventions import (
+    SCOPED_ERROR_RULE,
     ObjectList,
     add_object_list,
     fits,
@@ -17,7 +18,11 @@ from cliproxy_mgmt.conventions import (
 
 MODEL = {"name": str, "alias": str}
 FIELDS = {"api-key": str, "priority": int, "prefix": str, "base-url": str, "proxy-url": str,
-          "models": [MODEL], "headers": {str: str}, "excluded-models": [str]}
+          "models": [MODEL], "headers": {str: str}, "excluded-models": [str], "weight": int,
+          "rebuild-mid-system-message": bool, "disable-cooling": bool, "request-retry": int,
+          "request-scoped-errors": [SCOPED_ERROR_RULE], "fingerprint-profile": str,
+          "experimental-cch-signing": bool, "cloak": {"mode": str, "strict-mode": bool,
+                                                      "sensitive-words": [str], "cache-user-id": bool}}
 
 HEADER_DEFAULTS = "claude-header-defaults"
 HEADER_DEFAULT_FIELDS = ("user-agent", "package-version", "runtime-version", "timeout")
@@ -36,7 +41,10 @@ def normalize(item: dict) -> dict:
 CLAUDE = ObjectList(
     route="/claude-api-key", key="claude-api-key", fields=FIELDS, normalize=normalize,
     delete_trim=False, ignore_empty_match=False,
-    patch_fields=("api-key", "prefix", "base-url", "proxy-url", "models", "headers", "excluded-models"))
+    nullable_fields=("weight", "disable-cooling", "request-retry"),
+    patch_fields=("api-key", "fingerprint-profile", "weight", "prefix", "base-url", "proxy-url", "models",
+                  "headers", "excluded-models", "rebuild-mid-system-message", "disable-cooling",
+                  "request-retry", "request-scoped-errors"))
 
 
 def header_defaults_view(value, data) -> dict:

@@ -7,6 +7,7 @@ from flask import Blueprint
 
 from cliproxy_mgmt import hookimpl
 from cliproxy_mgmt.conventions import (
+    SCOPED_ERROR_RULE,
     ObjectList,
     add_object_list,
     normalize_models,
@@ -16,7 +17,9 @@ from cliproxy_mgmt.conventions import (
 
 MODEL = {"name": str, "alias": str}
 FIELDS = {"api-key": str, "priority": int, "prefix": str, "base-url": str, "proxy-url": str,
-          "models": [MODEL], "headers": {str: str}, "excluded-models": [str], "websockets": bool}
+          "models": [MODEL], "headers": {str: str}, "excluded-models": [str], "websockets": bool,
+          "weight": int, "alpha-search": bool, "disable-cooling": bool, "request-retry": int,
+          "request-scoped-errors": [SCOPED_ERROR_RULE]}
 
 
 def normalize(item: dict) -> dict | None:
@@ -34,7 +37,9 @@ def normalize(item: dict) -> dict | None:
 CODEX = ObjectList(
     route="/codex-api-key", key="codex-api-key", fields=FIELDS, normalize=normalize,
     delete_trim=False, ignore_empty_match=False,
-    patch_fields=("api-key", "prefix", "base-url", "proxy-url", "models", "headers", "excluded-models"))
+    nullable_fields=("weight", "disable-cooling", "request-retry"),
+    patch_fields=("api-key", "weight", "prefix", "base-url", "proxy-url", "alpha-search", "models", "headers",
+                  "excluded-models", "disable-cooling", "request-retry", "request-scoped-errors"))
 
 
 @hookimpl(specname="register_config_sections")

@@ -11,6 +11,7 @@ from flask import Blueprint
 
 from cliproxy_mgmt import hookimpl
 from cliproxy_mgmt.conventions import (
+    SCOPED_ERROR_RULE,
     ObjectList,
     add_object_list,
     add_string_list,
@@ -25,7 +26,8 @@ LEGACY_KEY = "generative-language-api-key"
 
 MODEL = {"name": str, "alias": str}
 FIELDS = {"api-key": str, "priority": int, "prefix": str, "base-url": str, "proxy-url": str,
-          "models": [MODEL], "headers": {str: str}, "excluded-models": [str]}
+          "models": [MODEL], "headers": {str: str}, "excluded-models": [str], "weight": int,
+          "disable-cooling": bool, "request-retry": int, "request-scoped-errors": [SCOPED_ERROR_RULE]}
 
 
 def normalize(item: dict) -> dict | None:
@@ -59,8 +61,10 @@ def read(data: dict) -> list:
 
 GEMINI = ObjectList(
     route="/gemini-api-key", key=KEY, fields=FIELDS, normalize=normalize, sanitize=sanitize,
-    read=read, legacy_keys=(LEGACY_KEY,), delete_not_found=True,
-    patch_fields=("api-key", "prefix", "base-url", "proxy-url", "headers", "excluded-models"))
+    read=read, legacy_keys=(LEGACY_KEY,), delete_not_found=True, unique_match=True,
+    nullable_fields=("weight", "disable-cooling", "request-retry"),
+    patch_fields=("api-key", "weight", "prefix", "base-url", "proxy-url", "headers", "excluded-models",
+                  "disable-cooling", "request-retry", "request-scoped-errors"))
 
 
 def legacy_keys(data: dict) -> list:

@@ -11,6 +11,7 @@ from flask import Blueprint
 
 from cliproxy_mgmt import hookimpl
 from cliproxy_mgmt.conventions import (
+    SCOPED_ERROR_RULE,
     ObjectList,
     add_object_list,
     normalize_headers,
@@ -19,9 +20,11 @@ from cliproxy_mgmt.conventions import (
     text,
 )
 
-KEY_ENTRY = {"api-key": str, "proxy-url": str}
+KEY_ENTRY = {"api-key": str, "proxy-url": str, "weight": int}
 FIELDS = {"name": str, "priority": int, "prefix": str, "base-url": str, "api-key-entries": [KEY_ENTRY],
-          "api-keys": [str], "models": [{"name": str, "alias": str}], "headers": {str: str}}
+          "api-keys": [str], "models": [{"name": str, "alias": str}], "headers": {str: str},
+          "disabled": bool, "support-prompt-cache-key": bool, "disable-cooling": bool,
+          "request-retry": int, "request-scoped-errors": [SCOPED_ERROR_RULE]}
 
 
 def key_entries(item: dict) -> list:
@@ -51,11 +54,20 @@ def normalize(item: dict) -> dict | None:
     return item
 
 
+def show(item: dict) -> dict:
+    """As upstream shows a provider: `disabled` always present (a disabled one registers no
+    credentials but stays in the config)."""
+    item["disabled"] = item.get("disabled") is True
+    return item
+
+
 OPENAI_COMPAT = ObjectList(
     route="/openai-compatibility", key="openai-compatibility", fields=FIELDS, normalize=normalize,
     key_field="name", match_param="name", delete_param="name", delete_trim=False,
-    ignore_empty_match=False, missing_message="missing name or index",
-    patch_fields=("name", "prefix", "base-url", "api-key-entries", "models", "headers"))
+    ignore_empty_match=False, missing_message="missing name or index", show=show,
+    nullable_fields=("disable-cooling", "request-retry"),
+    patch_fields=("name", "prefix", "disabled", "disable-cooling", "base-url", "api-key-entries", "models",
+                  "headers", "support-prompt-cache-key", "request-retry", "request-scoped-errors"))
 
 
 @hookimpl(specname="register_config_sections")

@@ -18,7 +18,8 @@ from cliproxy_mgmt.conventions import (
 
 MODEL = {"name": str, "alias": str}
 FIELDS = {"api-key": str, "priority": int, "prefix": str, "base-url": str, "proxy-url": str,
-          "headers": {str: str}, "models": [MODEL]}
+          "headers": {str: str}, "models": [MODEL], "weight": int, "excluded-models": [str],
+          "disable-cooling": bool, "request-retry": int}
 
 
 def normalize(item: dict) -> dict | None:
@@ -48,7 +49,9 @@ def sanitize(items: list) -> list:
 
 VERTEX = ObjectList(
     route="/vertex-api-key", key="vertex-api-key", fields=FIELDS, normalize=normalize, sanitize=sanitize,
-    patch_fields=("api-key", "prefix", "base-url", "proxy-url", "headers", "models"))
+    nullable_fields=("weight", "disable-cooling", "request-retry"),
+    patch_fields=("api-key", "weight", "prefix", "base-url", "proxy-url", "headers", "models",
+                  "excluded-models", "disable-cooling", "request-retry"))
 
 
 @hookimpl(specname="register_config_sections")

@@ -1,0 +1,177 @@
+"""PATCH /auth-files/fields: set any field of a token file (upstream's metadata editor).
+
+The body is `{"name": "<file>", <field>: <value>, ...}`. A field is a path: `a.b` writes
+into nested objects. Known kebab-case roots are stored in snake_case (`disable-cooling` ->
+`disable_cooling`), and the other spelling is removed from the file so the two never
+disagree; when both spellings are sent the snake_case one wins.
+
+Special fields (upstream's rules, with this server's seed-era answers kept for the three
+fields it always had): `prefix`, `proxy_url` (strings; "" removes), `priority` (an integer;
+0 removes), `note` (a string, trimmed; "" removes), `weight` (an integer up to 1000000,
+<= 0 stored as 0, null removes), `request_retry` (an integer; null or negative removes),
+`websockets` (a bool, or "true"/"false"), `disabled` (a bool), `headers` (an object of
+strings merged into the file's headers; "" removes one). Any other field takes any JSON
+value. A JSON null is "not sent" except for `weight` and `request_retry`, where it removes
+the field (we never write null into a token file).
+"""
+
+from __future__ import annotations
+
+import json
+
+from ..conventions import is_kind, read_body
+from ..errors import ApiError
+
+MAX_WEIGHT = 1_000_000
+
+# Upstream's canonical spellings of the kebab-case roots it knows.
+CANONICAL = {
+    "api-key": "api_key", "base-url": "base_url", "disable-cooling": "disable_cooling",
+    "excluded-models": "excluded_models", "fingerprint-profile": "fingerprint_profile",
+    "model-aliases": "model_aliases", "proxy-url": "proxy_url", "request-retry": "request_retry",
+    "request-scoped-errors": "request_scoped_errors", "tool-prefix-disabled": "tool_prefix_disabled",
+}
+KEBAB = {snake: kebab for kebab, snake in CANONICAL.items()}
+TYPED = {"prefix": str, "proxy_url": str, "priority": int, "note": str, "disabled": bool}
+NULL_REMOVES = ("weight", "request_retry")
+
+
+def parse_body() -> tuple[str, dict]:
+    """(trimmed name, {canonical path tuple: value}) of the request; 400s with upstream's texts."""
+    try:
+        body = json.loads(read_body())
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid request body")
+    name = body.get("name")
+    if name is not None and not isinstance(name, str):
+        raise ApiError(400, "invalid request body")
+    name = (name or "").strip()
+    if not name:
+        raise ApiError(400, "name is required")
+    fields: dict = {}
+    spelled: dict = {}
+    for key, value in body.items():
+        if key == "name":
+            continue
+        path = _path(key)
+        if value is None and path[0] not in NULL_REMOVES:
+            continue  # JSON null counts as absent
+        _check(path, value)
+        if path in fields:
+            snake, other_snake = key.split(".")[0] == path[0], spelled[path].split(".")[0] == path[0]
+            if snake == other_snake:
+                raise ApiError(400, f'auth file fields "{spelled[path]}" and "{key}" refer to the same field')
+            if not snake:
+                continue  # the snake_case spelling wins
+        fields[path], spelled[path] = value, key
+    return name, fields
+
+
+def _path(key: str) -> tuple:
+    if not key.strip():
+        raise ApiError(400, "field name is required")
+    parts = key.split(".")
+    if any(not part.strip() for part in parts):
+        raise ApiError(400, f"invalid field path: {key}")
+    parts[0] = CANONICAL.get(parts[0], parts[0])
+    return tuple(parts)
+
+
+def _check(path: tuple, value) -> None:
+    root = path[0]
+    if root in ("weight", "request_retry") and len(path) > 1:
+        raise ApiError(400, f"{root} does not support nested fields")
+    if len(path) > 1:
+        return
+    if root == "weight" and value is not None:
+        if not is_kind(value, int):
+            raise ApiError(400, "weight must be an integer")
+        if value > MAX_WEIGHT:
+            raise ApiError(400, f"weight must not exceed {MAX_WEIGHT}")
+    elif root == "request_retry" and value is not None and not is_kind(value, int):
+        raise ApiError(400, "request_retry must be an integer or null")
+    elif root == "websockets" and not (isinstance(value, bool) or
+                                       (isinstance(value, str) and value.strip().lower() in ("true", "false"))):
+        raise ApiError(400, "invalid request body")
+    elif root in TYPED and not is_kind(value, TYPED[root]):
+        raise ApiError(400, "invalid request body")
+
+
+def apply(data: dict, fields: dict) -> None:
+    """Write `fields` into the parsed token file `data`."""
+    for path, value in fields.items():
+        root = path[0]
+        kebab = KEBAB.get(root)
+        if kebab is not None:
+            data.pop(kebab, None)
+        if len(path) > 1:
+            _set_nested(data, path, value)
+        elif root == "headers" and isinstance(value, dict):
+            _merge_headers(data, value)
+        else:
+            _set(data, root, value)
+
+
+def _set(data: dict, key: str, value) -> None:
+    if key == "weight":
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = max(value, 0)
+    elif key == "request_retry":
+        if value is None or value < 0:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    elif key in ("prefix", "proxy_url"):
+        # stored as sent (upstream sets them untrimmed); "" removes the key ("not set")
+        if value == "":
+            data.pop(key, None)
+        else:
+            data[key] = value
+    elif key == "priority":
+        if value == 0:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    elif key == "note":
+        if value.strip():
+            data[key] = value.strip()
+        else:
+            data.pop(key, None)
+    elif key == "websockets":
+        data[key] = value if isinstance(value, bool) else value.strip().lower() == "true"
+    else:
+        data[key] = value
+
+
+def _merge_headers(data: dict, headers: dict) -> None:
+    current = data.get("headers")
+    merged = dict(current) if isinstance(current, dict) else {}
+    for name, value in headers.items():
+        name = str(name).strip()
+        if not name:
+            continue
+        if isinstance(value, str) and value.strip():
+            merged[name] = value.strip()
+        elif value in ("", None):
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+    if merged:
+        data["headers"] = merged
+    else:
+        data.pop("headers", None)
+
+
+def _set_nested(data: dict, path: tuple, value) -> None:
+    node = data
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value
