@@ -13,10 +13,9 @@ Errors use upstream's envelope `{"error": "<code>", "message": "<text>"}`.
 from __future__ import annotations
 
 import inspect
-import json
 import os
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
 from .build_info import version as package_version
 from .conventions import read_body, set_path, store
@@ -26,6 +25,7 @@ from .oauth.starter import OAuthStarter
 from .openapi import describe
 from .plugin_manager import DEFAULT_PLUGINS
 from .plugin_state import gate, is_valid_id, plugin_configs
+from .safeload import load_json
 
 bp = Blueprint("plugins_api", __name__)
 
@@ -123,7 +123,7 @@ def get_plugins():
 
 def _json_object_body() -> dict:
     try:
-        body = json.loads(read_body())
+        body = load_json(read_body())
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_body", message=str(exc)) from None
     if not isinstance(body, dict):
@@ -165,7 +165,7 @@ def _write_config(ident: str, change) -> None:
 def patch_plugin_enabled(ident: str):
     _checked_id(ident)
     try:
-        body = json.loads(read_body())
+        body = load_json(read_body())
     except (ValueError, UnicodeDecodeError):
         body = None
     enabled = body.get("enabled") if isinstance(body, dict) else None

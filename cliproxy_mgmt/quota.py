@@ -7,7 +7,6 @@ upstream's success shape with no model reset. Scripts written for upstream keep 
 
 from __future__ import annotations
 
-import json
 
 from flask import Blueprint, jsonify
 
@@ -15,6 +14,7 @@ from .authfiles import find_by_auth_index
 from .conventions import read_body
 from .errors import ApiError
 from .openapi import describe
+from .safeload import load_json
 
 bp = Blueprint("quota", __name__)
 
@@ -26,7 +26,7 @@ bp = Blueprint("quota", __name__)
                                          "models": {"type": "array", "items": {"type": "string"}}}})
 def reset_quota():
     try:
-        body = json.loads(read_body())
+        body = load_json(read_body())
     except (ValueError, UnicodeDecodeError):
         body = None
     index = body.get("auth_index") if isinstance(body, dict) else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -191,7 +192,7 @@ def _body_names() -> list:
     if not raw.strip():
         return []
     try:
-        body = json.loads(raw)
+        body = load_json(raw)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid request body") from None
     if isinstance(body, list):

@@ -17,10 +17,10 @@ the field (we never write null into a token file).
 
 from __future__ import annotations
 
-import json
 
 from ..conventions import is_kind, read_body
 from ..errors import ApiError
+from ..safeload import load_json
 
 MAX_WEIGHT = 1_000_000
 
@@ -39,7 +39,7 @@ NULL_REMOVES = ("weight", "request_retry")
 def parse_body() -> tuple[str, dict]:
     """(trimmed name, {canonical path tuple: value}) of the request; 400s with upstream's texts."""
     try:
-        body = json.loads(read_body())
+        body = load_json(read_body())
     except (ValueError, UnicodeDecodeError):
         body = None
     if not isinstance(body, dict):
