@@ -10,4 +10,7 @@ PROVIDER_PLUGINS = (
     "plugins.amp",
     "plugins.qwen",
     "plugins.iflow",
+    "plugins.xai",
+    "plugins.kimi",
+    "plugins.antigravity",
 )
