@@ -192,4 +192,5 @@ def register_oauth_starters():
 
 @hookimpl
 def register_auth_file_types():
-    return [AuthFileType(type="antigravity", provider="antigravity")]
+    from .refresh import access_token  # refresh.py imports this module's client
+    return [AuthFileType(type="antigravity", provider="antigravity", access_token=access_token)]
