@@ -202,3 +202,14 @@ def test_a_login_for_an_unregistered_provider_is_refused(make_app):
 
     with pytest.raises(PluginError, match="acme"):
         make_app(plugins=[Orphan()])
+
+
+def test_every_built_in_login_is_reachable_by_its_client_key(make_app):
+    """The key of `/<key>-auth-url` (what the web UI's OAuth cards and the `/plugins` listing
+    use) also names the login in POST /oauth-callback."""
+    state = make_app().extensions["cliproxy_mgmt"]
+    logins = [s for s in state.registry.oauth_starters if isinstance(s, OAuthStarter)]
+    keys = {login.oauth_provider: login for login in logins}
+    assert set(keys) == {"anthropic", "codex", "gemini-cli", "qwen", "iflow", "xai", "kimi", "antigravity"}
+    starters = state.extras["oauth"].starters
+    assert all(starters[key] is login for key, login in keys.items())

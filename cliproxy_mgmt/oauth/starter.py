@@ -132,6 +132,14 @@ class OAuthStarter(Login):
     save_error: str = "Failed to save authentication tokens"
     extra_fields: dict = {}
 
+    @property
+    def oauth_provider(self) -> str:
+        """The key a client uses for this login: `<key>` of the start route `/<key>-auth-url`
+        (what the web UI's OAuth page builds its path from, e.g. "gemini-cli"); "" when the
+        route does not have that form."""
+        route = self.route.strip("/")
+        return route[:-len("-auth-url")] if route.endswith("-auth-url") and "/" not in route else ""
+
     def new_state(self) -> str:
         """A fresh state value (must pass `callbacks.valid_state`)."""
         return hex_state()
