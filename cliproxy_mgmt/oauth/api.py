@@ -60,7 +60,7 @@ class OAuthState:
     sessions: SessionStore = field(default_factory=SessionStore)
     wakeups: Wakeups = field(default_factory=Wakeups)
     forwarders: Forwarders = field(default_factory=Forwarders)
-    write_lock: threading.Lock = field(default_factory=threading.Lock)
+    write_lock: threading.Lock = field(default_factory=threading.Lock)  # callback hand-over, save vs cancel
 
 
 def oauth_state(state=None) -> OAuthState:
@@ -111,6 +111,7 @@ def _start_view(starter: OAuthStarter):
                     resolve_auth_dir(config), query=request.args.to_dict())
         try:
             url = starter.authorize(flow)
+            extras = starter.start_extras(flow)
             forwarder = None
             if starter.callback_route and request.args.get("is_webui", "").strip().lower() in _TRUTHY:
                 forwarder = _start_forwarder(starter, flow, oauth)
@@ -121,7 +122,7 @@ def _start_view(starter: OAuthStarter):
         oauth.sessions.register(state, starter.name)
         threading.Thread(target=run_flow, args=(flow, app_state, oauth, forwarder), daemon=True,
                          name=f"oauth-{starter.name}-{state[:12]}").start()
-        answer = {**starter.start_extras(flow), "state": state, "status": "ok", "url": url}
+        answer = {**extras, "state": state, "status": "ok", "url": url}
         return jsonify(dict(sorted(answer.items())))  # upstream's keys come out sorted
 
     start.__name__ = f"start_{starter.name}"
@@ -152,14 +153,16 @@ def run_flow(flow: Flow, app_state, oauth: OAuthState, forwarder: Forwarder | No
     starter, state = flow.starter, flow.state
     try:
         credential = starter.complete(flow)
-        if not flow.pending():
-            return
-        if not _save(app_state, starter, credential):
-            oauth.sessions.set_error(state, starter.save_error)
-        elif starter.complete_all:
-            oauth.sessions.complete_provider(starter.name)
-        else:
-            oauth.sessions.complete(state)
+        with oauth.write_lock:  # a cancel either comes first (nothing saved) or after the save
+            if not flow.pending():
+                return
+            saved = _save(app_state, starter, credential)
+            if not saved:
+                oauth.sessions.set_error(state, starter.save_error)
+            elif starter.complete_all:
+                oauth.sessions.complete_provider(starter.name)
+            else:
+                oauth.sessions.complete(state)
     except Abandoned:
         pass
     except LoginError as exc:
@@ -327,7 +330,8 @@ def delete_oauth_session():
     if not valid_state(state):
         raise OAuthError(400, "invalid state")
     oauth = oauth_state()
-    cancelled = oauth.sessions.cancel(state)
+    with oauth.write_lock:
+        cancelled = oauth.sessions.cancel(state)
     if cancelled:
         oauth.wakeups.wake(state)  # a waiting flow sees it at once and stops
     return jsonify({"status": "ok", "cancelled": cancelled})
