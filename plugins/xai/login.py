@@ -122,8 +122,7 @@ class XAILogin(OAuthStarter):
         except DeviceError as exc:
             raise LoginError(f"{FAILED}: {exc}") from None
         claims = jwt_claims(tokens["id_token"])
-        email = str(claims.get("email") or "").strip() if isinstance(claims.get("email"), str) else ""
-        subject = str(claims.get("sub") or "").strip() if isinstance(claims.get("sub"), str) else ""
+        email, subject = (claims.get(k).strip() if isinstance(claims.get(k), str) else "" for k in ("email", "sub"))
         expires_in = tokens["expires_in"]
         data = {
             "access_token": tokens["access_token"], "auth_kind": "oauth", "base_url": API_BASE_URL,
