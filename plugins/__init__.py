@@ -14,4 +14,7 @@ PROVIDER_PLUGINS = (
     "cliproxy_mgmt.providers.amp",
     "cliproxy_mgmt.providers.qwen",
     "cliproxy_mgmt.providers.iflow",
+    "cliproxy_mgmt.providers.xai",
+    "cliproxy_mgmt.providers.kimi",
+    "cliproxy_mgmt.providers.antigravity",
 )

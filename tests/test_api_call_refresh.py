@@ -140,3 +140,45 @@ def test_other_types_keep_the_stored_token(app, mgmt, upstream, google):
     bearer_call(mgmt, upstream, auth_index("claude-a@example.test.json"))
     assert upstream.seen[-1][2]["Authorization"] == "Bearer as-is"
     assert google.seen == []
+
+
+# -- antigravity: upstream's other refreshed credential ------------------------------------------------
+
+AG_NAME = "antigravity-user@example.test.json"
+
+
+@pytest.mark.parametrize("fields", [
+    {"expired": ago(hours=1).isoformat(timespec="seconds")},
+    {"expired": later(seconds=10).isoformat(timespec="seconds")},
+    {"timestamp": int(ago(hours=2).timestamp() * 1000), "expires_in": 3599},
+    {},
+], ids=["expired", "within-skew", "timestamp-plus-expires-in", "no-expiry"])
+def test_antigravity_token_is_refreshed_with_its_client_in_memory_only(make_app, upstream, google, fields):
+    from plugins.antigravity.login import CLIENT_ID as AG_ID, CLIENT_SECRET as AG_SECRET
+    app = make_app(extra_yaml=google.endpoints_yaml({"antigravity": {"token": "/token"}}))
+    mgmt = ManagementClient(app.test_client())
+    folder = app.extensions["cliproxy_mgmt"].store.get("auth-dir")
+    raw = json.dumps({"type": "antigravity", "access_token": "stale", "refresh_token": "ag-rt",
+                      "email": "user@example.test", **fields}).encode()
+    with open(f"{folder}/{AG_NAME}", "wb") as f:
+        f.write(raw)
+    status, body = bearer_call(mgmt, upstream, auth_index(AG_NAME))
+    assert status == 200 and body["status_code"] == 200, body
+    assert upstream.seen[-1][2]["Authorization"] == "Bearer fresh-token"
+    (sent,) = google.requests_to("/token")
+    assert sent.form() == {"client_id": AG_ID, "client_secret": AG_SECRET, "grant_type": "refresh_token",
+                           "refresh_token": "ag-rt"}
+    with open(f"{folder}/{AG_NAME}", "rb") as f:
+        assert f.read() == raw
+    bearer_call(mgmt, upstream, auth_index(AG_NAME))
+    assert len(google.requests_to("/token")) == 1  # remembered until it is due
+
+
+def test_a_live_antigravity_token_is_used_as_it_is(make_app, upstream, google):
+    app = make_app(extra_yaml=google.endpoints_yaml({"antigravity": {"token": "/token"}}))
+    folder = app.extensions["cliproxy_mgmt"].store.get("auth-dir")
+    with open(f"{folder}/{AG_NAME}", "w") as f:
+        json.dump({"type": "antigravity", "access_token": "live", "refresh_token": "r",
+                   "expired": later(hours=1).isoformat(timespec="seconds")}, f)
+    bearer_call(ManagementClient(app.test_client()), upstream, auth_index(AG_NAME))
+    assert upstream.seen[-1][2]["Authorization"] == "Bearer live" and google.seen == []

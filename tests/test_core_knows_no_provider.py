@@ -12,7 +12,7 @@ import tokenize
 from pathlib import Path
 
 CORE = Path(__file__).resolve().parent.parent / "cliproxy_mgmt"
-PROVIDERS = re.compile(r"gemini|claude|anthropic|codex|openai|vertex|ampcode|\bamp\b|qwen|iflow|antigravity|aistudio",
+PROVIDERS = re.compile(r"gemini|claude|anthropic|codex|openai|vertex|ampcode|\bamp\b|qwen|iflow|antigravity|aistudio|kimi|grok|\bx-?ai\b",
                        re.IGNORECASE)
 
 

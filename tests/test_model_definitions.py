@@ -10,11 +10,12 @@ from cliproxy_mgmt.registry import PluginError
 from cliproxy_mgmt.testing import ManagementClient
 
 CHANNELS = {"claude": 10, "gemini": 7, "vertex": 12, "gemini-cli": 6, "aistudio": 10, "codex": 11,
-            "qwen": 4, "iflow": 15}
+            "qwen": 4, "iflow": 15, "gemini-interactions": 7, "kimi": 8, "antigravity": 13, "xai": 16,
+            "x-ai": 16, "grok": 16}
 ALWAYS = ("id", "object", "created", "owned_by", "type")
 OPTIONAL = {"display_name", "name", "version", "description", "inputTokenLimit", "outputTokenLimit",
             "supportedGenerationMethods", "context_length", "max_completion_tokens",
-            "supported_parameters", "thinking"}
+            "supported_parameters", "thinking", "supportedInputModalities", "supportedOutputModalities"}
 
 
 class Acme:
@@ -63,3 +64,14 @@ def test_unknown_channel(mgmt, channel):
 def test_blank_channel_is_required(mgmt):
     r = mgmt.get("/model-definitions/%20")
     assert (r.status_code, r.get_json()) == (400, {"error": "channel is required"})
+
+
+def test_channel_aliases_serve_the_same_catalogue(mgmt):
+    """gemini-interactions is the gemini list; x-ai and grok are the xai list (upstream)."""
+    models = lambda channel: mgmt.get(f"/model-definitions/{channel}").get_json()["models"]  # noqa: E731
+    assert models("gemini-interactions") == models("gemini")
+    assert models("x-ai") == models("grok") == models("xai")
+    xai_ids = [m["id"] for m in models("xai")]
+    assert xai_ids[-6:] == ["grok-imagine-image", "grok-imagine-image-quality", "grok-imagine-image-2.0",
+                            "grok-imagine-video", "grok-imagine-video-1.5", "grok-imagine-video-1.5-preview"]
+    assert all(m["type"] == "antigravity" and m["created"] == 0 for m in models("antigravity"))

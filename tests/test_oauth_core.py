@@ -25,27 +25,52 @@ class Clock:
         return self.now
 
 
-def test_sessions_expire_after_ten_minutes_and_an_error_rearms_them():
+def test_sessions_expire_after_thirty_minutes_and_an_error_rearms_them():
     clock = Clock()
     sessions = SessionStore(clock=clock)
     sessions.register("s1", "anthropic")
     assert sessions.is_pending("s1", "anthropic") and not sessions.is_pending("s1", "codex")
-    clock.now += 599
+    clock.now += 1799
     sessions.set_error("s1", "Bad request")
-    clock.now += 599  # 1198 s after start, but the error re-armed the TTL
+    clock.now += 1799  # 3598 s after start, but the error re-armed the TTL
     assert sessions.get("s1").status == "Bad request"
     clock.now += 2
     assert sessions.get("s1") is None
 
 
-def test_completing_a_provider_ends_all_its_sessions():
+def test_a_completed_session_reads_completed_for_one_minute():
+    clock = Clock()
+    sessions = SessionStore(clock=clock)
+    sessions.register("s1", "kimi")
+    sessions.complete("s1")
+    session = sessions.get("s1")
+    assert session.completed and not session.pending and session.status == ""
+    sessions.set_error("s1", "late failure")  # a completed login stays completed
+    assert sessions.get("s1").status == ""
+    clock.now += 59
+    assert sessions.get("s1").completed
+    clock.now += 2
+    assert sessions.get("s1") is None
+
+
+def test_completing_a_provider_completes_all_its_sessions():
     sessions = SessionStore()
     for state, provider in (("a", "codex"), ("b", "codex"), ("c", "qwen")):
         sessions.register(state, provider)
     sessions.set_error("b", "failed")
     sessions.complete_provider("codex")
-    assert (sessions.get("a"), sessions.get("b")) == (None, None)
+    assert sessions.get("a").completed and sessions.get("b").completed
     assert sessions.is_pending("c")
+
+
+def test_cancel_deletes_only_a_pending_session():
+    sessions = SessionStore()
+    for state in ("p", "f", "d"):
+        sessions.register(state, "xai")
+    sessions.set_error("f", "failed")
+    sessions.complete("d")
+    assert [sessions.cancel(s) for s in ("p", "f", "d", "unknown")] == [True, False, False, False]
+    assert sessions.get("p") is None and sessions.get("f").status == "failed" and sessions.get("d").completed
 
 
 @pytest.mark.parametrize("state,ok", [
@@ -177,3 +202,14 @@ def test_a_login_for_an_unregistered_provider_is_refused(make_app):
 
     with pytest.raises(PluginError, match="acme"):
         make_app(plugins=[Orphan()])
+
+
+def test_every_built_in_login_is_reachable_by_its_client_key(make_app):
+    """The key of `/<key>-auth-url` (what the web UI's OAuth cards and the `/plugins` listing
+    use) also names the login in POST /oauth-callback."""
+    state = make_app().extensions["cliproxy_mgmt"]
+    logins = [s for s in state.registry.oauth_starters if isinstance(s, OAuthStarter)]
+    keys = {login.oauth_provider: login for login in logins}
+    assert set(keys) == {"anthropic", "codex", "gemini-cli", "qwen", "iflow", "xai", "kimi", "antigravity"}
+    starters = state.extras["oauth"].starters
+    assert all(starters[key] is login for key, login in keys.items())

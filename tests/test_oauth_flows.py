@@ -485,3 +485,307 @@ def test_provider_calls_go_through_proxy_url(fake, live):
     assert server.settled(state) == {"status": "ok"}
     [proxied] = [r for r in fake.seen if r.method == "POST"]
     assert proxied.path == "/claude/token" and proxied.headers["Host"] == "provider.invalid"
+
+
+# =====================================================================================
+# xai: device flow with OIDC discovery
+# =====================================================================================
+
+XAI_EMAIL = "grok.user@example.com"
+
+
+def xai_fake(fake, *token_answers, interval=0.05, discovery=None):
+    fake.route("/x/.well-known/openid-configuration", reply(200, discovery or {
+        "device_authorization_endpoint": f"{fake.base}/x/device", "token_endpoint": f"{fake.base}/x/token"}))
+    fake.route("/x/device", reply(200, {"device_code": "x-dev-1", "user_code": "XAI-1",
+                                        "verification_uri": "https://accounts.x.ai/device",
+                                        "verification_uri_complete": "https://accounts.x.ai/device?code=XAI-1",
+                                        "expires_in": 600, "interval": interval}))
+    fake.route("/x/token", sequence(*token_answers))
+    return fake.endpoints_yaml({"xai": {"discovery": "/x/.well-known/openid-configuration"}})
+
+
+def test_xai_device_login_discovers_polls_and_saves_upstreams_file(fake, live):
+    id_token = fake_jwt({"email": XAI_EMAIL, "sub": "user-42"})
+    server = live(xai_fake(
+        fake,
+        (400, {"error": "authorization_pending"}),
+        (200, {"access_token": "x-at", "refresh_token": "x-rt", "id_token": id_token, "token_type": "Bearer",
+               "expires_in": 3600})))
+    started = server.start("/xai-auth-url", is_webui="true")  # is_webui means nothing to a device flow
+    assert started == {"expires_in": 600, "flow": "device", "state": started["state"], "status": "ok",
+                       "url": "https://accounts.x.ai/device?code=XAI-1", "user_code": "XAI-1"}
+    assert list(started) == sorted(started)
+    assert started["state"].startswith("xai-") and started["state"][4:].isdigit()
+    assert server.settled(started["state"]) == {"status": "ok"}
+
+    assert fake.requests_to("/x/device")[0].form() == {
+        "client_id": "b1a00492-073a-47ea-816f-4c329264a828",
+        "scope": "openid profile email offline_access grok-cli:access api:access"}
+    polls = [r.form() for r in fake.requests_to("/x/token")]
+    assert len(polls) == 2 and polls[0] == {"grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+                                            "device_code": "x-dev-1",
+                                            "client_id": "b1a00492-073a-47ea-816f-4c329264a828"}
+    raw = (server.auth_dir / f"xai-{XAI_EMAIL}.json").read_text()
+    assert raw.startswith('{\n  "access_token": "x-at",\n')  # indented, keys sorted: upstream's encoder
+    data = json.loads(raw)
+    assert list(data) == sorted(data)
+    assert {k: data[k] for k in ("type", "access_token", "refresh_token", "id_token", "token_type", "expires_in",
+                                 "base_url", "token_endpoint", "auth_kind", "email", "sub", "disabled")} == {
+        "type": "xai", "access_token": "x-at", "refresh_token": "x-rt", "id_token": id_token,
+        "token_type": "Bearer", "expires_in": 3600, "base_url": "https://api.x.ai/v1",
+        "token_endpoint": f"{fake.base}/x/token", "auth_kind": "oauth", "email": XAI_EMAIL, "sub": "user-42",
+        "disabled": False}
+    assert data["expired"].endswith("Z") and data["last_refresh"].endswith("Z")
+    [entry] = server.call("GET", "/auth-files").json()["files"]
+    assert (entry["type"], entry["email"]) == ("xai", XAI_EMAIL)
+
+
+def test_xai_file_is_named_after_the_subject_without_an_email(fake, live):
+    server = live(fake.endpoints_yaml({"xai": {"device-code": "/x/device", "token": "/x/token"}}))
+    fake.route("/x/device", reply(200, {"device_code": "d", "user_code": "U", "verification_uri": "https://v",
+                                        "interval": 0.05}))
+    fake.route("/x/token", reply(200, {"access_token": "x-at", "id_token": fake_jwt({"sub": "a b/c"})}))
+    started = server.start("/xai-auth-url")
+    assert (started["url"], started["expires_in"]) == ("https://v", 1800)  # no expires_in: the poll limit
+    assert server.settled(started["state"]) == {"status": "ok"}
+    data = server.token_file("xai-a-b-c.json")
+    assert "email" not in data and data["sub"] == "a b/c" and data["token_endpoint"] == f"{fake.base}/x/token"
+    assert not fake.requests_to("/x/.well-known/openid-configuration")  # both endpoints given: no discovery
+
+
+@pytest.mark.parametrize("discovery", [
+    {"device_authorization_endpoint": "http://evil.example/device", "token_endpoint": "https://auth.x.ai/t"},
+    {"device_authorization_endpoint": "", "token_endpoint": "https://auth.x.ai/t"},
+], ids=["foreign-host", "missing"])
+def test_xai_discovery_must_name_endpoints_it_may_trust(fake, live, discovery):
+    server = live(xai_fake(fake, (200, {}), discovery=discovery))
+    r = server.call("GET", "/xai-auth-url")
+    assert (r.status_code, r.json()) == (500, {"error": "failed to start device authorization flow"})
+    assert not fake.requests_to("/x/device")
+
+
+@pytest.mark.parametrize("answer,error", [
+    ((400, {"error": "access_denied"}), "Authentication failed: xai device authorization denied"),
+    ((400, {"error": "expired_token"}), "Authentication failed: xai device code expired"),
+    ((400, {"error": "invalid_grant", "error_description": "bad code"}),
+     "Authentication failed: xai device token error: invalid_grant: bad code"),
+    ((200, {"token_type": "Bearer"}), "Authentication failed: xai device token response missing access_token"),
+], ids=["denied", "expired", "other", "no-token"])
+def test_xai_failures_carry_their_cause(fake, live, answer, error):
+    server = live(xai_fake(fake, answer))
+    state = server.start("/xai-auth-url")["state"]
+    assert server.settled(state) == {"status": "error", "error": error}
+    assert not list(server.auth_dir.glob("xai-*.json"))
+
+
+# =====================================================================================
+# kimi: device flow with the X-Msh device headers
+# =====================================================================================
+
+def kimi_fake(fake, *token_answers, device=None):
+    fake.route("/k/device", reply(200, device or {
+        "device_code": "k-dev-1", "user_code": "KIMI-1", "verification_uri": "https://www.kimi.com/code/authorize",
+        "verification_uri_complete": "https://www.kimi.com/code/authorize?user_code=KIMI-1",
+        "expires_in": 900, "interval": 0.05}))
+    fake.route("/k/token", sequence(*token_answers))
+    return fake.endpoints_yaml({"kimi": {"device-code": "/k/device", "token": "/k/token"}})
+
+
+def test_kimi_device_login_polls_and_saves_upstreams_file(fake, live):
+    server = live(kimi_fake(
+        fake,
+        (200, {"error": "authorization_pending"}),
+        (200, {"error": "slow_down"}),
+        (200, {"access_token": "k-at", "refresh_token": "k-rt", "token_type": "Bearer", "expires_in": 3600,
+               "scope": "kimi-code"})))
+    started = server.start("/kimi-auth-url")
+    assert started == {"expires_in": 900, "flow": "device", "state": started["state"], "status": "ok",
+                       "url": "https://www.kimi.com/code/authorize?user_code=KIMI-1", "user_code": "KIMI-1"}
+    assert started["state"].startswith("kmi-") and started["state"][4:].isdigit()
+    assert server.settled(started["state"]) == {"status": "ok"}
+
+    [device] = fake.requests_to("/k/device")
+    assert device.form() == {"client_id": "17e5f671-d194-4dfb-9706-5516cb48c098"}
+    device_id = device.headers["X-Msh-Device-Id"]
+    assert device.headers["X-Msh-Platform"] == "CLIProxyAPI" and device.headers["X-Msh-Device-Model"]
+    polls = fake.requests_to("/k/token")
+    assert len(polls) == 3 and all(p.headers["X-Msh-Device-Id"] == device_id for p in polls)
+    assert polls[0].form() == {"client_id": "17e5f671-d194-4dfb-9706-5516cb48c098", "device_code": "k-dev-1",
+                               "grant_type": "urn:ietf:params:oauth:grant-type:device_code"}
+    [path] = server.auth_dir.glob("kimi-*.json")
+    assert path.name[len("kimi-"):-len(".json")].isdigit()
+    data = json.loads(path.read_text())
+    assert list(data) == ["access_token", "device_id", "disabled", "expired", "refresh_token", "scope",
+                          "timestamp", "token_type", "type"]
+    assert {k: data[k] for k in ("access_token", "refresh_token", "token_type", "scope", "device_id", "type")} == {
+        "access_token": "k-at", "refresh_token": "k-rt", "token_type": "Bearer", "scope": "kimi-code",
+        "device_id": device_id, "type": "kimi"}
+    assert data["expired"].endswith("Z") and isinstance(data["timestamp"], int)
+    [entry] = server.call("GET", "/auth-files").json()["files"]
+    assert entry["type"] == "kimi"
+
+
+def test_kimi_without_user_code_or_expiry_answers_only_what_it_knows(fake, live):
+    server = live(kimi_fake(fake, (200, {"error": "access_denied"}),
+                            device={"device_code": "d", "verification_uri": "https://v", "interval": 0.05}))
+    started = server.start("/kimi-auth-url")
+    assert set(started) == {"flow", "state", "status", "url"}
+    assert server.settled(started["state"]) == {"status": "error",
+                                                "error": "Authentication failed: kimi: access denied by user"}
+
+
+@pytest.mark.parametrize("status,body", [(500, {"error": "down"}), (200, {"user_code": "no-device-code"})],
+                         ids=["upstream-500", "no-device-code"])
+def test_kimi_device_code_failure_is_500(fake, live, status, body):
+    fake.route("/k/device", reply(status, body))
+    server = live(fake.endpoints_yaml({"kimi": {"device-code": "/k/device", "token": "/k/token"}}))
+    r = server.call("GET", "/kimi-auth-url")
+    assert (r.status_code, r.json()) == (500, {"error": "failed to generate authorization url"})
+
+
+# =====================================================================================
+# antigravity: Google OAuth, user info, Code Assist project (loadCodeAssist / onboardUser)
+# =====================================================================================
+
+AG_PATHS = {"authorize": "/ag/auth", "token": "/ag/token", "userinfo": "/ag/userinfo",
+            "code-assist": "/ag/v1internal", "onboard": "/ag-daily/v1internal"}
+
+
+def antigravity_fake(fake, *, load=None, onboard=None, userinfo=(200, {"email": EMAIL})):
+    fake.route("/ag/auth", authorize_redirect(code="ag-code"))
+    fake.route("/ag/token", reply(200, {"access_token": "ag-at", "refresh_token": "ag-rt", "expires_in": 3599,
+                                        "token_type": "Bearer"}))
+    fake.route("/ag/userinfo", reply(*userinfo))
+    fake.route("/ag/v1internal:loadCodeAssist", reply(200, load if load is not None else {
+        "cloudaicompanionProject": "ag-proj-1"}))
+    fake.route("/ag-daily/v1internal:onboardUser", sequence(*(onboard or [(500, {})])))
+
+
+def test_antigravity_login_through_the_local_callback_listener(fake, live):
+    listen = free_port()
+    antigravity_fake(fake)
+    server = live(fake.endpoints_yaml({"antigravity": {**AG_PATHS,
+                                                       "redirect-uri": f"http://localhost:{listen}/oauth-callback"}}))
+    started = server.start("/antigravity-auth-url", is_webui="true")
+    query = query_of(started["url"])
+    assert query == {"access_type": "offline", "prompt": "consent", "response_type": "code",
+                     "client_id": "1071006060591-tmhssin2h21lcre235vtolojh4g403ep.apps.googleusercontent.com",
+                     "redirect_uri": f"http://localhost:{listen}/oauth-callback", "state": started["state"],
+                     "scope": "https://www.googleapis.com/auth/cloud-platform "
+                              "https://www.googleapis.com/auth/userinfo.email "
+                              "https://www.googleapis.com/auth/userinfo.profile "
+                              "https://www.googleapis.com/auth/cclog "
+                              "https://www.googleapis.com/auth/experimentsandconfigs"}
+    page = browser().get(started["url"], timeout=10)
+    assert page.url.startswith(f"{server.base}/antigravity/callback?") and "Authentication successful" in page.text
+    assert server.settled(started["state"]) == {"status": "ok"}
+
+    form = fake.requests_to("/ag/token")[0].form()
+    assert form == {"code": "ag-code", "client_id": query["client_id"],
+                    "client_secret": "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",
+                    "redirect_uri": f"http://localhost:{listen}/oauth-callback", "grant_type": "authorization_code"}
+    info = fake.requests_to("/ag/userinfo")[0]
+    assert info.headers["Authorization"] == "Bearer ag-at" and info.headers["User-Agent"].startswith("antigravity/")
+    assert fake.requests_to("/ag/v1internal:loadCodeAssist")[0].json() == {"metadata": {"ideType": "ANTIGRAVITY"}}
+    raw = (server.auth_dir / f"antigravity-{EMAIL}.json").read_bytes()
+    assert raw.endswith(b"}\n") and b": " not in raw
+    data = json.loads(raw)
+    assert list(data) == ["access_token", "disabled", "email", "expired", "expires_in", "project_id",
+                          "refresh_token", "timestamp", "type"]
+    assert {k: data[k] for k in ("access_token", "refresh_token", "email", "project_id", "expires_in", "type")} == {
+        "access_token": "ag-at", "refresh_token": "ag-rt", "email": EMAIL, "project_id": "ag-proj-1",
+        "expires_in": 3599, "type": "antigravity"}
+    wait_until(lambda: refused(listen))
+    [entry] = server.call("GET", "/auth-files").json()["files"]
+    assert (entry["type"], entry["email"]) == ("antigravity", EMAIL)
+
+
+def test_antigravity_onboards_when_code_assist_names_no_project(fake, live):
+    antigravity_fake(fake, load={"allowedTiers": [{"id": "legacy-tier"}, {"id": "std-tier", "isDefault": True}]},
+                     onboard=[(200, {"done": True, "response": {"cloudaicompanionProject": {"id": "ag-onb"}}})])
+    server = live(fake.endpoints_yaml({"antigravity": AG_PATHS}))
+    state = server.start("/antigravity-auth-url")["state"]
+    r = server.call("POST", "/oauth-callback", json={"provider": "anti-gravity", "state": state, "code": "c"})
+    assert r.json() == {"status": "ok"}
+    assert server.settled(state) == {"status": "ok"}
+    [onboard] = fake.requests_to("/ag-daily/v1internal:onboardUser")
+    assert onboard.json() == {"tier_id": "std-tier", "metadata": {"ide_type": "ANTIGRAVITY", "ide_version": "2.9.1",
+                                                                  "ide_name": "antigravity"}}
+    assert onboard.headers["X-Goog-Api-Client"] == "gl-node/22.21.1"
+    assert server.token_file(f"antigravity-{EMAIL}.json")["project_id"] == "ag-onb"
+
+
+def test_antigravity_without_a_project_still_saves_the_login(fake, live):
+    antigravity_fake(fake, load={}, onboard=[(403, {"error": "denied"})])
+    server = live(fake.endpoints_yaml({"antigravity": AG_PATHS}))
+    state = server.start("/antigravity-auth-url")["state"]
+    server.call("POST", "/oauth-callback", json={"provider": "antigravity", "state": state, "code": "c"})
+    assert server.settled(state) == {"status": "ok"}
+    assert "project_id" not in server.token_file(f"antigravity-{EMAIL}.json")
+
+
+@pytest.mark.parametrize("callback,userinfo,error", [
+    ({"error": "access_denied"}, (200, {"email": EMAIL}), "Authentication failed"),
+    ({"code": "c"}, (401, {"error": "no"}), "Failed to fetch user info"),
+    ({"code": "c"}, (200, {"email": " "}), "Failed to fetch user info"),
+], ids=["denied", "userinfo-refused", "no-email"])
+def test_antigravity_failures(fake, live, callback, userinfo, error):
+    antigravity_fake(fake, userinfo=userinfo)
+    server = live(fake.endpoints_yaml({"antigravity": AG_PATHS}))
+    state = server.start("/antigravity-auth-url")["state"]
+    server.call("POST", "/oauth-callback", json={"provider": "antigravity", "state": state, **callback})
+    assert server.settled(state) == {"status": "error", "error": error}
+    assert not list(server.auth_dir.glob("antigravity-*.json"))
+
+
+# =====================================================================================
+# sessions as upstream keeps them now: status, cancel, the keyless callback
+# =====================================================================================
+
+def test_a_cancelled_device_login_stops_and_saves_nothing(fake, live):
+    server = live(kimi_fake(fake, (200, {"error": "authorization_pending"})))
+    state = server.start("/kimi-auth-url")["state"]
+    wait_until(lambda: len(fake.requests_to("/k/token")) >= 2)
+    r = server.call("DELETE", "/oauth-session", params={"state": state})
+    assert (r.status_code, r.json()) == (200, {"status": "ok", "cancelled": True})
+    assert server.call("GET", "/get-auth-status", params={"state": state}).json() == {
+        "status": "error", "error": "unknown or expired state"}
+    fake.route("/k/token", reply(200, {"access_token": "too-late"}))  # the user approves after all
+    polls = len(fake.requests_to("/k/token"))
+    time.sleep(0.3)
+    assert len(fake.requests_to("/k/token")) <= polls + 1  # the flow stopped
+    assert not list(server.auth_dir.glob("kimi-*.json"))
+    assert server.call("DELETE", "/oauth-session", params={"state": state}).json() == {
+        "status": "ok", "cancelled": False}
+
+
+@pytest.mark.parametrize("params,error", [({}, "missing state"), ({"state": " "}, "missing state"),
+                                          ({"state": "a/b"}, "invalid state")])
+def test_cancel_needs_a_valid_state(live, params, error):
+    r = live().call("DELETE", "/oauth-session", params=params)
+    assert (r.status_code, r.json()) == (400, {"status": "error", "error": error})
+
+
+def test_the_redirect_itself_completes_a_login_without_the_management_key(fake, live):
+    fake.route("/claude/token", reply(200, anthropic_tokens()))
+    server = live(fake.endpoints_yaml({"anthropic": {"token": "/claude/token"}}))
+    state = server.start("/anthropic-auth-url")["state"]
+    keyless = browser().get(f"{server.base}/v0/management/oauth-callback",
+                            params={"state": state, "code": "c"}, timeout=10)  # provider taken from the session
+    assert (keyless.status_code, keyless.json()) == (200, {"status": "ok"})
+    assert "X-CPA-VERSION" not in keyless.headers
+    assert server.settled(state) == {"status": "ok"}
+    assert server.settled(state) == {"status": "ok"}  # completed logins keep answering ok
+    again = browser().post(f"{server.base}/v0/management/oauth-callback",
+                           json={"state": state, "code": "c"}, timeout=10)
+    assert (again.status_code, again.json()) == (409, {"status": "error", "error": "oauth flow is already completed"})
+    unknown = browser().get(f"{server.base}/v0/management/oauth-callback",
+                            params={"state": "f" * 32, "error_description": "denied"}, timeout=10)
+    assert (unknown.status_code, unknown.json()) == (404, {"status": "error", "error": "unknown or expired state"})
+
+
+def test_the_keyless_callback_is_404_while_the_management_api_is_off(make_app, tmp_path):
+    app = make_app(config_text(tmp_path / "auths", key=""))
+    r = app.test_client().get("/v0/management/oauth-callback", query_string={"state": "s", "code": "c"})
+    assert r.status_code == 404

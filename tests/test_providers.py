@@ -10,9 +10,10 @@ import yaml
 from cliproxy_mgmt.testing import ManagementClient
 
 OK = {"status": "ok"}
-LISTS = ["gemini-api-key", "claude-api-key", "codex-api-key", "vertex-api-key", "openai-compatibility"]
+LISTS = ["gemini-api-key", "claude-api-key", "codex-api-key", "vertex-api-key", "openai-compatibility",
+         "xai-api-key", "interactions-api-key"]
 BASE = {"codex-api-key": "https://codex.test/v1", "vertex-api-key": "https://vertex.test",
-        "openai-compatibility": "https://compat.test/v1"}
+        "openai-compatibility": "https://compat.test/v1", "xai-api-key": "https://api.x.ai/v1"}
 
 
 def entry(key: str, ident: str, **fields) -> dict:
@@ -60,7 +61,8 @@ def test_prefix_and_headers_are_normalised(mgmt, key):
     assert listed(mgmt, key) == [entry(key, "a", prefix="team", headers={"X-A": "1"}), entry(key, "b")]
 
 
-@pytest.mark.parametrize("key", ["gemini-api-key", "claude-api-key", "codex-api-key"])
+@pytest.mark.parametrize("key", ["gemini-api-key", "claude-api-key", "codex-api-key", "xai-api-key",
+                                 "interactions-api-key"])
 def test_excluded_models_are_lowercased_and_deduplicated(mgmt, key):
     items = [entry(key, "a", **{"excluded-models": [" Pro ", "pro", "", "*-Preview"]}),
              entry(key, "b", **{"excluded-models": [" "]})]
@@ -187,6 +189,69 @@ def test_codex_entries_without_base_url_are_dropped(seeded):
     assert on_disk(path, "codex-api-key") == [{"api-key": "", "base-url": "https://c"}]
     assert mgmt.patch("/codex-api-key", json={"index": 0, "value": {"base-url": " "}}).get_json() == OK
     assert on_disk(path, "codex-api-key") == []
+
+
+# -- xai-api-key (upstream's CodexKey rules) ---------------------------------------------------------
+
+def test_xai_keeps_upstream_fields_drops_entries_without_base_url_and_never_stores_alpha_search(seeded):
+    rule = {"status": 429, "match": ["quota"], "action": "stop-and-cooldown"}
+    mgmt, path = seeded("request-log: false\n")
+    assert mgmt.put("/xai-api-key", json={"items": [
+        {"api-key": " xk1 ", "base-url": " https://api.x.ai/v1 ", "websockets": True, "alpha-search": True,
+         "priority": 2, "weight": 3, "disable-cooling": True, "request-retry": 1, "request-scoped-errors": [rule],
+         "models": [{"name": "grok-4", "alias": "g", "test-model": True}]},
+        {"api-key": "xk2"},
+    ]}).get_json() == OK
+    expected = [{"api-key": "xk1", "base-url": "https://api.x.ai/v1", "websockets": True, "priority": 2,
+                 "weight": 3, "disable-cooling": True, "request-retry": 1, "request-scoped-errors": [rule],
+                 "models": [{"name": "grok-4", "alias": "g", "test-model": True}]}]
+    assert listed(mgmt, "xai-api-key") == expected
+    assert on_disk(path, "xai-api-key") == expected
+    assert mgmt.get("/config").get_json()["xai-api-key"] == expected
+    assert mgmt.patch("/xai-api-key", json={"match": "xk1", "value": {"websockets": False, "weight": 7}}
+                      ).get_json() == OK
+    assert (listed(mgmt, "xai-api-key")[0]["websockets"], listed(mgmt, "xai-api-key")[0]["weight"]) == (False, 7)
+    assert mgmt.patch("/xai-api-key", json={"index": 0, "value": {"base-url": ""}}).get_json() == OK
+    assert on_disk(path, "xai-api-key") == []
+
+
+def test_xai_list_as_the_v1_22_ui_edits_it(mgmt):
+    """The UI PUTs the whole array (read from GET /config) and deletes by api-key + base-url."""
+    ui_entry = {"api-key": "xk", "base-url": "https://api.x.ai/v1", "proxy-url": "", "headers": {},
+                "models": [], "excluded-models": [], "websockets": False}
+    assert mgmt.put("/xai-api-key", json=[ui_entry]).get_json() == OK
+    assert mgmt.get("/config").get_json()["xai-api-key"] == [
+        {"api-key": "xk", "base-url": "https://api.x.ai/v1", "proxy-url": "", "models": [], "websockets": False}]
+    assert mgmt.delete("/xai-api-key", query_string={"api-key": "xk", "base-url": "https://api.x.ai/v1"}
+                       ).get_json() == OK
+    assert listed(mgmt, "xai-api-key") == []
+
+
+# -- interactions-api-key (upstream's GeminiKey rules for its newer lists) ------------------------------
+
+def test_interactions_keeps_an_entry_with_a_key_or_a_base_url_and_drops_exact_duplicates(mgmt):
+    assert mgmt.put("/interactions-api-key", json=[
+        {"api-key": " i1 ", "base-url": " https://generativelanguage.googleapis.com ", "proxy-url": " "},
+        {"api-key": "i1", "base-url": "https://generativelanguage.googleapis.com"},
+        {"api-key": "i1", "base-url": "https://other.example"},
+        {"api-key": " ", "base-url": "https://gateway.example"},
+        {"api-key": "  "},
+        {"api-key": "i2", "weight": 5, "disable-cooling": False, "request-retry": 0},
+    ]).get_json() == OK
+    assert listed(mgmt, "interactions-api-key") == [
+        {"api-key": "i1", "base-url": "https://generativelanguage.googleapis.com"},
+        {"api-key": "i1", "base-url": "https://other.example"},
+        {"api-key": "", "base-url": "https://gateway.example"},
+        {"api-key": "i2", "weight": 5, "disable-cooling": False, "request-retry": 0}]
+    assert mgmt.get("/config").get_json()["interactions-api-key"] == listed(mgmt, "interactions-api-key")
+
+
+def test_interactions_delete_as_the_ui_sends_it_and_404_for_an_unknown_key(mgmt):
+    assert mgmt.put("/interactions-api-key", json=[{"api-key": "i1"}, {"api-key": "i2"}]).get_json() == OK
+    assert mgmt.delete("/interactions-api-key", query_string={"api-key": "i1", "base-url": ""}).get_json() == OK
+    assert listed(mgmt, "interactions-api-key") == [{"api-key": "i2"}]
+    r = mgmt.delete("/interactions-api-key", query_string={"api-key": "nope"})
+    assert (r.status_code, r.get_json()) == (404, {"error": "item not found"})
 
 
 # -- vertex-api-key --------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ BIN = Path(sys.executable).parent
 PORT = 18317
 PASSWORD = "fuzz-management-password"
 EXAMPLES = 15  # per operation and phase: bounded, so a run takes about a minute
-REACHES_OUT = r"^/(api-call|latest-version|qwen-auth-url|iflow-auth-url)$"  # paths below the server URL
+REACHES_OUT = r"^/(api-call|latest-version|qwen-auth-url|iflow-auth-url|kimi-auth-url|xai-auth-url)$"  # paths below the server URL
 ALL_CHECKS = "not_a_server_error,response_schema_conformance,content_type_conformance"
 DESCRIPTION_CHECKS = "response_schema_conformance,content_type_conformance"
 

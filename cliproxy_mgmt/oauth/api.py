@@ -1,9 +1,12 @@
 """The OAuth routes.
 
 Management routes: each starter's `GET <route>` (and its extra `routes()`),
-`POST /oauth-callback`, `GET /get-auth-status`. Main-server routes, without the management
-key: each starter's browser callback (e.g. `GET /anthropic/callback`). `init_app` wires the
-starters the plugins registered; the static routes are on `bp`.
+`GET /get-auth-status`, `DELETE /oauth-session`. Routes without the management key, where
+the pending session's state is the only guard (as upstream): `GET`/`POST
+/v0/management/oauth-callback` (answered only while the management API is enabled), and
+each starter's browser callback on the main server (e.g. `GET /anthropic/callback`).
+`init_app` wires the starters the plugins registered; the static routes are on `bp` and
+`public_bp`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ..openapi import describe
 from ..plugin_state import gate
 from ..registry import PluginError
 from ..safeload import InvalidJSON, load_json
+from ..security.guard import check_management_enabled
 from .callbacks import Callback, Wakeups, valid_state
 from .forwarder import Forwarder, Forwarders
 from .sessions import SessionStore
@@ -33,6 +37,9 @@ from .starter import Abandoned, Credential, Flow, LoginError, OAuthStarter
 log = logging.getLogger(__name__)
 
 bp = Blueprint("oauth", __name__)
+# Mounted at the management prefix, outside the management blueprint (no management key).
+public_bp = Blueprint("oauth_public", __name__)
+public_bp.before_request(check_management_enabled)
 
 EXTRA_KEY = "oauth"
 _TRUTHY = ("1", "true", "yes", "on")
@@ -57,7 +64,7 @@ class OAuthState:
     sessions: SessionStore = field(default_factory=SessionStore)
     wakeups: Wakeups = field(default_factory=Wakeups)
     forwarders: Forwarders = field(default_factory=Forwarders)
-    write_lock: threading.Lock = field(default_factory=threading.Lock)
+    write_lock: threading.Lock = field(default_factory=threading.Lock)  # callback hand-over, save vs cancel
     views: dict = field(default_factory=dict)  # view function -> the login it belongs to
 
 
@@ -107,6 +114,7 @@ def init_app(app: Flask, management: Blueprint) -> None:
             oauth.views[view] = login
             routes.add_url_rule(rule, f"{login.name or login.provider}_{view.__name__}", view, methods=methods)
     management.register_blueprint(routes)
+    app.register_blueprint(public_bp, url_prefix=management.url_prefix)
 
 
 # -- starting a login ---------------------------------------------------------------------
@@ -125,6 +133,7 @@ def _start_view(starter: OAuthStarter):
                     resolve_auth_dir(config), query=request.args.to_dict())
         try:
             url = starter.authorize(flow)
+            extras = starter.start_extras(flow)
             forwarder = None
             if starter.callback_route and request.args.get("is_webui", "").strip().lower() in _TRUTHY:
                 forwarder = _start_forwarder(starter, flow, oauth)
@@ -135,12 +144,15 @@ def _start_view(starter: OAuthStarter):
         oauth.sessions.register(state, starter.name)
         threading.Thread(target=run_flow, args=(flow, app_state, oauth, forwarder), daemon=True,
                          name=f"oauth-{starter.name}-{state[:12]}").start()
-        return jsonify({"state": state, "status": "ok", "url": url})
+        answer = {**extras, "state": state, "status": "ok", "url": url}
+        return jsonify(dict(sorted(answer.items())))  # upstream's keys come out sorted
 
     start.__name__ = f"start_{starter.name}"
     query = [("is_webui", "string", "true: listen on the provider's callback port on this machine")]
+    shown = {k: {"type": "string"} for k in ("status", "url", "state")}
+    shown.update(starter.extra_fields)
     return describe(f"Start the {starter.name} login", query=query + list(starter.params), ok={
-        "type": "object", "properties": {k: {"type": "string"} for k in ("status", "url", "state")}})(start)
+        "type": "object", "properties": shown})(start)
 
 
 def _start_forwarder(starter: OAuthStarter, flow: Flow, oauth: OAuthState) -> Forwarder:
@@ -161,14 +173,16 @@ def run_flow(flow: Flow, app_state, oauth: OAuthState, forwarder: Forwarder | No
     starter, state = flow.starter, flow.state
     try:
         credential = starter.complete(flow)
-        if not flow.pending():
-            return
-        if not _save(app_state, starter, credential):
-            oauth.sessions.set_error(state, starter.save_error)
-        elif starter.complete_all:
-            oauth.sessions.complete_provider(starter.name)
-        else:
-            oauth.sessions.complete(state)
+        with oauth.write_lock:  # a cancel either comes first (nothing saved) or after the save
+            if not flow.pending():
+                return
+            saved = _save(app_state, starter, credential)
+            if not saved:
+                oauth.sessions.set_error(state, starter.save_error)
+            elif starter.complete_all:
+                oauth.sessions.complete_provider(starter.name)
+            else:
+                oauth.sessions.complete(state)
     except Abandoned:
         pass
     except LoginError as exc:
@@ -219,7 +233,7 @@ def _callback_body() -> dict:
     if not isinstance(body, dict):
         raise OAuthError(400, "invalid body")
     fields = {}
-    for name in ("provider", "redirect_url", "code", "state", "error"):
+    for name in _CALLBACK_FIELDS:
         value = body.get(name)
         if value is not None and not isinstance(value, str):
             raise OAuthError(400, "invalid body")
@@ -239,20 +253,20 @@ def _redirect_query(url: str) -> dict:
         raise OAuthError(400, "invalid redirect_url") from None
 
 
-@bp.post("/oauth-callback")
-@describe("Hand a login the provider's redirect (the URL, or its code/state/error)", body={
-    "type": "object", "properties": {k: {"type": "string"} for k in ("provider", "redirect_url", "code", "state", "error")}},
-    ok=_STATUS)
-def post_oauth_callback():
-    body = _callback_body()
+def _accept_callback(provider: str, redirect_url: str, code: str, state: str, error: str):
+    """Hand a provider's redirect to the pending login of `state` (both callback routes).
+
+    `provider` may be empty: the session's provider is used. Checks in upstream's order,
+    except that a provider nobody registered is refused before the state is looked up.
+    """
     oauth = oauth_state()
-    starter = oauth.starters.get(body["provider"].lower())
-    if starter is None or gate().login_disabled(current_app.extensions["cliproxy_mgmt"].store, starter):
+    starter = oauth.starters.get(provider.lower()) if provider else None
+    if provider and starter is None:
         raise OAuthError(400, "unsupported provider")
-    query = _redirect_query(body["redirect_url"])
-    state = body["state"] or query.get("state", "")
-    code = body["code"] or query.get("code", "")
-    error = body["error"] or query.get("error", "") or query.get("error_description", "")
+    query = _redirect_query(redirect_url)
+    state = state or query.get("state", "")
+    code = code or query.get("code", "")
+    error = error or query.get("error", "") or query.get("error_description", "")
     if not state:
         raise OAuthError(400, "state is required")
     if not valid_state(state):
@@ -262,6 +276,14 @@ def post_oauth_callback():
     session = oauth.sessions.get(state)
     if session is None:
         raise OAuthError(404, "unknown or expired state")
+    if session.completed:
+        raise OAuthError(409, "oauth flow is already completed")
+    if starter is None:
+        starter = oauth.starters.get(session.provider)
+        if starter is None:
+            raise OAuthError(400, "unsupported provider")
+    if gate().login_disabled(current_app.extensions["cliproxy_mgmt"].store, starter):
+        raise OAuthError(400, "unsupported provider")
     if not session.pending:
         raise OAuthError(409, "oauth flow is not pending")
     if session.provider != starter.name:
@@ -271,8 +293,36 @@ def post_oauth_callback():
     return jsonify({"status": "ok"})
 
 
+_CALLBACK_FIELDS = ("provider", "redirect_url", "code", "state", "error")
+
+
+@public_bp.post("/oauth-callback")
+@describe("Hand a login the provider's redirect (the URL, or its code/state/error); no management key, "
+          "the pending login's state is the guard; `provider` defaults to the login's", body={
+              "type": "object", "properties": {k: {"type": "string"} for k in _CALLBACK_FIELDS}},
+          ok=_STATUS)
+def post_oauth_callback():
+    body = _callback_body()
+    return _accept_callback(**body)
+
+
+@public_bp.get("/oauth-callback")
+@describe("The provider's redirect itself (its query: code, state, error or error_description, "
+          "optional provider); no management key, the pending login's state is the guard",
+          query=[(n, "string", f"the redirect's {n}") for n in ("provider", "code", "state", "error",
+                                                                  "error_description")], ok=_STATUS)
+def get_oauth_callback():
+    args = request.args
+    error = (args.get("error") or "").strip() or (args.get("error_description") or "").strip()
+    return _accept_callback(provider=(args.get("provider") or "").strip(), redirect_url="",
+                            code=(args.get("code") or "").strip(), state=(args.get("state") or "").strip(),
+                            error=error)
+
+
 @bp.get("/get-auth-status")
-@describe("The state of a login: wait, ok or error", query=[("state", "string", "the login's state")], ok=_STATUS)
+@describe("The state of a login: wait, ok (also for a minute after it completed) or error "
+          "(also for an unknown or expired state)", query=[("state", "string", "the login's state")],
+          ok=_STATUS)
 def get_auth_status():
     state = request.args.get("state", "").strip()
     if not state:
@@ -280,11 +330,31 @@ def get_auth_status():
     if not valid_state(state):
         raise OAuthError(400, "invalid state")
     session = oauth_state().sessions.get(state)
-    if session is None:  # completed, unknown or expired: all read as ok
+    if session is None:
+        return jsonify({"status": "error", "error": "unknown or expired state"})
+    if session.completed:
         return jsonify({"status": "ok"})
-    if not session.pending:
+    if session.status:
         return jsonify({"status": "error", "error": session.status})
     return jsonify({"status": "wait"})
+
+
+@bp.delete("/oauth-session")
+@describe("Cancel a pending login: its background flow stops and saves nothing",
+          query=[("state", "string", "the login's state")],
+          ok={"type": "object", "properties": {"status": {"type": "string"}, "cancelled": {"type": "boolean"}}})
+def delete_oauth_session():
+    state = request.args.get("state", "").strip()
+    if not state:
+        raise OAuthError(400, "missing state")
+    if not valid_state(state):
+        raise OAuthError(400, "invalid state")
+    oauth = oauth_state()
+    with oauth.write_lock:
+        cancelled = oauth.sessions.cancel(state)
+    if cancelled:
+        oauth.wakeups.wake(state)  # a waiting flow sees it at once and stops
+    return jsonify({"status": "ok", "cancelled": cancelled})
 
 
 CALLBACK_PAGE = """<!DOCTYPE html>

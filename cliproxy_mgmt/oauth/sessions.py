@@ -1,9 +1,11 @@
-"""OAuth sessions: state -> (provider, status, expiry), as upstream keeps them.
+"""OAuth sessions: state -> (provider, status, completed, expiry), as upstream keeps them.
 
-A session is pending while its status is ""; a non-empty status is the error message
-`GET /get-auth-status` reports. Sessions live 10 minutes; recording an error re-arms that.
-Completing a session deletes it, so a finished login reads as `ok`. Expired sessions are
-purged on every operation.
+A session is pending while its status is "" and it is not completed; a non-empty status is
+the error message `GET /get-auth-status` reports. Sessions live 30 minutes (long enough for
+a device-code login); recording an error re-arms that. A completed session is kept for one
+more minute, flagged, so a client polling its state reads `ok` rather than "unknown". A
+cancelled session is deleted: its background flow sees it is no longer pending and stops
+without saving. Expired sessions are purged on every operation.
 
 `SessionStore` is the interface a shared backend implements for several server processes
 (the PostgreSQL storage backend has one); this one keeps the map in the memory of the one
@@ -18,7 +20,8 @@ from dataclasses import dataclass, replace
 
 from .callbacks import Callback, take_callback, write_callback
 
-SESSION_TTL = 600.0  # seconds
+SESSION_TTL = 1800.0     # seconds a pending or failed session lives
+COMPLETED_TTL = 60.0     # seconds a completed session is still reported as ok
 
 
 @dataclass(frozen=True)
@@ -26,17 +29,19 @@ class Session:
     provider: str
     status: str = ""
     expires: float = 0.0
+    completed: bool = False
 
     @property
     def pending(self) -> bool:
-        return self.status == ""
+        return self.status == "" and not self.completed
 
 
 class SessionStore:
     """Thread-safe in-memory sessions; `clock` is monotonic seconds (tests can move time)."""
 
-    def __init__(self, ttl: float = SESSION_TTL, clock=time.monotonic):
+    def __init__(self, ttl: float = SESSION_TTL, clock=time.monotonic, completed_ttl: float = COMPLETED_TTL):
         self.ttl = ttl
+        self.completed_ttl = min(completed_ttl, ttl)
         self.clock = clock
         self._lock = threading.Lock()
         self._sessions: dict[str, Session] = {}
@@ -61,19 +66,27 @@ class SessionStore:
         return bool(session and session.pending and (provider is None or session.provider == provider))
 
     def set_error(self, state: str, message: str) -> None:
-        """Fail a session (it stays, so its status can be read, for another TTL)."""
+        """Fail a session (it stays, so its status can be read, for another TTL); a completed
+        session keeps reading ok."""
         with self._lock:
             now = self.clock()
             self._purge(now)
             session = self._sessions.get(state)
-            if session is not None:
+            if session is not None and not session.completed:
                 self._sessions[state] = replace(session, status=message or "Authentication failed",
                                                 expires=now + self.ttl)
 
+    def _finish(self, state: str, now: float) -> None:
+        self._sessions[state] = replace(self._sessions[state], status="", completed=True,
+                                        expires=now + self.completed_ttl)
+
     def complete(self, state: str) -> None:
         with self._lock:
-            self._purge(self.clock())
-            self._sessions.pop(state, None)
+            now = self.clock()
+            self._purge(now)
+            session = self._sessions.get(state)
+            if session is not None and not session.completed:
+                self._finish(state, now)
 
     def hand_over(self, folder: str | None, provider: str, callback: Callback) -> None:
         """Give the waiting login its callback (raises OSError or ValueError)."""
@@ -86,8 +99,20 @@ class SessionStore:
         return take_callback(folder, provider, state) if folder else None
 
     def complete_provider(self, provider: str) -> None:
-        """Delete every session of `provider` (their background flows stop at their next look)."""
+        """Complete every session of `provider` (their background flows stop at their next look)."""
+        with self._lock:
+            now = self.clock()
+            self._purge(now)
+            for state in [s for s, session in self._sessions.items()
+                          if session.provider == provider and not session.completed]:
+                self._finish(state, now)
+
+    def cancel(self, state: str) -> bool:
+        """Delete a pending session; False when it is unknown, completed or failed."""
         with self._lock:
             self._purge(self.clock())
-            for state in [s for s, session in self._sessions.items() if session.provider == provider]:
-                del self._sessions[state]
+            session = self._sessions.get(state)
+            if session is None or not session.pending:
+                return False
+            del self._sessions[state]
+            return True

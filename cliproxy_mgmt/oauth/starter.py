@@ -120,6 +120,7 @@ class OAuthStarter(Login):
     params          (name, JSON type, description) of the start route's own query
                     parameters, for the API description (e.g. gemini's `project_id`).
     timeout_error, save_error   session errors for a missing callback and a failed save.
+    extra_fields    JSON schemas of the fields `start_extras` adds to the start answer.
     """
 
     route: str = ""
@@ -130,6 +131,15 @@ class OAuthStarter(Login):
     params: tuple = ()
     timeout_error: str = "Timeout waiting for OAuth callback"
     save_error: str = "Failed to save authentication tokens"
+    extra_fields: dict = {}
+
+    @property
+    def oauth_provider(self) -> str:
+        """The key a client uses for this login: `<key>` of the start route `/<key>-auth-url`
+        (what the web UI's OAuth page builds its path from, e.g. "gemini-cli"); "" when the
+        route does not have that form."""
+        route = self.route.strip("/")
+        return route[:-len("-auth-url")] if route.endswith("-auth-url") and "/" not in route else ""
 
     def new_state(self) -> str:
         """A fresh state value (must pass `callbacks.valid_state`)."""
@@ -139,6 +149,11 @@ class OAuthStarter(Login):
         """Return the URL the user opens; runs in the request. Keep per-login secrets
         (PKCE verifier, device code) in `flow.values`. Raise `ApiError` to refuse."""
         raise NotImplementedError
+
+    def start_extras(self, flow: "Flow") -> dict:
+        """Fields the start answer carries besides status, url and state (e.g. a device
+        flow's `user_code`); called after `authorize`."""
+        return {}
 
     def complete(self, flow: "Flow") -> Credential:
         """Finish the login in a background thread and return the token file to save.
@@ -184,10 +199,17 @@ class Flow:
         return self.sessions.is_pending(self.state, self.starter.name)
 
     def sleep(self, seconds: float) -> None:
-        """Wait, then raise `Abandoned` if the session is no longer pending."""
-        time.sleep(seconds)
-        if not self.pending():
-            raise Abandoned()
+        """Wait, then raise `Abandoned` if the session is no longer pending; a cancelled
+        session (which wakes the flow) ends the wait at once."""
+        deadline = time.monotonic() + seconds
+        while True:
+            if not self.pending():
+                raise Abandoned()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.wakeup.wait(min(left, 1.0))
+            self.wakeup.clear()
 
     def wait_callback(self, timeout: float = CALLBACK_TIMEOUT) -> Callback:
         """The provider's callback; `LoginError(starter.timeout_error)` when none comes in time."""

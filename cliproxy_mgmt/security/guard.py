@@ -57,6 +57,21 @@ def request_client() -> str:
     return environ[CLIENT_KEY]
 
 
+def _not_found():
+    return Response(NOT_FOUND_TEXT, status=404, mimetype="text/plain")
+
+
+def check_management_enabled():
+    """Flask before_request for the management routes that need no key (the OAuth callback):
+    they answer only while the management API is enabled at all."""
+    state = current_app.extensions["cliproxy_mgmt"]
+    state.store.refresh()
+    if not (state.store.get("remote-management", "secret-key", default="") or env_password()
+            or state.local_password):
+        return _not_found()
+    return None
+
+
 def check_management_access():
     """Flask before_request for the management blueprint; returns a response to refuse."""
     state = current_app.extensions["cliproxy_mgmt"]
@@ -65,7 +80,7 @@ def check_management_access():
     secret = str(remote_cfg.get("secret-key") or "")
     env = env_password()
     if not (secret or env or state.local_password):
-        return Response(NOT_FOUND_TEXT, status=404, mimetype="text/plain")
+        return _not_found()
 
     client = request_client()
     local = is_local(client)

@@ -16,7 +16,7 @@ import logging
 from psycopg import sql
 
 from ..oauth.callbacks import Callback, take_callback
-from ..oauth.sessions import SESSION_TTL, Session
+from ..oauth.sessions import COMPLETED_TTL, SESSION_TTL, Session
 from ..security.ban import BAN_SECONDS, IDLE_SECONDS, MAX_FAILURES, BanList
 from .base import Unavailable
 
@@ -29,7 +29,8 @@ TABLES = [
         banned_until TIMESTAMPTZ, last_seen TIMESTAMPTZ NOT NULL DEFAULT now())""",
     """CREATE TABLE IF NOT EXISTS {sessions} (
         state TEXT PRIMARY KEY, provider TEXT NOT NULL, status TEXT NOT NULL DEFAULT '',
-        expires_at TIMESTAMPTZ NOT NULL, callback JSONB)""",
+        expires_at TIMESTAMPTZ NOT NULL, callback JSONB,
+        completed BOOLEAN NOT NULL DEFAULT false)""",
 ]
 
 
@@ -87,10 +88,11 @@ class PgBanList:
 class PgSessionStore:
     """`oauth.sessions.SessionStore` in the database, with the callback hand-over in the row."""
 
-    def __init__(self, storage, ttl: float = SESSION_TTL):
+    def __init__(self, storage, ttl: float = SESSION_TTL, completed_ttl: float = COMPLETED_TTL):
         self._storage = storage
         self._table = storage.table("cliproxy_mgmt_oauth_sessions")
         self.ttl = ttl
+        self.completed_ttl = min(completed_ttl, ttl)
 
     def _run(self, query: str, args=(), fetch: bool = False):
         with self._storage.transaction() as conn:
@@ -100,16 +102,16 @@ class PgSessionStore:
     def register(self, state: str, provider: str) -> None:
         with self._storage.transaction() as conn:
             conn.execute(sql.SQL("DELETE FROM {} WHERE expires_at <= now()").format(self._table))
-            conn.execute(sql.SQL("""INSERT INTO {t} (state, provider, status, expires_at, callback)
-                VALUES (%s, %s, '', now() + make_interval(secs => %s), NULL)
+            conn.execute(sql.SQL("""INSERT INTO {t} (state, provider, status, expires_at, callback, completed)
+                VALUES (%s, %s, '', now() + make_interval(secs => %s), NULL, false)
                 ON CONFLICT (state) DO UPDATE SET provider = EXCLUDED.provider, status = '',
-                    expires_at = EXCLUDED.expires_at, callback = NULL""").format(t=self._table),
+                    expires_at = EXCLUDED.expires_at, callback = NULL, completed = false""").format(t=self._table),
                          (state, provider, self.ttl))
 
     def get(self, state: str) -> Session | None:
-        row = self._run("""SELECT provider, status FROM {t} WHERE state = %s AND expires_at > now()""",
+        row = self._run("""SELECT provider, status, completed FROM {t} WHERE state = %s AND expires_at > now()""",
                         (state,), fetch=True)
-        return Session(row[0], row[1]) if row else None
+        return Session(row[0], row[1], completed=row[2]) if row else None
 
     def is_pending(self, state: str, provider: str | None = None) -> bool:
         session = self.get(state)
@@ -117,13 +119,24 @@ class PgSessionStore:
 
     def set_error(self, state: str, message: str) -> None:
         self._run("""UPDATE {t} SET status = %s, expires_at = now() + make_interval(secs => %s)
-            WHERE state = %s AND expires_at > now()""", (message or "Authentication failed", self.ttl, state))
+            WHERE state = %s AND expires_at > now() AND NOT completed""",
+                  (message or "Authentication failed", self.ttl, state))
 
     def complete(self, state: str) -> None:
-        self._run("DELETE FROM {t} WHERE state = %s", (state,))
+        self._run("""UPDATE {t} SET status = '', completed = true, callback = NULL,
+            expires_at = now() + make_interval(secs => %s)
+            WHERE state = %s AND expires_at > now() AND NOT completed""", (self.completed_ttl, state))
 
     def complete_provider(self, provider: str) -> None:
-        self._run("DELETE FROM {t} WHERE provider = %s", (provider,))
+        self._run("""UPDATE {t} SET status = '', completed = true, callback = NULL,
+            expires_at = now() + make_interval(secs => %s)
+            WHERE provider = %s AND expires_at > now() AND NOT completed""", (self.completed_ttl, provider))
+
+    def cancel(self, state: str) -> bool:
+        """Delete a pending session; False when it is unknown, completed or failed."""
+        row = self._run("""DELETE FROM {t} WHERE state = %s AND expires_at > now() AND status = ''
+            AND NOT completed RETURNING state""", (state,), fetch=True)
+        return row is not None
 
     def hand_over(self, folder: str | None, provider: str, callback: Callback) -> None:
         """Store the callback in the session's row: the instance running the login takes it."""

@@ -36,7 +36,7 @@ class Step(Exception):
 class GeminiCLILogin(OAuthStarter):
     provider = "gemini"
     name = "gemini"
-    aliases = ("google",)
+    aliases = ("google", "gemini-cli")  # gemini-cli: the start route's key (the UI's card name)
     route = "/gemini-cli-auth-url"
     callback_route = "/google/callback"
     timeout_error = "OAuth flow timed out"

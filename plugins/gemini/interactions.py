@@ -1,0 +1,67 @@
+"""`/interactions-api-key`: Gemini API keys used only for direct `/v1beta/interactions`
+requests (upstream's runtime provider `gemini-interactions`).
+
+The entries are upstream's GeminiKey, sanitised as upstream does for this newer list: an
+entry needs an api-key or a base-url, and duplicates (same api-key, base-url, proxy-url,
+prefix and headers) keep the first.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from cliproxy_mgmt import hookimpl
+from cliproxy_mgmt.conventions import ObjectList, add_object_list, normalize_shared_fields, put_field, text
+
+KEY = "interactions-api-key"
+MODEL = {"name": str, "alias": str}
+RULE = {"status": int, "match": [str], "match-regexr": [str], "action": str}
+FIELDS = {"api-key": str, "priority": int, "weight": int, "prefix": str, "base-url": str, "proxy-url": str,
+          "models": [MODEL], "headers": {str: str}, "excluded-models": [str], "disable-cooling": bool,
+          "request-retry": int, "request-scoped-errors": [RULE]}
+
+
+def normalize(item: dict) -> dict | None:
+    """Trim the key and the URLs; drop the entry when it has neither a key nor a base-url."""
+    item["api-key"] = text(item.get("api-key")).strip()
+    for name in ("base-url", "proxy-url"):
+        put_field(item, name, text(item.get(name)).strip())
+    if not item["api-key"] and not item.get("base-url"):
+        return None
+    return normalize_shared_fields(item)
+
+
+def _identity(item: dict) -> tuple:
+    headers = item.get("headers") or {}
+    return (item["api-key"], item.get("base-url", ""), item.get("proxy-url", ""), item.get("prefix", ""),
+            tuple(sorted(headers.items())))
+
+
+def sanitize(items: list) -> list:
+    """One entry per identity: the first wins."""
+    seen, unique = set(), []
+    for item in items:
+        identity = _identity(item)
+        if identity not in seen:
+            seen.add(identity)
+            unique.append(item)
+    return unique
+
+
+INTERACTIONS = ObjectList(
+    route="/interactions-api-key", key=KEY, fields=FIELDS, normalize=normalize, sanitize=sanitize,
+    delete_not_found=True,
+    patch_fields=("api-key", "weight", "prefix", "base-url", "proxy-url", "headers", "excluded-models",
+                  "disable-cooling", "request-retry", "request-scoped-errors"))
+
+
+@hookimpl(specname="register_config_sections")
+def interactions_key_sections():
+    return [INTERACTIONS.section(order=15, provider="gemini")]
+
+
+@hookimpl(specname="register_blueprints")
+def interactions_key_routes():
+    bp = Blueprint("interactions_keys", __name__)
+    add_object_list(bp, INTERACTIONS)
+    return [bp]
