@@ -23,19 +23,20 @@ _CONVERTER = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 
 
 def describe(summary: str, *, body=None, body_type: str = "application/json", query=(),
-             ok=None, ok_type: str = "application/json", methods=None):
+             ok=None, ok_type: str = "application/json", methods=None, also=None):
     """Attach an OpenAPI description to a view.
 
     body / ok: a marshmallow Schema class or a JSON-schema dict; query: (name, type,
     description) triples, type a JSON-schema type name; methods: the methods this
-    description is for (default: all of the view's methods).
+    description is for (default: all of the view's methods); also: other success answers,
+    status code -> schema (e.g. a 207 multi-status).
     """
 
     def decorate(view):
         docs = view.__dict__.setdefault(DOC_ATTR, {})
         for method in methods or ("*",):
             docs[method] = {"summary": summary, "body": body, "body_type": body_type,
-                            "query": tuple(query), "ok": ok, "ok_type": ok_type}
+                            "query": tuple(query), "ok": ok, "ok_type": ok_type, "also": dict(also or {})}
         return view
 
     return decorate
@@ -50,6 +51,8 @@ def _operation(doc: dict, path_params) -> dict:
         "200": {"description": "success", "content": _content(doc["ok"], doc["ok_type"])},
         "default": {"description": "error", "content": {"application/json": {"schema": Error}}},
     }}
+    for status, schema in doc.get("also", {}).items():
+        op["responses"][str(status)] = {"description": "success", "content": _content(schema, "application/json")}
     params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
               for name in path_params]
     params += [{"name": name, "in": "query", "required": False, "schema": {"type": kind},

@@ -504,3 +504,49 @@ def test_listing_filters_by_name_and_auth_index(mgmt, auths):
     index = auth_index("a.json")
     assert [e["name"] for e in mgmt.get(f"/auth-files?auth_index={index}").get_json()["files"]] == ["a.json"]
     assert mgmt.get(f"/auth-files?auth_index={index}&name=b.json").get_json() == {"files": []}
+
+
+class AcmePlugin:
+    """The acme provider: a third-party plugin with a route and a config section."""
+
+    __name__ = "acme"  # its pluggy name, as an entry point would give it
+
+    from cliproxy_mgmt import hookimpl as _hookimpl
+
+    @_hookimpl
+    def register_providers(self):
+        from cliproxy_mgmt import Provider
+        return [Provider(id="acme")]
+
+    @_hookimpl
+    def register_config_sections(self):
+        from cliproxy_mgmt import ConfigSection
+        return [ConfigSection(key="acme-keys", view=lambda value, data: value or [], provider="acme")]
+
+    @_hookimpl
+    def register_blueprints(self):
+        from flask import Blueprint, jsonify
+        bp = Blueprint("acme_routes", __name__)
+        bp.add_url_rule("/acme-keys", "acme_keys", lambda: jsonify({"acme-keys": []}))
+        return [bp]
+
+
+def test_a_third_party_plugin_is_listed_and_can_be_switched_off(make_app):
+    app = make_app(extra_yaml='acme-keys: ["a"]\n', plugins=[AcmePlugin()])
+    mgmt = ManagementClient(app.test_client())
+    acme = plugins(mgmt)["acme"]
+    assert acme["builtin"] is False and acme["description"].startswith("The acme provider")
+    assert acme["registers"]["routes"] == ["GET /acme-keys"]
+    assert acme["registers"]["config_sections"] == ["acme-keys"]
+    assert mgmt.get("/config").get_json()["acme-keys"] == ["a"]
+    assert mgmt.patch("/plugins/acme/enabled", json={"enabled": False}).status_code == 200
+    assert mgmt.get("/acme-keys").status_code == 409
+    assert "acme-keys" not in mgmt.get("/config").get_json()
+    assert yaml.safe_load(Path(app.extensions["cliproxy_mgmt"].store.path).read_text())["acme-keys"] == ["a"]
+
+
+def test_docs_list_every_new_route_by_client():
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "clients.md").read_text()
+    for route in ("/plugins", "/plugin-store", "/max-retry-credentials", "/oauth-request-scoped-errors",
+                  "/reset-quota", "/usage-queue", "/auth-files/fields", "/api-key-usage", "/xai-api-key"):
+        assert f"`{route}" in doc or f" {route}" in doc, route

@@ -29,6 +29,12 @@ def _object(**properties) -> dict:
     return {"type": "object", "properties": properties}
 
 
+_NAMES = {"type": "array", "items": {"type": "string"}}
+_FAILED = {"type": "array", "items": _object(name={"type": "string"}, error={"type": "string"})}
+_UPLOADED = _object(status={"type": "string"}, uploaded={"type": "integer"}, files=_NAMES, failed=_FAILED)
+_DELETED = _object(status={"type": "string"}, deleted={"type": "integer"}, files=_NAMES, failed=_FAILED)
+
+
 @bp.get("/auth-files")
 @describe("List the auth files", ok=_object(files={"type": "array", "items": _OBJECT}), query=[
     ("name", "string", "only the file with this name"), ("auth_index", "string", "only the file with this index")])
@@ -72,9 +78,7 @@ def attachment(name: str) -> str:
 @bp.post("/auth-files")
 @describe("Upload auth files: the JSON body with ?name=, or multipart parts (one file each; "
           "several files get one answer per file, 207 when some failed)", query=[_NAME],
-          body=_OBJECT, ok=_object(status={"type": "string"}, uploaded={"type": "integer"},
-                                   files={"type": "array", "items": {"type": "string"}},
-                                   failed={"type": "array", "items": _OBJECT}))
+          body=_OBJECT, ok=_UPLOADED, also={207: _UPLOADED})
 def upload_auth_file():
     files = auth_files()
     limit = upload_limit()
@@ -146,10 +150,7 @@ def _upload_many(files, uploads: list, limit: int):
 @describe("Delete auth files: ?name= (repeatable), a JSON body [names] or {\"names\": [...]}, "
           "or all of them with ?all=true", body={"type": "object", "properties": {
               "name": {"type": "string"}, "names": {"type": "array", "items": {"type": "string"}}}},
-          ok=_object(status={"type": "string"}, deleted={"type": "integer"},
-                     files={"type": "array", "items": {"type": "string"}},
-                     failed={"type": "array", "items": _OBJECT}),
-          query=[_NAME, ("all", "string", "true, 1 or *: delete every auth file")])
+          ok=_DELETED, also={207: _DELETED}, query=[_NAME, ("all", "string", "true, 1 or *: delete every auth file")])
 def delete_auth_files():
     files = auth_files()
     if request.args.get("all", "").strip().lower() in _ALL:
