@@ -260,8 +260,9 @@ def _accept_callback(provider: str, redirect_url: str, code: str, state: str, er
     except that a provider nobody registered is refused before the state is looked up.
     """
     oauth = oauth_state()
+    store = current_app.extensions["cliproxy_mgmt"].store
     starter = oauth.starters.get(provider.lower()) if provider else None
-    if provider and starter is None:
+    if provider and (starter is None or gate().login_disabled(store, starter)):
         raise OAuthError(400, "unsupported provider")
     query = _redirect_query(redirect_url)
     state = state or query.get("state", "")
@@ -280,16 +281,13 @@ def _accept_callback(provider: str, redirect_url: str, code: str, state: str, er
         raise OAuthError(409, "oauth flow is already completed")
     if starter is None:
         starter = oauth.starters.get(session.provider)
-        if starter is None:
+        if starter is None or gate().login_disabled(store, starter):
             raise OAuthError(400, "unsupported provider")
-    if gate().login_disabled(current_app.extensions["cliproxy_mgmt"].store, starter):
-        raise OAuthError(400, "unsupported provider")
     if not session.pending:
         raise OAuthError(409, "oauth flow is not pending")
     if session.provider != starter.name:
         raise OAuthError(400, "provider does not match state")
-    _hand_over(oauth, current_app.extensions["cliproxy_mgmt"].store, starter,
-               Callback(code=code, state=state, error=error))
+    _hand_over(oauth, store, starter, Callback(code=code, state=state, error=error))
     return jsonify({"status": "ok"})
 
 
