@@ -362,3 +362,41 @@ def test_a_login_started_on_one_instance_completes_through_the_others_callback(t
             wait_for(lambda: [f["name"] for f in s.get(b.url("/auth-files"), timeout=30).json()["files"]]
                      == ["claude-user@example.com.json"])
         assert len(fake.requests_to("/claude/token")) == 1
+
+
+def test_auth_file_edits_on_two_instances_lose_nothing(pair, pg_dsn):
+    """Each round, A sets `prefix` and B sets `proxy_url` of one file at the same moment;
+    after the round the row holds both (a read-modify-write on a stale copy would not)."""
+    a, b = pair
+    with session() as s:
+        assert s.post(a.url("/auth-files?name=shared.json"), json={"type": "codex"}, timeout=30).status_code == 200
+        wait_for(lambda: len(s.get(b.url("/auth-files"), timeout=30).json()["files"]) == 1)
+    rounds, start, done = 30, threading.Barrier(3), threading.Barrier(3)
+    failures, lost = [], []
+
+    def edit(srv, field):
+        with session() as s:
+            for n in range(rounds):
+                start.wait(30)
+                r = s.patch(srv.url("/auth-files/fields"), json={"name": "shared.json", field: f"{field}-{n}"},
+                            timeout=30)
+                if r.status_code != 200:
+                    failures.append(r.text)
+                done.wait(30)
+    threads = [threading.Thread(target=edit, args=(a, "prefix")), threading.Thread(target=edit, args=(b, "proxy_url"))]
+    for t in threads:
+        t.start()
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        for n in range(rounds):
+            start.wait(30)
+            done.wait(30)
+            content = conn.execute("SELECT content FROM auth_store WHERE id = 'shared.json'").fetchone()[0]
+            if (content.get("prefix"), content.get("proxy_url")) != (f"prefix-{n}", f"proxy_url-{n}"):
+                lost.append(content)
+    for t in threads:
+        t.join(60)
+    assert not failures and not lost, (failures, lost[:3])
+    with session() as s:
+        for srv in (a, b):
+            wait_for(lambda: json.loads(s.get(srv.url("/auth-files/download?name=shared.json"), timeout=30).content)
+                     == content)

@@ -84,6 +84,12 @@ class AuthBackend:
     """Saving and removing auth files; reading and listing is done on the local folder
     (for a database backend, its mirror), so listing stays a folder scan."""
 
+    @contextmanager
+    def exclusive(self, folder: str, name: str):
+        """Hold off other instances' writes of file `name` for one read-modify-write (a
+        `save` inside the block belongs to it). The local files need no such lock."""
+        yield
+
     def save(self, folder: str, name: str, data: bytes) -> None:
         """Store file `name` of `folder` (a checked, plain name) atomically."""
         raise NotImplementedError

@@ -467,6 +467,26 @@ class PostgresAuths(AuthBackend):
 
     def __init__(self, storage: PostgresStorage):
         self.storage = storage
+        self._held = threading.local()  # the transaction of this thread's `exclusive()` block
+
+    @contextmanager
+    def exclusive(self, folder: str, name: str):
+        """Lock the file's row for one read-modify-write across instances; the mirror file
+        shows the row first, and a `save` inside commits with the block."""
+        s = self.storage
+        rel_id = self._rel_id(folder, name)
+        with s.transaction() as conn:
+            row = conn.execute(sql.SQL("SELECT content::text, updated_at FROM {} WHERE id = %s FOR UPDATE")
+                               .format(s.table("auth_store")), (rel_id,)).fetchone()
+            s._mirror_auth(rel_id, row[0] if row else None)
+            self._held.conn, self._held.pending = conn, None
+            try:
+                yield
+            finally:
+                self._held.conn = None
+        if self._held.pending is not None:  # committed
+            self._saved(*self._held.pending)
+            self._held.pending = None
 
     def _rel_id(self, folder: str, name: str) -> str:
         rel = os.path.relpath(os.path.join(folder, name), self.storage.auth_dir)
@@ -477,17 +497,25 @@ class PostgresAuths(AuthBackend):
     def save(self, folder: str, name: str, data: bytes) -> None:
         s = self.storage
         rel_id = self._rel_id(folder, name)
+        query = sql.SQL("""INSERT INTO {} (id, content, created_at, updated_at)
+            VALUES (%s, %s::jsonb, NOW(), NOW())
+            ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, updated_at = NOW()
+            RETURNING updated_at""").format(s.table("auth_store"))
+        held = getattr(self._held, "conn", None)
         try:
+            text = data.decode("utf-8")
+            if held is not None:
+                self._held.pending = (rel_id, folder, name, data, held.execute(query, (rel_id, text)).fetchone()[0])
+                return
             with s.transaction() as conn:
-                updated = conn.execute(sql.SQL("""INSERT INTO {} (id, content, created_at, updated_at)
-                    VALUES (%s, %s::jsonb, NOW(), NOW())
-                    ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, updated_at = NOW()
-                    RETURNING updated_at""").format(s.table("auth_store")),
-                    (rel_id, data.decode("utf-8"))).fetchone()[0]
+                updated = conn.execute(query, (rel_id, text)).fetchone()[0]
         except (psycopg.DataError, UnicodeDecodeError) as exc:
             raise OSError(errno.EINVAL, f"the database refused the file: {str(exc).splitlines()[0]}") from None
-        with s._lock:
-            s._auth_versions[rel_id] = updated
+        self._saved(rel_id, folder, name, data, updated)
+
+    def _saved(self, rel_id: str, folder: str, name: str, data: bytes, updated) -> None:
+        with self.storage._lock:
+            self.storage._auth_versions[rel_id] = updated
         replace_entry(os.path.join(folder, name), data)  # the mirror keeps our bytes
 
     def remove(self, folder: str, name: str) -> None:
