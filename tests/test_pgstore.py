@@ -400,3 +400,27 @@ def test_auth_file_edits_on_two_instances_lose_nothing(pair, pg_dsn):
         for srv in (a, b):
             wait_for(lambda: json.loads(s.get(srv.url("/auth-files/download?name=shared.json"), timeout=30).content)
                      == content)
+
+
+def test_usage_statistics_are_shared_and_read_as_with_the_file(pair, tmp_path, servers):
+    a, b = pair
+    plain = RealServer(tmp_path / "plain")  # the SQLite file, for comparison
+    servers.append(plain)
+    plain.start()
+
+    def detail(ts, total, failed=False):
+        return {"timestamp": ts, "source": "src", "auth_index": "idx", "failed": failed,
+                "tokens": {"input_tokens": 1, "output_tokens": 1, "reasoning_tokens": 0,
+                           "cached_tokens": 0, "total_tokens": total}}
+    payload = {"version": 1, "usage": {"apis": {
+        "key-b": {"models": {"m2": {"details": [detail("2026-01-11T00:10:00Z", 5, True)]}}},
+        "key-a": {"models": {"m1": {"details": [detail("2026-01-10T23:30:00-02:00", 2),
+                                                detail("2026-01-11T00:10:00.5Z", 3)]},
+                             "M0": {"details": [detail("2026-01-12T08:00:00+05:30", 4)]}}}}}}
+    with session() as s:
+        answers = [s.post(srv.url("/usage/import"), json=payload, timeout=30).json() for srv in (a, plain)]
+        assert answers[0] == answers[1] == {"added": 4, "failed_requests": 1, "skipped": 0, "total_requests": 4}
+        assert s.post(b.url("/usage/import"), json=payload, timeout=30).json()["skipped"] == 4  # shared
+        expected = s.get(plain.url("/usage"), timeout=30).json()
+        assert s.get(b.url("/usage"), timeout=30).json() == expected
+        assert s.get(b.url("/usage/export"), timeout=30).json()["usage"] == expected["usage"]

@@ -101,13 +101,15 @@ class AuthBackend:
 
 class Storage:
     """A backend's parts. `config` None is the config store's own file; `bans` and `sessions`
-    are None where the in-memory defaults serve."""
+    are None where the in-memory defaults serve; `usage`, when set, is a factory
+    `usage(max_details)` of the usage store that replaces the SQLite file."""
 
     name = "files"
     config: ConfigBackend | None
     auths: AuthBackend
     bans = None
     sessions = None
+    usage = None
 
     def on_change(self, callback: Callable[[], None]) -> None:
         """Call `callback()` (from any thread) when a change may have been stored elsewhere.

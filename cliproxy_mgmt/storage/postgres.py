@@ -51,7 +51,7 @@ try:
     from psycopg import sql
     from psycopg_pool import ConnectionPool, PoolTimeout
 
-    from . import pgshared
+    from . import pgshared, pgusage
 except ImportError:  # the `postgres` extra is not installed
     psycopg = None
 
@@ -135,6 +135,7 @@ class PostgresStorage(Storage):
         self.auths = PostgresAuths(self)
         self.bans = pgshared.PgBanList(self)
         self.sessions = pgshared.PgSessionStore(self)
+        self.usage = lambda max_details: pgusage.PgUsageStore(self, max_details=max_details)
         self._listener = threading.Thread(target=self._listen, name="pgstore-listener", daemon=True)
         self._listener.start()
 
@@ -179,6 +180,7 @@ class PostgresStorage(Storage):
                 id TEXT PRIMARY KEY, digest BYTEA NOT NULL, data TEXT NOT NULL)""")
                          .format(self.table("cliproxy_mgmt_config_parsed")))
             pgshared.create_tables(conn, self.table)
+            pgusage.create_tables(conn, self.table)
 
     def _seed_config(self, conn, seed_path: str) -> tuple[str, Version]:
         row = self._config_row(conn)
