@@ -424,3 +424,16 @@ def test_usage_statistics_are_shared_and_read_as_with_the_file(pair, tmp_path, s
         expected = s.get(plain.url("/usage"), timeout=30).json()
         assert s.get(b.url("/usage"), timeout=30).json() == expected
         assert s.get(b.url("/usage/export"), timeout=30).json()["usage"] == expected["usage"]
+
+
+def test_the_slow_poll_catches_what_no_notification_told(pair, pg_dsn):
+    """TRUNCATE fires no row trigger: the poll still brings the instances in line."""
+    from cliproxy_mgmt.storage.postgres import POLL_SECONDS
+    a, b = pair
+    with session() as s:
+        assert s.post(a.url("/auth-files?name=gone.json"), json={"type": "codex"}, timeout=30).status_code == 200
+        wait_for(lambda: len(s.get(b.url("/auth-files"), timeout=30).json()["files"]) == 1)
+        with psycopg.connect(pg_dsn) as conn:
+            conn.execute("TRUNCATE auth_store")
+        for srv in (a, b):
+            wait_for(lambda: s.get(srv.url("/auth-files"), timeout=30).json()["files"] == [], timeout=POLL_SECONDS + 2)

@@ -122,7 +122,7 @@ class PostgresStorage(Storage):
             with psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as conn:
                 self._ensure_schema(conn)
                 text, version = self._seed_config(conn, seed_path)
-                self._sync_auths(conn)
+                self._sync_auths(conn, full=True)
         except psycopg.Error as exc:
             raise StorageError(f"cannot use the PostgreSQL store (PGSTORE_DSN): "
                                f"{str(exc).strip().splitlines()[0]}") from None
@@ -254,15 +254,31 @@ class PostgresStorage(Storage):
         except OSError as exc:
             log.error("cannot mirror auth file %s: %s", path, exc)
 
-    def _sync_auths(self, conn) -> None:
-        """Mirror every auth row; remove mirror files that have no row."""
-        rows = conn.execute(sql.SQL("SELECT id, content::text, updated_at FROM {}")
-                            .format(self.table("auth_store"))).fetchall()
-        wanted = {}
-        for rel_id, content, updated in rows:
-            path = self.auth_path(rel_id)
-            if path is not None:
-                wanted[os.path.normpath(path)] = (rel_id, content, updated)
+    def _sync_auths(self, conn, *, full: bool = False) -> None:
+        """Mirror the auth rows that changed since we last looked (only their content is
+        fetched) and remove the files of deleted rows; `full` (start-up) also removes any
+        mirror file that has no row."""
+        table = self.table("auth_store")
+        versions = dict(conn.execute(sql.SQL("SELECT id, updated_at FROM {}").format(table)).fetchall())
+        with self._lock:
+            known = dict(self._auth_versions)
+        changed = [rel_id for rel_id, updated in versions.items() if known.get(rel_id) != updated]
+        for rel_id in set(known) - set(versions):
+            self._mirror_auth(rel_id, None)
+        if changed:
+            rows = conn.execute(sql.SQL("SELECT id, content::text, updated_at FROM {} WHERE id = ANY(%s)")
+                                .format(table), (changed,)).fetchall()
+            for rel_id, content, _ in rows:
+                self._mirror_auth(rel_id, content)
+            versions.update((rel_id, updated) for rel_id, _, updated in rows)
+        if full:
+            self._remove_strays(set(versions))
+        with self._lock:
+            self._auth_versions = versions
+
+    def _remove_strays(self, rel_ids: set) -> None:
+        """Remove mirror files that no row stands for (left from before a restart)."""
+        wanted = {os.path.normpath(p) for p in map(self.auth_path, rel_ids) if p is not None}
         os.makedirs(self.auth_dir, mode=DIR_MODE, exist_ok=True)
         for folder, _, names in os.walk(self.auth_dir):
             for name in names:
@@ -272,16 +288,6 @@ class PostgresStorage(Storage):
                         os.unlink(path)
                     except OSError:
                         pass
-        for rel_id, content, updated in wanted.values():
-            with self._lock:
-                if self._auth_versions.get(rel_id) == updated:
-                    continue
-            self._mirror_auth(rel_id, content)
-            with self._lock:
-                self._auth_versions[rel_id] = updated
-        with self._lock:
-            for rel_id in set(self._auth_versions) - {v[0] for v in wanted.values()}:
-                del self._auth_versions[rel_id]
 
     # -- following changes -------------------------------------------------------------------
     def on_change(self, callback: Callable[[], None]) -> None:
