@@ -7,7 +7,6 @@ test gets a database of its own; two instances have their own ports and mirror f
 from __future__ import annotations
 
 import json
-import os
 import signal
 import statistics
 import subprocess

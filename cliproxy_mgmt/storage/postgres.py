@@ -96,12 +96,18 @@ def _as_json(data: dict | None) -> str | None:
     return text if json.loads(text) == data else None
 
 
+def _first_line(exc: Exception) -> str:
+    """A database error in one line (libpq's messages run over several)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _unavailable(exc: Exception) -> Unavailable:
-    return Unavailable(errno.EIO, f"database unreachable: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}")
+    return Unavailable(errno.EIO, f"database unreachable: {_first_line(exc)}")
 
 
 class PostgresStorage(Storage):
-    """Config, auth files, bans and OAuth sessions in one PostgreSQL database."""
+    """Config, auth files, bans, OAuth sessions and usage statistics in one PostgreSQL database."""
 
     name = "postgres"
 
@@ -124,8 +130,7 @@ class PostgresStorage(Storage):
                 text, version = self._seed_config(conn, seed_path)
                 self._sync_auths(conn, full=True)
         except psycopg.Error as exc:
-            raise StorageError(f"cannot use the PostgreSQL store (PGSTORE_DSN): "
-                               f"{str(exc).strip().splitlines()[0]}") from None
+            raise StorageError(f"cannot use the PostgreSQL store (PGSTORE_DSN): {_first_line(exc)}") from None
         self._text, self._version = text, version
         self._write_mirror_config(text)
         self.pool = ConnectionPool(dsn, min_size=1, max_size=8, open=True, timeout=POOL_WAIT,
@@ -367,8 +372,7 @@ class PostgresStorage(Storage):
                             next_poll = time.monotonic() + POLL_SECONDS
             except psycopg.Error as exc:
                 if not self._stop.is_set():
-                    log.warning("database connection lost (%s); reconnecting",
-                                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+                    log.warning("database connection lost (%s); reconnecting", _first_line(exc))
             except Exception:  # noqa: BLE001 - keep following changes whatever happened
                 log.exception("pgstore listener failed; restarting it")
             self._stop.wait(RECONNECT_SECONDS)
@@ -518,7 +522,7 @@ class PostgresAuths(AuthBackend):
             with s.transaction() as conn:
                 updated = conn.execute(query, (rel_id, text)).fetchone()[0]
         except (psycopg.DataError, UnicodeDecodeError) as exc:
-            raise OSError(errno.EINVAL, f"the database refused the file: {str(exc).splitlines()[0]}") from None
+            raise OSError(errno.EINVAL, f"the database refused the file: {_first_line(exc)}") from None
         self._saved(rel_id, folder, name, data, updated)
 
     def _saved(self, rel_id: str, folder: str, name: str, data: bytes, updated) -> None:
