@@ -52,6 +52,10 @@ try:
     from psycopg_pool import ConnectionPool, PoolTimeout
 
     from . import pgshared, pgusage
+
+    # Errors of one statement on a working connection (not a reason to stop trying the pool).
+    _NOT_A_CONNECTION_LOSS = (psycopg.errors.TransactionRollback, psycopg.errors.LockNotAvailable,
+                              psycopg.errors.QueryCanceled)
 except ImportError:  # the `postgres` extra is not installed
     psycopg = None
 
@@ -124,6 +128,7 @@ class PostgresStorage(Storage):
         self._generation = 0  # counts our own config writes (see `_config_changed`)
         self._parsed: tuple[bytes, str] | None = None  # (digest, JSON) of the last text read with its data
         self._default_schema = "public"  # the listener's current_schema(), for unqualified tables
+        self.online = True  # False from a lost connection until the listener reaches the database again
         try:
             with psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as conn:
                 self._ensure_schema(conn)
@@ -358,8 +363,11 @@ class PostgresStorage(Storage):
                     self._default_schema = conn.execute("SELECT current_schema()").fetchone()[0]
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
                     self._poll(conn)  # whatever changed while we were not listening
+                    self.online = True
                     next_poll = time.monotonic() + POLL_SECONDS
                     while not self._stop.is_set():
+                        if not self.online:
+                            self.online = self._probe()
                         wait = max(next_poll - time.monotonic(), 0.0)
                         # The generator holds the connection: collect, then query.
                         batch = list(conn.notifies(timeout=min(wait, 1.0), stop_after=1))
@@ -371,20 +379,41 @@ class PostgresStorage(Storage):
                             self._poll(conn)
                             next_poll = time.monotonic() + POLL_SECONDS
             except psycopg.Error as exc:
+                self.online = False
                 if not self._stop.is_set():
                     log.warning("database connection lost (%s); reconnecting", _first_line(exc))
             except Exception:  # noqa: BLE001 - keep following changes whatever happened
                 log.exception("pgstore listener failed; restarting it")
             self._stop.wait(RECONNECT_SECONDS)
 
+    def _probe(self) -> bool:
+        """Whether the pool reaches the database again (after a request found it did not)."""
+        try:
+            with self.pool.connection(timeout=1.0) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except (psycopg.Error, PoolTimeout):
+            return False
+
     # -- writing -----------------------------------------------------------------------------
     @contextmanager
     def transaction(self):
-        """A pooled connection in a transaction; `Unavailable` when the database is unreachable."""
+        """A pooled connection in a transaction; `Unavailable` when the database is unreachable.
+
+        Once a request found it unreachable, later ones fail at once (no wait for the pool)
+        until the listener has reached it again.
+        """
+        if not self.online:
+            raise Unavailable(errno.EIO, "database unreachable (reconnecting)")
         try:
             with self.pool.connection(timeout=POOL_WAIT) as conn, conn.transaction():
                 yield conn
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except PoolTimeout as exc:
+            self.online = False
+            raise _unavailable(exc) from None
+        except psycopg.OperationalError as exc:
+            if not isinstance(exc, _NOT_A_CONNECTION_LOSS):
+                self.online = False
             raise _unavailable(exc) from None
 
     def close(self) -> None:
