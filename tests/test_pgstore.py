@@ -7,7 +7,6 @@ test gets a database of its own; two instances have their own ports and mirror f
 from __future__ import annotations
 
 import json
-import os
 import signal
 import statistics
 import subprocess
@@ -362,3 +361,78 @@ def test_a_login_started_on_one_instance_completes_through_the_others_callback(t
             wait_for(lambda: [f["name"] for f in s.get(b.url("/auth-files"), timeout=30).json()["files"]]
                      == ["claude-user@example.com.json"])
         assert len(fake.requests_to("/claude/token")) == 1
+
+
+def test_auth_file_edits_on_two_instances_lose_nothing(pair, pg_dsn):
+    """Each round, A sets `prefix` and B sets `proxy_url` of one file at the same moment;
+    after the round the row holds both (a read-modify-write on a stale copy would not)."""
+    a, b = pair
+    with session() as s:
+        assert s.post(a.url("/auth-files?name=shared.json"), json={"type": "codex"}, timeout=30).status_code == 200
+        wait_for(lambda: len(s.get(b.url("/auth-files"), timeout=30).json()["files"]) == 1)
+    rounds, start, done = 30, threading.Barrier(3), threading.Barrier(3)
+    failures, lost = [], []
+
+    def edit(srv, field):
+        with session() as s:
+            for n in range(rounds):
+                start.wait(30)
+                r = s.patch(srv.url("/auth-files/fields"), json={"name": "shared.json", field: f"{field}-{n}"},
+                            timeout=30)
+                if r.status_code != 200:
+                    failures.append(r.text)
+                done.wait(30)
+    threads = [threading.Thread(target=edit, args=(a, "prefix")), threading.Thread(target=edit, args=(b, "proxy_url"))]
+    for t in threads:
+        t.start()
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        for n in range(rounds):
+            start.wait(30)
+            done.wait(30)
+            content = conn.execute("SELECT content FROM auth_store WHERE id = 'shared.json'").fetchone()[0]
+            if (content.get("prefix"), content.get("proxy_url")) != (f"prefix-{n}", f"proxy_url-{n}"):
+                lost.append(content)
+    for t in threads:
+        t.join(60)
+    assert not failures and not lost, (failures, lost[:3])
+    with session() as s:
+        for srv in (a, b):
+            wait_for(lambda: json.loads(s.get(srv.url("/auth-files/download?name=shared.json"), timeout=30).content)
+                     == content)
+
+
+def test_usage_statistics_are_shared_and_read_as_with_the_file(pair, tmp_path, servers):
+    a, b = pair
+    plain = RealServer(tmp_path / "plain")  # the SQLite file, for comparison
+    servers.append(plain)
+    plain.start()
+
+    def detail(ts, total, failed=False):
+        return {"timestamp": ts, "source": "src", "auth_index": "idx", "failed": failed,
+                "tokens": {"input_tokens": 1, "output_tokens": 1, "reasoning_tokens": 0,
+                           "cached_tokens": 0, "total_tokens": total}}
+    payload = {"version": 1, "usage": {"apis": {
+        "key-b": {"models": {"m2": {"details": [detail("2026-01-11T00:10:00Z", 5, True)]}}},
+        "key-a": {"models": {"m1": {"details": [detail("2026-01-10T23:30:00-02:00", 2),
+                                                detail("2026-01-11T00:10:00.5Z", 3)]},
+                             "M0": {"details": [detail("2026-01-12T08:00:00+05:30", 4)]}}}}}}
+    with session() as s:
+        answers = [s.post(srv.url("/usage/import"), json=payload, timeout=30).json() for srv in (a, plain)]
+        assert answers[0] == answers[1] == {"added": 4, "failed_requests": 1, "skipped": 0, "total_requests": 4}
+        assert s.post(b.url("/usage/import"), json=payload, timeout=30).json()["skipped"] == 4  # shared
+        expected = s.get(plain.url("/usage"), timeout=30).json()
+        assert s.get(b.url("/usage"), timeout=30).json() == expected
+        assert s.get(b.url("/usage/export"), timeout=30).json()["usage"] == expected["usage"]
+
+
+def test_the_slow_poll_catches_what_no_notification_told(pair, pg_dsn):
+    """TRUNCATE fires no row trigger: the poll still brings the instances in line."""
+    from cliproxy_mgmt.storage.postgres import POLL_SECONDS
+    a, b = pair
+    with session() as s:
+        assert s.post(a.url("/auth-files?name=gone.json"), json={"type": "codex"}, timeout=30).status_code == 200
+        wait_for(lambda: len(s.get(b.url("/auth-files"), timeout=30).json()["files"]) == 1)
+        with psycopg.connect(pg_dsn) as conn:
+            conn.execute("TRUNCATE auth_store")
+        for srv in (a, b):
+            wait_for(lambda: s.get(srv.url("/auth-files"), timeout=30).json()["files"] == [], timeout=POLL_SECONDS + 2)

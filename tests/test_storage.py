@@ -136,3 +136,14 @@ def test_a_backend_is_chosen_by_name(tmp_path):
     assert open_storage(pm, str(tmp_path / "config.yaml"), {}).name == "files"
     with pytest.raises(StorageError, match="CLIPROXY_MGMT_STORAGE=nope: no such storage backend"):
         open_storage(pm, str(tmp_path / "config.yaml"), {"CLIPROXY_MGMT_STORAGE": "nope"})
+
+
+def test_a_backend_name_registered_twice_is_a_start_up_error(tmp_path):
+    from cliproxy_mgmt.plugin_manager import get_plugin_manager
+
+    class Twin(MemoryPlugin):
+        __name__ = "twin-storage"
+
+    pm = get_plugin_manager(load_entrypoints=False, extra=[MemoryPlugin(), Twin()])
+    with pytest.raises(StorageError, match="registered twice: memory"):
+        open_storage(pm, str(tmp_path / "config.yaml"), {})

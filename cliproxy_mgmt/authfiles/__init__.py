@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+from contextlib import contextmanager
 
 from flask import current_app
 
@@ -76,7 +77,7 @@ class AuthFiles:
 
     def update(self, name: str, change) -> None:
         """Apply `change(data)` to the parsed file and write it back when anything changed."""
-        with self.lock:
+        with self.lock, self._exclusive(name):
             raw, data = self.load(name)
             before = json.loads(json.dumps(data))
             change(data)
@@ -86,6 +87,14 @@ class AuthFiles:
                 self.write(name, dump_json(data, raw))
             except OSError as exc:
                 raise ApiError(500, f"failed to update auth: {exc.strerror or exc}") from None
+
+    @contextmanager
+    def _exclusive(self, name: str):
+        try:
+            with self.folder().exclusive(name):
+                yield
+        except Unavailable as exc:
+            raise ApiError(503, f"storage unavailable: {exc.strerror or exc}") from None
 
 
 def auth_files(state=None) -> AuthFiles:

@@ -139,6 +139,11 @@ class AuthDir:
         audit.auth_file("written", os.path.basename(path))
         return path
 
+    def exclusive(self, name: str):
+        """`with folder.exclusive(name):` one read-modify-write of a file, serialised across
+        instances where the backend is shared."""
+        return self.backend.exclusive(self.path, os.path.basename(self.path_of(name)))
+
     def remove(self, name: str) -> None:
         path = self.path_of(name)
         try:

@@ -84,6 +84,12 @@ class AuthBackend:
     """Saving and removing auth files; reading and listing is done on the local folder
     (for a database backend, its mirror), so listing stays a folder scan."""
 
+    @contextmanager
+    def exclusive(self, folder: str, name: str):
+        """Hold off other instances' writes of file `name` for one read-modify-write (a
+        `save` inside the block belongs to it). The local files need no such lock."""
+        yield
+
     def save(self, folder: str, name: str, data: bytes) -> None:
         """Store file `name` of `folder` (a checked, plain name) atomically."""
         raise NotImplementedError
@@ -95,13 +101,15 @@ class AuthBackend:
 
 class Storage:
     """A backend's parts. `config` None is the config store's own file; `bans` and `sessions`
-    are None where the in-memory defaults serve."""
+    are None where the in-memory defaults serve; `usage`, when set, is a factory
+    `usage(max_details)` of the usage store that replaces the SQLite file."""
 
     name = "files"
     config: ConfigBackend | None
     auths: AuthBackend
     bans = None
     sessions = None
+    usage = None
 
     def on_change(self, callback: Callable[[], None]) -> None:
         """Call `callback()` (from any thread) when a change may have been stored elsewhere.

@@ -5,6 +5,8 @@
 * `cliproxy_mgmt_oauth_sessions`: OAuth login sessions and their callbacks, so a login
   started on one instance completes through another's callback.
 
+(Usage statistics are in `pgusage.py`.)
+
 Times are the database's (`now()`), so the instances' clocks never disagree.
 """
 

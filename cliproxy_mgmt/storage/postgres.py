@@ -51,7 +51,11 @@ try:
     from psycopg import sql
     from psycopg_pool import ConnectionPool, PoolTimeout
 
-    from . import pgshared
+    from . import pgshared, pgusage
+
+    # Errors of one statement on a working connection (not a reason to stop trying the pool).
+    _NOT_A_CONNECTION_LOSS = (psycopg.errors.TransactionRollback, psycopg.errors.LockNotAvailable,
+                              psycopg.errors.QueryCanceled)
 except ImportError:  # the `postgres` extra is not installed
     psycopg = None
 
@@ -96,12 +100,18 @@ def _as_json(data: dict | None) -> str | None:
     return text if json.loads(text) == data else None
 
 
+def _first_line(exc: Exception) -> str:
+    """A database error in one line (libpq's messages run over several)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _unavailable(exc: Exception) -> Unavailable:
-    return Unavailable(errno.EIO, f"database unreachable: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}")
+    return Unavailable(errno.EIO, f"database unreachable: {_first_line(exc)}")
 
 
 class PostgresStorage(Storage):
-    """Config, auth files, bans and OAuth sessions in one PostgreSQL database."""
+    """Config, auth files, bans, OAuth sessions and usage statistics in one PostgreSQL database."""
 
     name = "postgres"
 
@@ -118,14 +128,14 @@ class PostgresStorage(Storage):
         self._generation = 0  # counts our own config writes (see `_config_changed`)
         self._parsed: tuple[bytes, str] | None = None  # (digest, JSON) of the last text read with its data
         self._default_schema = "public"  # the listener's current_schema(), for unqualified tables
+        self.online = True  # False from a lost connection until the listener reaches the database again
         try:
             with psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as conn:
                 self._ensure_schema(conn)
                 text, version = self._seed_config(conn, seed_path)
-                self._sync_auths(conn)
+                self._sync_auths(conn, full=True)
         except psycopg.Error as exc:
-            raise StorageError(f"cannot use the PostgreSQL store (PGSTORE_DSN): "
-                               f"{str(exc).strip().splitlines()[0]}") from None
+            raise StorageError(f"cannot use the PostgreSQL store (PGSTORE_DSN): {_first_line(exc)}") from None
         self._text, self._version = text, version
         self._write_mirror_config(text)
         self.pool = ConnectionPool(dsn, min_size=1, max_size=8, open=True, timeout=POOL_WAIT,
@@ -135,6 +145,7 @@ class PostgresStorage(Storage):
         self.auths = PostgresAuths(self)
         self.bans = pgshared.PgBanList(self)
         self.sessions = pgshared.PgSessionStore(self)
+        self.usage = lambda max_details: pgusage.PgUsageStore(self, max_details=max_details)
         self._listener = threading.Thread(target=self._listen, name="pgstore-listener", daemon=True)
         self._listener.start()
 
@@ -179,6 +190,7 @@ class PostgresStorage(Storage):
                 id TEXT PRIMARY KEY, digest BYTEA NOT NULL, data TEXT NOT NULL)""")
                          .format(self.table("cliproxy_mgmt_config_parsed")))
             pgshared.create_tables(conn, self.table)
+            pgusage.create_tables(conn, self.table)
 
     def _seed_config(self, conn, seed_path: str) -> tuple[str, Version]:
         row = self._config_row(conn)
@@ -252,15 +264,31 @@ class PostgresStorage(Storage):
         except OSError as exc:
             log.error("cannot mirror auth file %s: %s", path, exc)
 
-    def _sync_auths(self, conn) -> None:
-        """Mirror every auth row; remove mirror files that have no row."""
-        rows = conn.execute(sql.SQL("SELECT id, content::text, updated_at FROM {}")
-                            .format(self.table("auth_store"))).fetchall()
-        wanted = {}
-        for rel_id, content, updated in rows:
-            path = self.auth_path(rel_id)
-            if path is not None:
-                wanted[os.path.normpath(path)] = (rel_id, content, updated)
+    def _sync_auths(self, conn, *, full: bool = False) -> None:
+        """Mirror the auth rows that changed since we last looked (only their content is
+        fetched) and remove the files of deleted rows; `full` (start-up) also removes any
+        mirror file that has no row."""
+        table = self.table("auth_store")
+        versions = dict(conn.execute(sql.SQL("SELECT id, updated_at FROM {}").format(table)).fetchall())
+        with self._lock:
+            known = dict(self._auth_versions)
+        changed = [rel_id for rel_id, updated in versions.items() if known.get(rel_id) != updated]
+        for rel_id in set(known) - set(versions):
+            self._mirror_auth(rel_id, None)
+        if changed:
+            rows = conn.execute(sql.SQL("SELECT id, content::text, updated_at FROM {} WHERE id = ANY(%s)")
+                                .format(table), (changed,)).fetchall()
+            for rel_id, content, _ in rows:
+                self._mirror_auth(rel_id, content)
+            versions.update((rel_id, updated) for rel_id, _, updated in rows)
+        if full:
+            self._remove_strays(set(versions))
+        with self._lock:
+            self._auth_versions = versions
+
+    def _remove_strays(self, rel_ids: set) -> None:
+        """Remove mirror files that no row stands for (left from before a restart)."""
+        wanted = {os.path.normpath(p) for p in map(self.auth_path, rel_ids) if p is not None}
         os.makedirs(self.auth_dir, mode=DIR_MODE, exist_ok=True)
         for folder, _, names in os.walk(self.auth_dir):
             for name in names:
@@ -270,16 +298,6 @@ class PostgresStorage(Storage):
                         os.unlink(path)
                     except OSError:
                         pass
-        for rel_id, content, updated in wanted.values():
-            with self._lock:
-                if self._auth_versions.get(rel_id) == updated:
-                    continue
-            self._mirror_auth(rel_id, content)
-            with self._lock:
-                self._auth_versions[rel_id] = updated
-        with self._lock:
-            for rel_id in set(self._auth_versions) - {v[0] for v in wanted.values()}:
-                del self._auth_versions[rel_id]
 
     # -- following changes -------------------------------------------------------------------
     def on_change(self, callback: Callable[[], None]) -> None:
@@ -345,8 +363,11 @@ class PostgresStorage(Storage):
                     self._default_schema = conn.execute("SELECT current_schema()").fetchone()[0]
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
                     self._poll(conn)  # whatever changed while we were not listening
+                    self.online = True
                     next_poll = time.monotonic() + POLL_SECONDS
                     while not self._stop.is_set():
+                        if not self.online:
+                            self.online = self._probe()
                         wait = max(next_poll - time.monotonic(), 0.0)
                         # The generator holds the connection: collect, then query.
                         batch = list(conn.notifies(timeout=min(wait, 1.0), stop_after=1))
@@ -358,21 +379,41 @@ class PostgresStorage(Storage):
                             self._poll(conn)
                             next_poll = time.monotonic() + POLL_SECONDS
             except psycopg.Error as exc:
+                self.online = False
                 if not self._stop.is_set():
-                    log.warning("database connection lost (%s); reconnecting",
-                                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+                    log.warning("database connection lost (%s); reconnecting", _first_line(exc))
             except Exception:  # noqa: BLE001 - keep following changes whatever happened
                 log.exception("pgstore listener failed; restarting it")
             self._stop.wait(RECONNECT_SECONDS)
 
+    def _probe(self) -> bool:
+        """Whether the pool reaches the database again (after a request found it did not)."""
+        try:
+            with self.pool.connection(timeout=1.0) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except (psycopg.Error, PoolTimeout):
+            return False
+
     # -- writing -----------------------------------------------------------------------------
     @contextmanager
     def transaction(self):
-        """A pooled connection in a transaction; `Unavailable` when the database is unreachable."""
+        """A pooled connection in a transaction; `Unavailable` when the database is unreachable.
+
+        Once a request found it unreachable, later ones fail at once (no wait for the pool)
+        until the listener has reached it again.
+        """
+        if not self.online:
+            raise Unavailable(errno.EIO, "database unreachable (reconnecting)")
         try:
             with self.pool.connection(timeout=POOL_WAIT) as conn, conn.transaction():
                 yield conn
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except PoolTimeout as exc:
+            self.online = False
+            raise _unavailable(exc) from None
+        except psycopg.OperationalError as exc:
+            if not isinstance(exc, _NOT_A_CONNECTION_LOSS):
+                self.online = False
             raise _unavailable(exc) from None
 
     def close(self) -> None:
@@ -467,6 +508,26 @@ class PostgresAuths(AuthBackend):
 
     def __init__(self, storage: PostgresStorage):
         self.storage = storage
+        self._held = threading.local()  # the transaction of this thread's `exclusive()` block
+
+    @contextmanager
+    def exclusive(self, folder: str, name: str):
+        """Lock the file's row for one read-modify-write across instances; the mirror file
+        shows the row first, and a `save` inside commits with the block."""
+        s = self.storage
+        rel_id = self._rel_id(folder, name)
+        with s.transaction() as conn:
+            row = conn.execute(sql.SQL("SELECT content::text, updated_at FROM {} WHERE id = %s FOR UPDATE")
+                               .format(s.table("auth_store")), (rel_id,)).fetchone()
+            s._mirror_auth(rel_id, row[0] if row else None)
+            self._held.conn, self._held.pending = conn, None
+            try:
+                yield
+            finally:
+                self._held.conn = None
+        if self._held.pending is not None:  # committed
+            self._saved(*self._held.pending)
+            self._held.pending = None
 
     def _rel_id(self, folder: str, name: str) -> str:
         rel = os.path.relpath(os.path.join(folder, name), self.storage.auth_dir)
@@ -477,17 +538,25 @@ class PostgresAuths(AuthBackend):
     def save(self, folder: str, name: str, data: bytes) -> None:
         s = self.storage
         rel_id = self._rel_id(folder, name)
+        query = sql.SQL("""INSERT INTO {} (id, content, created_at, updated_at)
+            VALUES (%s, %s::jsonb, NOW(), NOW())
+            ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, updated_at = NOW()
+            RETURNING updated_at""").format(s.table("auth_store"))
+        held = getattr(self._held, "conn", None)
         try:
+            text = data.decode("utf-8")
+            if held is not None:
+                self._held.pending = (rel_id, folder, name, data, held.execute(query, (rel_id, text)).fetchone()[0])
+                return
             with s.transaction() as conn:
-                updated = conn.execute(sql.SQL("""INSERT INTO {} (id, content, created_at, updated_at)
-                    VALUES (%s, %s::jsonb, NOW(), NOW())
-                    ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, updated_at = NOW()
-                    RETURNING updated_at""").format(s.table("auth_store")),
-                    (rel_id, data.decode("utf-8"))).fetchone()[0]
+                updated = conn.execute(query, (rel_id, text)).fetchone()[0]
         except (psycopg.DataError, UnicodeDecodeError) as exc:
-            raise OSError(errno.EINVAL, f"the database refused the file: {str(exc).splitlines()[0]}") from None
-        with s._lock:
-            s._auth_versions[rel_id] = updated
+            raise OSError(errno.EINVAL, f"the database refused the file: {_first_line(exc)}") from None
+        self._saved(rel_id, folder, name, data, updated)
+
+    def _saved(self, rel_id: str, folder: str, name: str, data: bytes, updated) -> None:
+        with self.storage._lock:
+            self.storage._auth_versions[rel_id] = updated
         replace_entry(os.path.join(folder, name), data)  # the mirror keeps our bytes
 
     def remove(self, folder: str, name: str) -> None:

@@ -38,6 +38,10 @@ def open_storage(pm, config_path: str, environ: dict) -> Storage:
     for found in pm.hook.register_storage_backends() if pm is not None else []:
         factories.extend(found or [])
     factories.extend(builtin_backends())
+    names = [f.name for f in factories]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise StorageError(f"storage backend name(s) registered twice: {', '.join(twice)}")
     wanted = environ.get(SELECT_ENV, "").strip()
     if wanted:
         chosen = next((f for f in factories if f.name == wanted), None)

@@ -36,13 +36,22 @@ def max_details(config) -> int:
 class UsageService:
     """Usage statistics of one app, on the store the current config names."""
 
-    def __init__(self, config):
+    def __init__(self, config, shared=None):
+        """`shared(max_details)`: a usage store several instances share (the storage backend's),
+        used instead of the SQLite file."""
         self.config = config
+        self._shared = shared
         self._lock = threading.Lock()
         self._store: SqliteUsageStore | None = None
 
     def store(self) -> SqliteUsageStore:
         """The store for the current config (re-opened when `usage-statistics-file` changes)."""
+        if self._shared is not None:
+            with self._lock:
+                if self._store is None:
+                    self._store = self._shared(max_details(self.config))
+                self._store.max_details = max_details(self.config)
+                return self._store
         path = store_path(self.config)
         with self._lock:
             if self._store is None or self._store.requested_path != path:
@@ -95,7 +104,7 @@ class CoreUsagePlugin:
 def init_app(app) -> None:
     """Open the app's usage store and register the core's `record_usage` implementation."""
     state = app.extensions["cliproxy_mgmt"]
-    service = UsageService(state.store)
+    service = UsageService(state.store, shared=state.storage.usage)
     service.store()
     state.extras["usage"] = service
     state.pm.register(CoreUsagePlugin(service), name="cliproxy_mgmt.usage")
