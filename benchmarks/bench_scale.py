@@ -1,0 +1,185 @@
+"""Benchmarks of cost at scale: each answer or write should cost what it returns or changes,
+not what was ever stored. Ratios are measured side by side in one run, against the real
+server (waitress) where the route is measured.
+
+Sub-commands (default: all of them, in this order):
+
+  usage    GET /usage with 100,000 kept details / an in-process naive SELECT + json.dumps of
+           the same rows (goal <= 1.5);
+  apikey   GET /api-key-usage with 1,000,000 recorded requests / with 10,000 (goal <= 1.5);
+  logs     GET /logs?after=<now-60s> over 1,000,000 log lines / over 10,000 (goal <= 3);
+           GET /logs?limit=100 the same (goal <= 3); a cursor poll the same (goal <= 3);
+  startup  start-up to the first answer, 10,000 entries / 1,000 entries (goal <= 2);
+           GET /config on 1,000 entries / GET /debug, 8 client threads (goal >= 0.9);
+           GET /config.yaml on 1,000 entries / GET /debug, 8 client threads (goal >= 0.9).
+
+Run: .venv/bin/python benchmarks/bench_scale.py [usage|apikey|logs|startup ...]
+(prints each figure; exit 1 if a goal is missed). On a shared machine timings are noisy:
+each point is a median of several runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _server import ROOT, Server, free_port  # noqa: E402
+
+from cliproxy_mgmt.usage.model import Detail, Tokens  # noqa: E402
+from cliproxy_mgmt.usage.store import SqliteUsageStore  # noqa: E402
+from cliproxy_mgmt.usage.timestamps import NS, Stamp  # noqa: E402
+
+KEY = "bench-management-key"
+
+
+def make_config(folder: Path, port: int, *, entries: int = 0, extra: str = "",
+                settings: tuple = ()) -> Path:
+    """The bundled config with the secret set, `entries` client keys and gemini credentials,
+    `settings` (top-level `key: value` lines already in the file) replaced, `extra` appended."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = (ROOT / "config.yaml").read_text()
+    text = text.replace("port: 8317", f"port: {port}").replace('secret-key: ""', f'secret-key: "{KEY}"')
+    if entries:
+        keys = "".join(f'  - "client-key-{i:05d}" # client {i}\n' for i in range(entries))
+        text = text.replace("api-keys: []\n", "api-keys:\n" + keys)
+        text += "\n# Gemini credentials\ngemini-api-key:\n" + "".join(
+            f'  - api-key: "AIza-{i:05d}"\n    base-url: "https://gemini-{i}.example.test"\n'
+            f'    prefix: "team-{i % 7}"\n    excluded-models:\n      - "gemini-1.5-*"\n'
+            for i in range(entries))
+    for setting in settings:
+        key = setting.split(":")[0]
+        start = text.index(f"\n{key}:") + 1
+        text = text[:start] + setting + text[text.index("\n", start):]
+    text += extra
+    path = folder / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def timed(fn, runs: int) -> float:
+    """The median of `runs` timings of fn()."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def get_ok(server: Server, path: str) -> bytes:
+    status, body = server.request("GET", path)
+    assert status == 200, (path, status, body[:200])
+    return body
+
+
+def api_key_index(key: str) -> str:
+    """The auth_index upstream gives a config API key."""
+    return hashlib.sha256(f"api_key:{key}".encode()).hexdigest()[:16]
+
+
+# -- usage ---------------------------------------------------------------------------------------
+
+def fill_usage(path: Path, requests: int, *, keys: list[str], batch: int = 20_000) -> None:
+    """Record `requests` requests through the store, spread over `keys`, ten per second
+    until now (the details as `UsageRecord.to_detail` makes them, in UTC)."""
+    store = SqliteUsageStore(str(path))
+    start = time.time_ns() - requests * NS // 10
+    indexes = [api_key_index(k) for k in keys]
+    try:
+        for first in range(0, requests, batch):
+            store.add([Detail(
+                api=f"client-key-{n % 10}", model=f"model-{n % 5}", stamp=Stamp(start + n * NS // 10),
+                source=keys[n % len(keys)], auth_index=indexes[n % len(keys)], failed=n % 17 == 0,
+                tokens=Tokens(n % 1000, 7, 0, 0, n % 1000 + 7))
+                for n in range(first, min(first + batch, requests))])
+    finally:
+        store.close()
+
+
+def naive_usage_seconds(path: Path) -> float:
+    """SELECT every kept detail and json.dumps them in upstream's nesting (in process, no HTTP)."""
+    def run():
+        conn = sqlite3.connect(str(path))
+        apis: dict = {}
+        for (api, model, ns, offset, source, index, failed, inp, out, rsn, cached, total) in conn.execute(
+                "SELECT api, model, ts_ns, tz_offset, source, auth_index, failed, input_tokens, "
+                "output_tokens, reasoning_tokens, cached_tokens, total_tokens FROM details"):
+            apis.setdefault(api, {}).setdefault(model, []).append({
+                "timestamp": Stamp(ns, offset).text(), "source": source, "auth_index": index,
+                "tokens": {"input_tokens": inp, "output_tokens": out, "reasoning_tokens": rsn,
+                           "cached_tokens": cached, "total_tokens": total}, "failed": bool(failed)})
+        conn.close()
+        return json.dumps({"apis": apis})
+    return timed(run, 3)
+
+
+def bench_usage(tmp: Path) -> list:
+    port = free_port()
+    config = make_config(tmp / "usage", port, settings=("usage-statistics-enabled: true",))
+    fill_usage(config.parent / "usage-statistics.sqlite3", 100_000, keys=[f"sk-{i}" for i in range(50)])
+    with Server(config, port, KEY) as server:
+        body = get_ok(server, "/v0/management/usage")
+        assert json.loads(body)["usage"]["total_requests"] == 100_000
+        served = timed(lambda: get_ok(server, "/v0/management/usage"), 5)
+    naive = naive_usage_seconds(config.parent / "usage-statistics.sqlite3")
+    return [("GET /usage, 100k details / naive SELECT + json.dumps", served / naive, "<=", 1.5,
+             f"{served * 1000:.0f} ms vs {naive * 1000:.0f} ms, {len(body) >> 20} MiB")]
+
+
+API_KEYS = 100
+
+
+def bench_apikey(tmp: Path) -> list:
+    keys = [f"sk-bench-{i:03d}" for i in range(API_KEYS)]
+    extra = "\ncodex-api-key:\n" + "".join(
+        f'  - api-key: "{k}"\n    base-url: "https://codex-{i % 3}.example.test/v1"\n'
+        for i, k in enumerate(keys))
+    results = {}
+    for requests in (10_000, 1_000_000):
+        port = free_port()
+        config = make_config(tmp / f"apikey-{requests}", port, extra=extra,
+                             settings=("usage-statistics-enabled: true",))
+        started = time.perf_counter()
+        fill_usage(config.parent / "usage-statistics.sqlite3", requests, keys=keys, batch=50_000)
+        print(f"  (recorded {requests} requests in {time.perf_counter() - started:.0f} s)")
+        with Server(config, port, KEY) as server:
+            body = json.loads(get_ok(server, "/v0/management/api-key-usage"))
+            counted = sum(e["success"] + e["failed"] for e in body["codex"].values())
+            assert counted == requests, counted
+            results[requests] = timed(lambda: get_ok(server, "/v0/management/api-key-usage"), 31)
+    small, large = results[10_000], results[1_000_000]
+    return [("GET /api-key-usage, 1M recorded requests / 10k", large / small, "<=", 1.5,
+             f"{large * 1000:.1f} ms vs {small * 1000:.1f} ms, {API_KEYS} keys")]
+
+
+COMMANDS = {"usage": bench_usage, "apikey": bench_apikey}
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(COMMANDS)
+    unknown = [n for n in names if n not in COMMANDS]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(COMMANDS)}")
+        return 2
+    failed = False
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            print(f"[{name}]")
+            for title, ratio, op, goal, figures in COMMANDS[name](Path(tmp)):
+                met = ratio >= goal if op == ">=" else ratio <= goal
+                failed |= not met
+                print(f"{title}: {ratio:.3f} (goal {op} {goal}) {'ok' if met else 'MISSED'}  [{figures}]")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
