@@ -161,7 +161,60 @@ def bench_apikey(tmp: Path) -> list:
              f"{large * 1000:.1f} ms vs {small * 1000:.1f} ms, {API_KEYS} keys")]
 
 
-COMMANDS = {"usage": bench_usage, "apikey": bench_apikey}
+# -- logs ----------------------------------------------------------------------------------------
+
+LINES_PER_FILE = 100_000
+
+
+def write_logs(folder: Path, lines: int) -> None:
+    """`lines` log lines, one a second until now, in rotated files of LINES_PER_FILE lines."""
+    folder.mkdir(parents=True)
+    now = int(time.time())
+    first = now - lines + 1
+    for start in range(0, lines, LINES_PER_FILE):
+        count = min(LINES_PER_FILE, lines - start)
+        text = "".join(
+            f"[{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(first + n))}] [--------] "
+            f"[info ] [bench.py:1] request {n} served in 12 ms\n" for n in range(start, start + count))
+        last = start + count >= lines
+        stamp = time.strftime("%Y-%m-%dT%H-%M-%S.000", time.gmtime(first + start + count))
+        (folder / ("main.log" if last else f"main-{stamp}.log")).write_text(text)
+
+
+def bench_logs(tmp: Path) -> list:
+    timings = {}
+    for lines in (10_000, 1_000_000):
+        port = free_port()
+        config = make_config(tmp / f"logs-{lines}", port, settings=("logging-to-file: true",))
+        write_logs(config.parent / "writable" / "logs", lines)
+        os.environ["WRITABLE_PATH"] = str(config.parent / "writable")
+        try:
+            with Server(config, port, KEY) as server:
+                after = int(time.time()) - 60
+                path = f"/v0/management/logs?after={after}"
+                started = time.perf_counter()
+                body = json.loads(get_ok(server, path))
+                first = time.perf_counter() - started
+                assert 50 <= len(body["lines"]) <= 200 and body["line-count"] >= lines, \
+                    (len(body["lines"]), body["line-count"])
+                tail = json.loads(get_ok(server, "/v0/management/logs?limit=100"))
+                assert len(tail["lines"]) == 100
+                poll = f"/v0/management/logs?limit=1000&cursor={tail['next-cursor']}"
+                timings[lines] = (timed(lambda: get_ok(server, path), 5),
+                                  timed(lambda: get_ok(server, "/v0/management/logs?limit=100"), 5),
+                                  timed(lambda: get_ok(server, poll), 5), first)
+        finally:
+            del os.environ["WRITABLE_PATH"]
+    small, large = timings[10_000], timings[1_000_000]
+    names = ("GET /logs?after=now-60s", "GET /logs?limit=100", "GET /logs?cursor=<end>&limit=1000")
+    return [(f"{name}, 1M lines / 10k lines", large[i] / small[i], "<=", 3.0,
+             f"{large[i] * 1000:.1f} ms vs {small[i] * 1000:.1f} ms"
+             + (f"; first call, which counts the lines once: {large[3] * 1000:.0f} ms vs "
+                f"{small[3] * 1000:.0f} ms" if i == 0 else ""))
+            for i, name in enumerate(names)]
+
+
+COMMANDS = {"usage": bench_usage, "apikey": bench_apikey, "logs": bench_logs}
 
 
 def main(argv: list[str]) -> int:

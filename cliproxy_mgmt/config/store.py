@@ -30,7 +30,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
 from ..fileio import replace_file
-from . import yamlio
+from . import fastload, yamlio
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +55,16 @@ class SaveError(OSError):
 
 
 def parse(text: str) -> dict:
-    """Parse config text into plain data; an empty file is an empty mapping."""
+    """Parse config text into plain data; an empty file is an empty mapping.
+
+    libyaml's C parser reads it when installed (`fastload`), else ruamel's safe loader."""
     try:
-        loaded = YAML(typ="safe", pure=True).load(text)
+        loaded = fastload.load(text) if fastload.load else None
+        if loaded is None:
+            loaded = YAML(typ="safe", pure=True).load(text)
     except YAMLError as exc:
+        raise ConfigError(str(exc)) from None
+    except fastload.Error as exc:
         raise ConfigError(str(exc)) from None
     if loaded is None:
         return {}
