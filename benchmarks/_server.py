@@ -30,8 +30,9 @@ def server_command(config: Path) -> list[str]:
 class Server:
     """A `cliproxy-mgmt serve` process on a config file; a context manager."""
 
-    def __init__(self, config: Path, port: int, key: str):
+    def __init__(self, config: Path, port: int, key: str, poll: float = 0.1):
         self.config, self.port, self.key = config, port, key
+        self.poll = poll  # seconds between two checks whether it answers yet
         self.proc = None
 
     def __enter__(self):
@@ -49,7 +50,7 @@ class Server:
                 pass
             if self.proc.poll() is not None:
                 raise RuntimeError((self.config.parent / "server.log").read_text())
-            time.sleep(0.1)
+            time.sleep(self.poll)
         raise RuntimeError("server did not start")
 
     def __exit__(self, *exc):

@@ -214,7 +214,40 @@ def bench_logs(tmp: Path) -> list:
             for i, name in enumerate(names)]
 
 
-COMMANDS = {"usage": bench_usage, "apikey": bench_apikey, "logs": bench_logs}
+# -- start-up and cached reads ---------------------------------------------------------------------
+
+def startup_seconds(config: Path, port: int) -> float:
+    """From spawning `cliproxy-mgmt serve` to its first answer (the median of 3)."""
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        with Server(config, port, KEY, poll=0.01):
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def bench_startup(tmp: Path) -> list:
+    port = free_port()
+    small = startup_seconds(make_config(tmp / "start-1k", port, entries=1_000), port)
+    large = startup_seconds(make_config(tmp / "start-10k", port, entries=10_000), port)
+    config = make_config(tmp / "reads-1k", port, entries=1_000)
+    with Server(config, port, KEY) as server:
+        server.throughput("/v0/management/debug", requests=400, threads=8)  # warm up
+        rates = {}
+        for path in ("/v0/management/debug", "/v0/management/config", "/v0/management/config.yaml"):
+            rates[path] = server.throughput(path, requests=2000, threads=8)
+    debug = rates["/v0/management/debug"]
+    return [("start-up, 10,000 entries / 1,000 entries", large / small, "<=", 2.0,
+             f"{large * 1000:.0f} ms vs {small * 1000:.0f} ms"),
+            ("GET /config, 1,000 entries / GET /debug, 8 threads", rates["/v0/management/config"] / debug,
+             ">=", 0.9, f"{rates['/v0/management/config']:.0f} vs {debug:.0f} req/s"),
+            ("GET /config.yaml, 1,000 entries / GET /debug, 8 threads",
+             rates["/v0/management/config.yaml"] / debug, ">=", 0.9,
+             f"{rates['/v0/management/config.yaml']:.0f} vs {debug:.0f} req/s")]
+
+
+COMMANDS = {"usage": bench_usage, "apikey": bench_apikey, "logs": bench_logs,
+            "startup": bench_startup}
 
 
 def main(argv: list[str]) -> int:

@@ -24,8 +24,9 @@ SCALARS = [
 
 
 def both(text: str):
+    """[ruamel, fastload.load, fastload.load_plain] results as comparable text."""
     out = []
-    for load in (YAML(typ="safe", pure=True).load, fastload.load):
+    for load in (YAML(typ="safe", pure=True).load, fastload.load, fastload.load_plain):
         try:
             out.append(repr(to_plain(load(text))))  # repr: nan == nan, 1 != True
         except Exception:  # noqa: BLE001 (both must fail alike)
@@ -35,24 +36,37 @@ def both(text: str):
 
 @pytest.mark.parametrize("scalar", SCALARS)
 def test_scalars_resolve_as_yaml_1_2(scalar):
-    ruamel, fast = both(f"k: {scalar}\n")
-    assert fast == ruamel
+    ruamel, fast, plain = both(f"k: {scalar}\n")
+    assert fast == plain == ruamel
 
 
 @pytest.mark.parametrize("text", [
     "a: 1\na: 2\n", "a:\n  b: 1\n  b: 2\n", "1: x\n01: y\n",  # repeated keys are refused
     "a: &x {b: 1}\nc:\n  <<: *x\n  b: 2\n", "a: [1\n", "- 1\n", "", "# only a comment\n",
-    "a: =\n", "\ufeffa: 1\n"])
+    "a: =\n", "\ufeffa: 1\n", "a: &x [1, {b: 2}]\nc: *x\n", "? [1]\n: x\n", "null: 1\n2001-01-01: d\n",
+    "a: !!binary aGVsbG8=\n", "a: !custom x\n", "a: !!set {x}\n"])
 def test_documents_load_alike(text):
-    ruamel, fast = both(text)
-    assert fast == ruamel
+    ruamel, fast, plain = both(text)
+    assert fast == plain
+    assert plain == ruamel or plain in ("None", "error")  # parse() then asks ruamel
+    try:
+        loaded = YAML(typ="safe", pure=True).load(text)
+        expected = repr(to_plain(loaded or {})) if isinstance(loaded or {}, dict) else "error"
+    except Exception:  # noqa: BLE001
+        expected = "error"
+    try:
+        got = repr(parse(text))
+    except ConfigError:
+        got = "error"
+    assert got == expected
 
 
 def test_shipped_configs_load_alike():
     for path in (ROOT / "config.yaml", ROOT / "tests" / "data" / "config.example.yaml"):
         text = path.read_text()
         assert fastload.load(text) is not None
-        assert both(text)[1] == both(text)[0]
+        ruamel, fast, plain = both(text)
+        assert fast == plain == ruamel
 
 
 def test_a_yaml_directive_is_left_to_ruamel():

@@ -57,14 +57,17 @@ class SaveError(OSError):
 def parse(text: str) -> dict:
     """Parse config text into plain data; an empty file is an empty mapping.
 
-    libyaml's C parser reads it when installed (`fastload`), else ruamel's safe loader."""
+    libyaml's C parser reads it when installed (`fastload`); ruamel's safe loader reads
+    what that leaves (no libyaml, a `%YAML` directive) or refuses (so errors are ruamel's)."""
     try:
-        loaded = fastload.load(text) if fastload.load else None
-        if loaded is None:
-            loaded = YAML(typ="safe", pure=True).load(text)
+        plain = fastload.load_plain(text) if fastload.load_plain else None
+    except fastload.Error:
+        plain = None
+    if isinstance(plain, dict):
+        return plain
+    try:
+        loaded = YAML(typ="safe", pure=True).load(text)
     except YAMLError as exc:
-        raise ConfigError(str(exc)) from None
-    except fastload.Error as exc:
         raise ConfigError(str(exc)) from None
     if loaded is None:
         return {}
