@@ -11,7 +11,9 @@ Sub-commands (default: all of them, in this order):
            GET /logs?limit=100 the same (goal <= 3); a cursor poll the same (goal <= 3);
   startup  start-up to the first answer, 10,000 entries / 1,000 entries (goal <= 2);
            GET /config on 1,000 entries / GET /debug, 8 client threads (goal >= 0.9);
-           GET /config.yaml on 1,000 entries / GET /debug, 8 client threads (goal >= 0.9).
+           GET /config.yaml on 1,000 entries / GET /debug, 8 client threads (goal >= 0.9);
+  listing  the first GET /auth-files over 5,000 token files / a naive in-process read and
+           parse of every file (goal <= 1.5).
 
 Run: .venv/bin/python benchmarks/bench_scale.py [usage|apikey|logs|startup ...]
 (prints each figure; exit 1 if a goal is missed). On a shared machine timings are noisy:
@@ -246,8 +248,27 @@ def bench_startup(tmp: Path) -> list:
              f"{rates['/v0/management/config.yaml']:.0f} vs {debug:.0f} req/s")]
 
 
+# -- auth-file listing ---------------------------------------------------------------------------
+
+def bench_listing(tmp: Path) -> list:
+    from bench_auth_files import FILES, make_auth_dir, naive_listing
+
+    port = free_port()
+    config = make_config(tmp / "listing", port)
+    config.write_text(config.read_text().replace('auth-dir: "~/.cli-proxy-api"', 'auth-dir: "auths"'))
+    make_auth_dir(config.parent / "auths")
+    naive = timed(lambda: naive_listing(config.parent / "auths"), 5)
+    with Server(config, port, KEY) as server:
+        started = time.perf_counter()
+        body = get_ok(server, "/v0/management/auth-files")
+        cold = time.perf_counter() - started
+        assert len(json.loads(body)["files"]) == FILES
+    return [(f"cold GET /auth-files, {FILES} files / naive scan-and-parse", cold / naive, "<=", 1.5,
+             f"{cold * 1000:.0f} ms vs {naive * 1000:.0f} ms")]
+
+
 COMMANDS = {"usage": bench_usage, "apikey": bench_apikey, "logs": bench_logs,
-            "startup": bench_startup}
+            "startup": bench_startup, "listing": bench_listing}
 
 
 def main(argv: list[str]) -> int:

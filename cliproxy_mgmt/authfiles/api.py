@@ -6,7 +6,7 @@ import json
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from ..config_api import upload_limit
+from ..config_api import bytes_response, upload_limit
 from ..conventions import is_kind, ok, read_body
 from ..errors import ApiError
 from ..openapi import describe
@@ -36,7 +36,7 @@ def list_auth_files():
         body = files.listing.body(folder, files.types)
     except OSError as exc:
         raise ApiError(500, f"failed to read auth dir: {exc.strerror or exc}") from None
-    return Response(body, mimetype="application/json")
+    return bytes_response(body, "application/json")
 
 
 @bp.get("/auth-files/download")

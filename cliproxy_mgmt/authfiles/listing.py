@@ -100,8 +100,11 @@ def build_entry(name: str, path: str, st, data, types: dict) -> dict:
     return entry
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def _encode(entry: dict) -> bytes:
-    return json.dumps(entry, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(entry).encode("utf-8")
 
 
 class ListingCache:
@@ -196,8 +199,19 @@ class ListingCache:
     @staticmethod
     def _read_entry(name: str, path: str, st, types: dict) -> dict:
         try:
-            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as f:
-                data = parse_auth_json(f.read())
+            data = parse_auth_json(_read(path, st.st_size))
         except OSError as exc:
             data = f"failed to read file: {exc.strerror}"
         return build_entry(name, path, st, data, types)
+
+
+def _read(path: str, size: int) -> bytes:
+    """The whole file, read with plain system calls (no buffered file object per file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        chunks = []
+        while chunk := os.read(fd, max(size + 1, 4096)):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
