@@ -14,10 +14,10 @@ does not parse or validate is logged and the last good config stays in force.
 
 from __future__ import annotations
 
-import copy
 import io
 import errno
 import hashlib
+import inspect
 import logging
 import os
 import re
@@ -31,6 +31,7 @@ from ruamel.yaml.error import YAMLError
 
 from ..fileio import replace_file
 from . import fastload, yamlio
+from .draft import Draft
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,10 @@ class ConfigStore:
     def __init__(self, path: str, *, validate: Callable[[dict], None] = lambda data: None):
         self.path = os.path.abspath(path)
         self._validate = validate
+        try:
+            self._validates_keys = "changed" in inspect.signature(validate).parameters
+        except (TypeError, ValueError):
+            self._validates_keys = False
         self._lock = threading.RLock()
         self._listeners: list[Callable[["ConfigStore"], None]] = []
         self._change_listeners: list[Callable[["ConfigStore"], None]] = []
@@ -215,18 +220,19 @@ class ConfigStore:
         """
         with self._lock:
             self.refresh(force=True)
-            draft = copy.deepcopy(self._data)
+            # A copy-on-read draft: the write costs what `change` touches, not the config.
+            draft = Draft(self._data)
             result = change(draft)
-            draft = yamlio.to_plain(draft)
-            if yamlio.same(draft, self._data):
+            draft, changed = draft.result(self._data)
+            if not changed:
                 return result
             if self.last_error is not None:
                 # The file holds someone's edit that does not load. Writing our copy over it
                 # would throw that edit away; upstream refuses too (it re-reads before saving).
                 raise SaveError(f"{self.path} holds an edit that does not load, so it was not "
                                 f"overwritten: {self.last_error}")
-            self._validate(draft)
-            text = self._render(draft)
+            self._validate_keys(draft, changed)
+            text = self._render(draft, changed)
             self._write(text)
             self._install(text, draft)
             return result
@@ -241,10 +247,18 @@ class ConfigStore:
             self._install(text, data)
             self._notify()
 
-    def _render(self, draft: dict) -> str:
+    def _validate_keys(self, data: dict, changed: list) -> None:
+        """Validate what changed (the rest was valid when it was loaded), when the validator
+        can be told (`validate(data, changed=keys)`); else the whole data."""
+        if self._validates_keys:
+            self._validate(data, changed=changed)
+        else:
+            self._validate(data)
+
+    def _render(self, draft: dict, changed: list | None = None) -> str:
         yaml = yamlio.make_yaml(self._indent)
         try:
-            return yamlio.splice(yaml, self._text, self._data, draft)
+            return yamlio.splice(yaml, self._text, self._data, draft, keys=changed)
         except ValueError:
             # A layout the line-based splice does not understand: edit the whole document.
             doc = yamlio.apply_diff(yaml.load(self._text) or CommentedMap(), draft)
@@ -286,7 +300,7 @@ class ConfigStore:
             if not text.strip():
                 self._sig = sig  # an editor's empty intermediate: nothing to do
                 return False
-            if hashlib.sha256(text.encode()).digest() == self._hash:
+            if hashlib.sha256(text.encode()).digest() == self._content_hash():
                 self._sig = sig  # same content as in force (a broken edit may have been undone)
                 self.last_error = None
                 return False
@@ -313,7 +327,7 @@ class ConfigStore:
     def _install(self, text: str, data: dict) -> None:
         self._text = text
         self._data = data
-        self._hash = hashlib.sha256(text.encode()).digest()
+        self._hash = None  # computed when a reload needs it, not on every write
         self._indent = yamlio.guess_indent(text)
         try:
             self._sig = _signature(self.path)
@@ -322,6 +336,11 @@ class ConfigStore:
         self.version += 1
         for listener in self._change_listeners:
             listener(self)
+
+    def _content_hash(self) -> bytes:
+        if self._hash is None:
+            self._hash = hashlib.sha256(self._text.encode()).digest()
+        return self._hash
 
     def _notify(self) -> None:
         for listener in self._listeners:
