@@ -13,7 +13,11 @@ Sub-commands (default: all of them, in this order):
            GET /config on 1,000 entries / GET /debug, 8 client threads (goal >= 0.9);
            GET /config.yaml on 1,000 entries / GET /debug, 8 client threads (goal >= 0.9);
   listing  the first GET /auth-files over 5,000 token files / a naive in-process read and
-           parse of every file (goal <= 1.5).
+           parse of every file (goal <= 1.5);
+  writes   one PATCH /api-keys at 10,000 entries / at 1,000 (goal <= 3); PATCH of a 10-item
+           list inside a 10,000-entry config / inside a 1,000-entry one (goal <= 1.5); p99
+           latency of 8 concurrent writers / p50 of one writer (goal <= 10); server RSS after
+           20 writes at 50,000 entries / after start (its first write and GET) (goal <= 1.2).
 
 Run: .venv/bin/python benchmarks/bench_scale.py [usage|apikey|logs|startup ...]
 (prints each figure; exit 1 if a goal is missed). On a shared machine timings are noisy:
@@ -267,8 +271,98 @@ def bench_listing(tmp: Path) -> list:
              f"{cold * 1000:.0f} ms vs {naive * 1000:.0f} ms")]
 
 
+# -- config writes --------------------------------------------------------------------------------
+
+SMALL_LIST = "\nclaude-api-key:\n" + "".join(f'  - api-key: "claude-{i}"\n' for i in range(10))
+
+
+def patch_seconds(server: Server, path: str, body, runs: int = 9) -> float:
+    times = []
+    for n in range(runs):
+        data = json.dumps(body(n)).encode()
+        started = time.perf_counter()
+        status, answer = server.request("PATCH", path, data)
+        times.append(time.perf_counter() - started)
+        assert status == 200, answer
+    return statistics.median(times)
+
+
+def client_key(n):
+    return {"index": 500, "value": f"client-key-new-{n}"}
+
+
+def claude_key(n):
+    return {"index": 3, "value": {"api-key": f"claude-new-{n}"}}
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def concurrent_latencies(server: Server, writers: int, each: int) -> list[float]:
+    import threading
+
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def writer(w):
+        for n in range(each):
+            data = json.dumps({"index": w, "value": f"writer-{w}-{n}"}).encode()
+            started = time.perf_counter()
+            status, answer = server.request("PATCH", "/v0/management/api-keys", data)
+            elapsed = time.perf_counter() - started
+            assert status == 200, answer
+            with lock:
+                latencies.append(elapsed)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sorted(latencies)
+
+
+def bench_writes(tmp: Path) -> list:
+    results = []
+    patch = {}
+    for entries in (1_000, 10_000):
+        port = free_port()
+        config = make_config(tmp / f"writes-{entries}", port, entries=entries, extra=SMALL_LIST)
+        with Server(config, port, KEY) as server:
+            patch_seconds(server, "/v0/management/api-keys", client_key, runs=2)  # warm up
+            patch[entries] = (patch_seconds(server, "/v0/management/api-keys", client_key),
+                              patch_seconds(server, "/v0/management/claude-api-key", claude_key))
+            if entries == 1_000:
+                single = concurrent_latencies(server, 1, 40)
+                many = concurrent_latencies(server, 8, 15)
+    (big_small, list_small), (big_large, list_large) = patch[1_000], patch[10_000]
+    results.append(("one PATCH /api-keys, 10,000 entries / 1,000 entries", big_large / big_small,
+                    "<=", 3.0, f"{big_large * 1000:.1f} ms vs {big_small * 1000:.1f} ms"))
+    results.append(("PATCH of a 10-item list, in 10,000 entries / in 1,000", list_large / list_small,
+                    "<=", 1.5, f"{list_large * 1000:.1f} ms vs {list_small * 1000:.1f} ms"))
+    p50 = statistics.median(single)
+    p99 = many[min(len(many) - 1, int(len(many) * 0.99))]
+    results.append(("p99 of 8 concurrent writers / p50 of one writer", p99 / p50, "<=", 10.0,
+                    f"{p99 * 1000:.1f} ms vs {p50 * 1000:.1f} ms"))
+
+    port = free_port()
+    config = make_config(tmp / "writes-50k", port, entries=50_000)
+    with Server(config, port, KEY) as server:
+        patch_seconds(server, "/v0/management/api-keys", client_key, runs=1)
+        get_ok(server, "/v0/management/config")
+        started = rss_kib(server.proc.pid)
+        patch_seconds(server, "/v0/management/api-keys", client_key, runs=20)
+        get_ok(server, "/v0/management/config")
+        after = rss_kib(server.proc.pid)
+    results.append(("RSS after 20 writes at 50,000 entries / RSS after start", after / started,
+                    "<=", 1.2, f"{after >> 10} MiB vs {started >> 10} MiB"))
+    return results
+
+
 COMMANDS = {"usage": bench_usage, "apikey": bench_apikey, "logs": bench_logs,
-            "startup": bench_startup, "listing": bench_listing}
+            "startup": bench_startup, "listing": bench_listing, "writes": bench_writes}
 
 
 def main(argv: list[str]) -> int:
