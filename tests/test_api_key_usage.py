@@ -107,7 +107,7 @@ def test_credential_lookup_for_auth_files(make_app):
     app = make_app(extra_yaml="usage-statistics-enabled: true\n")
     record_usage(UsageRecord(model="m", auth_index="abcdef0123456789", source="a@b.c"), app=app)
     record_usage(UsageRecord(model="m", auth_index="abcdef0123456789", failed=True), app=app)
-    usage = usage_service(app).store().credential_usage()
+    usage = usage_service(app).credential_usage()
     stats = usage.lookup("abcdef0123456789")
     assert (stats["success"], stats["failed"]) == (1, 1)
     assert len(stats["recent_requests"]) == BUCKETS

@@ -87,7 +87,7 @@ def api_key_usage():
     """Counted from the persisted usage store (so it survives a restart), by the credential's
     `auth_index` or, for requests reported without one, by its key as `source`. The cost is
     one lookup per configured key, whatever number of requests was recorded."""
-    usage = usage_service().store().credential_usage()
+    usage = usage_service().credential_usage()
     data = store().data
     out: dict = {}
     for section in current_app.extensions["cliproxy_mgmt"].registry.config_sections.values():
