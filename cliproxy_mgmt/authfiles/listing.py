@@ -19,6 +19,7 @@ import threading
 import time
 from datetime import datetime
 
+from ..bulk import no_gc
 from ..records import top_level_email
 from .names import is_auth_file_name
 from .store import AuthDir
@@ -180,14 +181,15 @@ class ListingCache:
 
     def _rebuild(self, stats: dict, types: dict, reread: set) -> bytes:
         entries, changed = {}, False
-        for name, (path, st) in stats.items():
-            signature = (st.st_mtime_ns, st.st_size, st.st_ino)
-            cached = self._entries.get(name)
-            if cached is not None and cached[0] == signature and name not in reread:
-                entries[name] = cached
-            else:
-                entries[name] = (signature, _encode(self._read_entry(name, path, st, types)))
-                changed = True
+        with no_gc():  # a cold listing builds thousands of entries: see bulk.py
+            for name, (path, st) in stats.items():
+                signature = (st.st_mtime_ns, st.st_size, st.st_ino)
+                cached = self._entries.get(name)
+                if cached is not None and cached[0] == signature and name not in reread:
+                    entries[name] = cached
+                else:
+                    entries[name] = (signature, _encode(self._read_entry(name, path, st, types)))
+                    changed = True
         self._stats = stats
         if not changed and self._body is not None and len(entries) == len(self._entries):
             return self._body

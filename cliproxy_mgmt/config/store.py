@@ -29,6 +29,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
+from ..bulk import no_gc
 from ..fileio import replace_file
 from . import fastload, yamlio
 from .draft import Draft
@@ -61,7 +62,8 @@ def parse(text: str) -> dict:
     libyaml's C parser reads it when installed (`fastload`); ruamel's safe loader reads
     what that leaves (no libyaml, a `%YAML` directive) or refuses (so errors are ruamel's)."""
     try:
-        plain = fastload.load_plain(text) if fastload.load_plain else None
+        with no_gc():  # hundreds of thousands of nodes: see bulk.py
+            plain = fastload.load_plain(text) if fastload.load_plain else None
     except fastload.Error:
         plain = None
     if isinstance(plain, dict):
