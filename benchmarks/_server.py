@@ -30,9 +30,11 @@ def server_command(config: Path) -> list[str]:
 class Server:
     """A `cliproxy-mgmt serve` process on a config file; a context manager."""
 
-    def __init__(self, config: Path, port: int, key: str, *, env: dict | None = None, args=()):
+    def __init__(self, config: Path, port: int, key: str, *, env: dict | None = None, args=(),
+                 poll: float = 0.1):
         self.config, self.port, self.key = config, port, key
         self.extra_env, self.args = env or {}, list(args)  # e.g. PGSTORE_DSN; --port
+        self.poll = poll  # seconds between two checks whether it answers yet
         self.proc = None
 
     def __enter__(self):
@@ -51,7 +53,7 @@ class Server:
                 pass
             if self.proc.poll() is not None:
                 raise RuntimeError((self.config.parent / "server.log").read_text())
-            time.sleep(0.1)
+            time.sleep(self.poll)
         raise RuntimeError("server did not start")
 
     def __exit__(self, *exc):

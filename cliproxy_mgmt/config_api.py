@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.wsgi import wrap_file
 
 from .config.store import ConfigError, InvalidConfig
 from .config.view import build_config_view
@@ -43,20 +45,32 @@ def upload_limit(config=None) -> int:
     return value if isinstance(value, int) and value > 0 else DEFAULT_UPLOAD_LIMIT
 
 
+def bytes_response(body: bytes, content_type: str) -> Response:
+    """A response of ready bytes, handed to the server as a file (waitress then sends it
+    without copying it through its output buffers: a large body costs little more than a
+    small one)."""
+    resp = Response(wrap_file(request.environ, io.BytesIO(body), buffer_size=max(len(body), 1)),
+                    content_type=content_type, direct_passthrough=True)
+    resp.content_length = len(body)
+    return resp
+
+
 @bp.get("/config")
 @describe("The effective config as JSON (server and secret settings hidden)", ok={"type": "object"})
 def get_config():
     state = current_app.extensions["cliproxy_mgmt"]
     sections, live = state.registry.config_sections, gate(state).live_sections
     body = store().derived("config-json", lambda data: json.dumps(
-        build_config_view(data, live(sections, data)), separators=(",", ":"), ensure_ascii=False))
-    return Response(body, mimetype="application/json")
+        build_config_view(data, live(sections, data)), separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    return bytes_response(body, "application/json")
 
 
 @bp.get("/config.yaml")
 @describe("config.yaml as it is on disk", ok_type="application/yaml")
 def get_config_yaml():
-    resp = Response(store().text.encode("utf-8"), content_type="application/yaml; charset=utf-8")
+    config = store()
+    body = config.derived("config-yaml", lambda data: config.text.encode("utf-8"))
+    resp = bytes_response(body, "application/yaml; charset=utf-8")
     resp.headers["Cache-Control"] = "no-store"
     resp.headers["X-Content-Type-Options"] = "nosniff"
     return resp

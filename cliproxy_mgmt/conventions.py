@@ -463,11 +463,21 @@ class ObjectList:
         if not fits(value, [self.fields], strict=False):
             raise ValueError("expected a list of objects with correctly typed fields")
 
-    def section(self, *, order: int, provider: str = "") -> ConfigSection:
-        """The config section of the list: GET /config shows the cleaned list, `[]` when empty."""
+    def credentials(self, provider: str, data: dict) -> list:
+        """(provider, base-url, api-key) of each entry with a non-empty `api-key`."""
+        return [(provider, text(e.get("base-url")).strip(), text(e.get("api-key")).strip())
+                for e in self.entries(data) if text(e.get("api-key")).strip()]
+
+    def section(self, *, order: int, provider: str = "", credentials=None) -> ConfigSection:
+        """The config section of the list: GET /config shows the cleaned list, `[]` when empty.
+
+        Its API-key credentials are `credentials(data)`, by default the entries' `api-key`s
+        filed under `provider`."""
+        if credentials is None and provider:
+            credentials = lambda data: self.credentials(provider, data)  # noqa: E731
         return ConfigSection(key=self.key, view=lambda value, data: self.shown(data),
                              validate=self.validate, order=order, provider=provider,
-                             legacy_keys=self.legacy_keys)
+                             legacy_keys=self.legacy_keys, credentials=credentials)
 
 
 MAX_WEIGHT = 1_000_000

@@ -35,6 +35,9 @@ class ConfigSection:
               No two sections may claim the same key.
     order     position in GET /config among the plugin sections (upstream's field order).
     provider  the provider id the section belongs to ("" for none); it must be registered.
+    credentials  credentials(data) -> [(provider, base_url, api_key), ...]: the API-key
+              credentials the section defines, which GET /api-key-usage reports on (provider
+              as upstream names it there, lower-cased); default: none.
     """
 
     key: str
@@ -43,6 +46,7 @@ class ConfigSection:
     legacy_keys: tuple = ()
     order: int = 100
     provider: str = ""
+    credentials: Callable[[dict], list] | None = None
 
 
 def top_level_email(data: dict) -> str:

@@ -25,7 +25,6 @@ from operator import sub
 from ruamel.yaml import YAML
 from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import YAMLError
-from ruamel.yaml.nodes import MappingNode, SequenceNode
 from ruamel.yaml.scanner import Scanner
 
 # Go's int (64-bit platforms) and int64: the range of every integer that goes into config.yaml.
@@ -120,9 +119,11 @@ def allowed_alias_ratio(decoded: int) -> float:
 
 
 def _children(node):
-    if isinstance(node, SequenceNode):
+    # By the node's `id`, so the node graphs of ruamel and of PyYAML (libyaml) both qualify.
+    kind = getattr(node, "id", None)
+    if kind == "sequence":
         return node.value
-    if isinstance(node, MappingNode):
+    if kind == "mapping":
         return [n for pair in node.value for n in pair]
     return ()
 

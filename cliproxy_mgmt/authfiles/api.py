@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from ..config_api import upload_limit
+from ..config_api import bytes_response, upload_limit
 from ..conventions import is_kind, ok, read_body
 from ..errors import ApiError
 from ..openapi import describe
@@ -51,7 +51,7 @@ def list_auth_files():
     if wanted:  # upstream's filters; the full listing stays the cached bytes
         entries = json.loads(body)["files"]
         return jsonify({"files": [e for e in entries if all(e.get(k) == v for k, v in wanted.items())]})
-    return Response(body, mimetype="application/json")
+    return bytes_response(body, "application/json")
 
 
 @bp.get("/auth-files/download")

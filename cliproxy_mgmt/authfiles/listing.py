@@ -9,6 +9,7 @@ Entries have upstream's fields; keys are sorted, as gin writes maps.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import logging
@@ -18,6 +19,7 @@ import threading
 import time
 from datetime import datetime
 
+from ..bulk import no_gc
 from ..records import top_level_email
 from ..safeload import InvalidJSON, load_json
 from .names import is_auth_file_name
@@ -138,8 +140,11 @@ def edited_fields(data: dict) -> dict:
     return shown
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def _encode(entry: dict) -> bytes:
-    return json.dumps(entry, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(entry).encode("utf-8")
 
 
 class ListingCache:
@@ -156,13 +161,13 @@ class ListingCache:
         self._folder: str | None = None
         self._watch: DirWatch | None = None
         self._stats: dict[str, tuple] = {}     # name -> (path, stat) at the last look
-        self._entries: dict[str, tuple] = {}   # name -> (signature, entry JSON bytes)
+        self._entries: dict[str, tuple] = {}   # name -> (signature, entry JSON bytes, auth_index)
         self._dirty: set[str] = set()
         self._body: bytes | None = None
+        self._order: list[tuple] = []          # (name.lower(), name) of the entries, sorted
         self._checked = 0.0                    # monotonic time of the last full stat pass
         self._usage = None                     # the counts the body was built with
         self._usage_key = None
-        self._respin = False                   # rebuild the body even if no file changed
 
     def forget(self, name: str) -> None:
         """Read `name` again next time (after we wrote it: mtime granularity must not hide it)."""
@@ -175,8 +180,9 @@ class ListingCache:
         `usage` (`usage.credential_stats.UsageFragments`) adds each file's `success`,
         `failed` and `recent_requests`; the body is reused while its `key` stays the same."""
         with self._lock:
+            respin = False
             if usage is not None and self._usage_key != usage.key:
-                self._usage_key, self._usage, self._respin = usage.key, usage, True
+                self._usage_key, self._usage, respin = usage.key, usage, True
             if self._folder != folder.path:
                 self._reset(folder.path)
             full = False
@@ -191,17 +197,21 @@ class ListingCache:
                 self._checked = now
             else:
                 changed |= self._dirty
-                if not changed and not self._respin:
+                if not changed:
+                    if respin:
+                        self._body = self._join()
                     return self._body
-                stats = dict(self._stats)
                 for name in changed:
-                    self._restat(folder.path, name, stats)
+                    self._restat(folder.path, name, self._stats)
+                reread, self._dirty = self._dirty, set()
+                return self._update(changed, types, reread, respin)
             reread, self._dirty = self._dirty, set()
-            return self._rebuild(stats, types, reread)
+            return self._rebuild(stats, types, reread, respin)
 
     def _reset(self, path: str) -> None:
         self._close_watch()
         self._folder, self._stats, self._entries, self._body = path, {}, {}, None
+        self._order = []
 
     def _close_watch(self) -> None:
         if self._watch is not None:
@@ -221,29 +231,60 @@ class ListingCache:
         if stat.S_ISREG(st.st_mode):
             stats[name] = (path, st)
 
-    def _rebuild(self, stats: dict, types: dict, reread: set) -> bytes:
+    def _rebuild(self, stats: dict, types: dict, reread: set, respin: bool = False) -> bytes:
         entries, changed = {}, False
-        for name, (path, st) in stats.items():
-            signature = (st.st_mtime_ns, st.st_size, st.st_ino)
-            cached = self._entries.get(name)
-            if cached is not None and cached[0] == signature and name not in reread:
-                entries[name] = cached
-            else:
-                entries[name] = (signature, _encode(self._read_entry(name, path, st, types)), auth_index(name))
-                changed = True
+        with no_gc():  # a cold listing builds thousands of entries: see bulk.py
+            for name, (path, st) in stats.items():
+                signature = (st.st_mtime_ns, st.st_size, st.st_ino)
+                cached = self._entries.get(name)
+                if cached is not None and cached[0] == signature and name not in reread:
+                    entries[name] = cached
+                else:
+                    entries[name] = (signature, _encode(self._read_entry(name, path, st, types)),
+                                     auth_index(name))
+                    changed = True
         self._stats = stats
-        if not changed and not self._respin and self._body is not None and len(entries) == len(self._entries):
+        if not changed and not respin and self._body is not None and len(entries) == len(self._entries):
             return self._body
-        self._respin = False
         self._entries = entries
-        ordered = sorted(entries, key=lambda n: (n.lower(), n))
+        self._order = sorted((n.lower(), n) for n in entries)
+        self._body = self._join()
+        return self._body
+
+    def _update(self, names: set, types: dict, reread: set, respin: bool = False) -> bytes:
+        """Apply the changed `names` (already re-stat()ed into `_stats`) in place: the cost
+        of those files plus one join, and no second copy of the cache."""
+        changed = False
+        for name in names:
+            cached = self._entries.get(name)
+            found = self._stats.get(name)
+            key = (name.lower(), name)
+            if found is None:
+                if cached is not None:
+                    del self._entries[name]
+                    del self._order[bisect.bisect_left(self._order, key)]
+                    changed = True
+                continue
+            path, st = found
+            signature = (st.st_mtime_ns, st.st_size, st.st_ino)
+            if cached is not None and cached[0] == signature and name not in reread:
+                continue  # told about it, but it looks the same: not read again
+            self._entries[name] = (signature, _encode(self._read_entry(name, path, st, types)), auth_index(name))
+            if cached is None:
+                bisect.insort(self._order, key)
+            changed = True
+        if changed or respin or self._body is None:
+            self._body = self._join()
+        return self._body
+
+    def _join(self) -> bytes:
+        entries = self._entries
         if self._usage is None:
-            parts = [entries[n][1] for n in ordered]
+            parts = [entries[n][1] for _, n in self._order]
         else:  # the entry's JSON object, with the counts spliced in before its closing brace
             fragment = self._usage.fragment
-            parts = [b"%s,%s}" % (entries[n][1][:-1], fragment(entries[n][2])) for n in ordered]
-        self._body = b'{"files":[' + b",".join(parts) + b"]}"
-        return self._body
+            parts = [b"%s,%s}" % (entries[n][1][:-1], fragment(entries[n][2])) for _, n in self._order]
+        return b'{"files":[' + b",".join(parts) + b"]}"
 
     @staticmethod
     def _read_entry(name: str, path: str, st, types: dict) -> dict:

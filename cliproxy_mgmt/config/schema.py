@@ -163,6 +163,14 @@ class CoreConfig(Open):
 
 CORE_KEYS = frozenset(f.data_key or name for name, f in CoreConfig().fields.items())
 _core_schema = CoreConfig()
+# Keys holding a list of strings: a list of plain strings is valid there without asking
+# marshmallow (item by item it costs about 10 us, a second for 100,000 client keys).
+_STRING_LISTS = frozenset(f.data_key or name for name, f in _core_schema.fields.items()
+                          if isinstance(f, fields.List) and isinstance(f.inner, Str))
+
+
+def _plainly_valid(key: str, value) -> bool:
+    return key in _STRING_LISTS and type(value) is list and all(type(v) is str for v in value)
 
 
 def _first_message(messages, prefix="") -> str:
@@ -175,11 +183,13 @@ def _first_message(messages, prefix="") -> str:
 
 
 def make_validator(sections: dict):
-    """Return validate(data): the core schema, then each plugin section's own check."""
+    """Return validate(data, changed=None): the core schema, then each plugin section's own
+    check; with `changed`, only those top-level keys are checked (a write's changes)."""
 
-    def validate(data: dict) -> None:
+    def validate(data: dict, changed=None) -> None:
+        keys = set(data) if changed is None else set(changed) & set(data)
         try:
-            _core_schema.load(data)
+            _core_schema.load({k: data[k] for k in keys if not _plainly_valid(k, data[k])})
         except ValidationError as exc:
             raise ConfigError(f"invalid value for {_first_message(exc.messages)}") from None
         secret = str((data.get("remote-management") or {}).get("secret-key") or "")
@@ -187,7 +197,7 @@ def make_validator(sections: dict):
             raise InvalidConfig(f"remote-management.secret-key is longer than {BCRYPT_MAX_BYTES} "
                               "bytes, which bcrypt cannot use: choose a shorter key")
         for key, section in sections.items():
-            if data.get(key) is not None:
+            if key in keys and data.get(key) is not None:
                 try:
                     section.validate(data[key])
                 except ValueError as exc:

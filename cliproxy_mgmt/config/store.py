@@ -21,9 +21,9 @@ validate is logged and the last good config stays in force.
 
 from __future__ import annotations
 
-import copy
 import io
 import hashlib
+import inspect
 import logging
 import os
 import re
@@ -36,10 +36,12 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
 from .. import audit
+from ..bulk import no_gc
 from ..safeload import InvalidYAML, load_yaml
 from ..storage.base import ConfigBackend, Conflict, Unavailable, Version
 from ..storage.files import FileConfig
-from . import yamlio
+from . import fastload, yamlio
+from .draft import Draft
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,19 @@ class StoreUnavailable(SaveError):
 
 
 def parse(text: str) -> dict:
-    """Parse config text into plain data; an empty file is an empty mapping."""
+    """Parse config text into plain data; an empty file is an empty mapping.
+
+    libyaml's C parser reads it when installed (`fastload`); ruamel's safe loader reads
+    what that leaves (no libyaml, a `%YAML` directive) or refuses (so errors are ruamel's)."""
+    try:
+        with no_gc():  # hundreds of thousands of nodes: see bulk.py
+            plain = fastload.load_plain(text) if fastload.load_plain else None
+    except fastload.Error:
+        plain = None
+    except InvalidYAML as exc:
+        raise ConfigError(str(exc)) from None
+    if isinstance(plain, dict):
+        return plain
     try:
         loaded = load_yaml(text)
     except InvalidYAML as exc:
@@ -138,6 +152,10 @@ class ConfigStore:
         self._backend = backend or FileConfig(path, in_place=_write_in_place)
         self.path = self._backend.path
         self._validate = validate
+        try:
+            self._validates_keys = "changed" in inspect.signature(validate).parameters
+        except (TypeError, ValueError):
+            self._validates_keys = False
         self._lock = threading.RLock()
         self._listeners: list[Callable[["ConfigStore"], None]] = []
         self._change_listeners: list[Callable[["ConfigStore"], None]] = []
@@ -212,10 +230,11 @@ class ConfigStore:
                 try:
                     with self._exclusive():
                         self.refresh(force=True)
-                        draft = copy.deepcopy(self._data)
+                        # A copy-on-read draft: the write costs what `change` touches.
+                        draft = Draft(self._data)
                         result = change(draft)
-                        draft = yamlio.to_plain(draft)
-                        if yamlio.same(draft, self._data):
+                        draft, changed = draft.result(self._data)
+                        if not changed:
                             return result
                         if self.last_error is not None:
                             # The file holds someone's edit that does not load. Writing our copy
@@ -223,8 +242,8 @@ class ConfigStore:
                             # re-reads before saving).
                             raise SaveError(f"{self.path} holds an edit that does not load, so it "
                                             f"was not overwritten: {self.last_error}")
-                        self._validate(draft)
-                        text = self._render(draft)
+                        self._validate_keys(draft, changed)
+                        text = self._render(draft, changed)
                         version = self._write(text, self._seen, draft)
                 except Conflict:
                     # Someone else's newer text: load it (even if its stat looks like ours)
@@ -247,14 +266,22 @@ class ConfigStore:
             self.last_error = None  # a deliberate replacement of a broken file is the fix
             self._apply(text, data, version, notify=True)
 
-    def _render(self, draft: dict) -> str:
+    def _validate_keys(self, data: dict, changed: list) -> None:
+        """Validate what changed (the rest was valid when it was loaded), when the validator
+        can be told (`validate(data, changed=keys)`); else the whole data."""
+        if self._validates_keys:
+            self._validate(data, changed=changed)
+        else:
+            self._validate(data)
+
+    def _render(self, draft: dict, changed: list | None = None) -> str:
         yaml = yamlio.make_yaml(self._indent)
         # With anchors, a local edit can orphan an alias (its anchor deleted) or change what
         # an alias elsewhere means: then the whole result is checked, and if need be the
         # aliases are spelled out.
         anchored = yamlio.has_anchors(self._text)
         try:
-            text = yamlio.splice(yaml, self._text, self._data, draft)
+            text = yamlio.splice(yaml, self._text, self._data, draft, keys=changed)
             if not anchored or yamlio.reads_back(text, draft):
                 return text
         except (ValueError, YAMLError):
@@ -336,7 +363,7 @@ class ConfigStore:
             if not text.strip():
                 self._seen = version  # an editor's empty intermediate: nothing to do
                 return False
-            if version.digest == self._hash:
+            if version.digest == self._content_hash():
                 self._seen = version  # same content as in force (a broken edit may have been undone)
                 self.last_error = None
                 return False
@@ -371,12 +398,17 @@ class ConfigStore:
             audit.config_changed(self.path, self._data, data, hand_edit=hand_edit)
         self._text = text
         self._data = data
-        self._hash = hashlib.sha256(text.encode()).digest()
+        self._hash = version.digest or None  # else computed when a reload needs it
         self._indent = yamlio.guess_indent(text)
         self._seen = version  # the stored version last looked at: what the next write replaces
         self.version += 1
         for listener in self._change_listeners:
             listener(self)
+
+    def _content_hash(self) -> bytes:
+        if self._hash is None:
+            self._hash = hashlib.sha256(self._text.encode()).digest()
+        return self._hash
 
     def _notify(self) -> None:
         for listener in self._listeners:

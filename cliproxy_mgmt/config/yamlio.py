@@ -59,7 +59,8 @@ def guess_indent(text: str) -> Indent:
     """
     mapping = offset = None
     prev_opens_block = False
-    for line in text.splitlines():
+    for line in io.StringIO(text, newline=""):  # lazily: the evidence is near the top
+        line = line.rstrip("\r\n")
         if _is_skippable(line):
             continue
         stripped = line.lstrip(" ")
@@ -77,8 +78,16 @@ def guess_indent(text: str) -> Indent:
     return Indent(mapping=mapping, sequence=offset + 2, offset=offset)
 
 
+_PLAIN_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
 def to_plain(node):
     """Turn a round-trip (or safe) loaded node into plain dict/list/str/int/float/bool/None."""
+    kind = type(node)
+    if kind in _PLAIN_SCALARS:
+        return node
+    if kind is list and all(type(v) in _PLAIN_SCALARS for v in node):
+        return list(node)  # a list of plain scalars (e.g. 10,000 keys): one pass in C
     if isinstance(node, dict):
         return {str(k) if not isinstance(k, (str, int, float, bool)) else to_plain(k): to_plain(v)
                 for k, v in node.items()}
@@ -99,6 +108,9 @@ def to_plain(node):
 
 def same(a, b) -> bool:
     """Equal values of equal JSON types (Python's True == 1 is not good enough here)."""
+    if type(a) is list and type(b) is list and len(a) == len(b) and a == b \
+            and all(type(x) in _PLAIN_SCALARS and type(x) is type(y) for x, y in zip(a, b)):
+        return True  # equal lists of scalars of the same types: compared in C
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
@@ -239,6 +251,9 @@ def _is_skippable(line: str) -> bool:
     return not stripped or stripped.startswith("#")
 
 
+_NOT_KEY_START = frozenset(("", " ", "\t", "#", "\n", "\r"))
+
+
 def top_level_key(line: str):
     """The key a column-0 mapping line defines, or None for anything else."""
     if not line or line[0] in " \t#" or line.startswith(("---", "...", "%")):
@@ -259,7 +274,8 @@ def blocks(lines: list[str]) -> dict:
     A block ends before trailing blank lines and column-0 comments: those introduce the
     next section and stay where they are when this block changes.
     """
-    starts = [(i, top_level_key(line)) for i, line in enumerate(lines)]
+    starts = [(i, top_level_key(line)) for i, line in enumerate(lines)
+              if line[:1] not in _NOT_KEY_START]  # most lines are indented: skip them fast
     starts = [(i, k) for i, k in starts if k is not None]
     found = {}
     for n, (start, key) in enumerate(starts):
@@ -275,27 +291,29 @@ def _item_ranges(lines: list[str], start: int, end: int):
     header = lines[start].split("#", 1)[0].rstrip()
     if not header.endswith(":"):
         return None
-    body = [i for i in range(start + 1, end) if not _is_skippable(lines[i])]
-    if not body:
-        return None
-    first = lines[body[0]]
-    indent = len(first) - len(first.lstrip(" "))
+    indent = None
     starts = []
-    for i in body:
+    last_body = {}  # item start -> its last non-skippable line
+    for i in range(start + 1, end):  # one pass, no call per line: blocks have 10,000s of lines
         line = lines[i]
-        width = len(line) - len(line.lstrip(" "))
+        stripped = line.lstrip(" ")
+        if not stripped.strip() or stripped.lstrip().startswith("#"):
+            continue
+        width = len(line) - len(stripped)
+        if indent is None:
+            indent = width
         if width < indent:
             return None
         if width == indent:
-            if not (line[indent:].startswith("- ") or line[indent:].rstrip() == "-"):
+            if not (stripped.startswith("- ") or stripped.rstrip() == "-"):
                 return None
             starts.append(i)
+        last_body[starts[-1] if starts else -1] = i
+    if indent is None:
+        return None
     ranges = []
     for n, s in enumerate(starts):
-        e = starts[n + 1] if n + 1 < len(starts) else end
-        while e > s + 1 and _is_skippable(lines[e - 1]):
-            e -= 1
-        ranges.append((s, e))
+        ranges.append((s, last_body[s] + 1))
     return indent, ranges
 
 
@@ -329,6 +347,34 @@ def _reemit_item(yaml: YAML, key: str, item_lines: list[str], new, indent: int) 
     return _reindent(body, indent - have)
 
 
+def _diff_key(value) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _equal_item(a, b) -> bool:
+    if type(a) is not type(b):
+        return False
+    if type(a) in _PLAIN_SCALARS:
+        return a == b
+    return _diff_key(a) == _diff_key(b)
+
+
+def _opcodes(old: list, new: list) -> list:
+    """difflib's opcodes over the items' JSON texts, the common head and tail matched first
+    (a write usually changes a few items of a long list: the diff then costs those items)."""
+    limit = min(len(old), len(new))
+    head = 0
+    while head < limit and _equal_item(old[head], new[head]):
+        head += 1
+    tail = 0
+    while tail < limit - head and _equal_item(old[-1 - tail], new[-1 - tail]):
+        tail += 1
+    middle = difflib.SequenceMatcher(None, [_diff_key(v) for v in old[head:len(old) - tail]],
+                                     [_diff_key(v) for v in new[head:len(new) - tail]],
+                                     autojunk=False).get_opcodes()
+    return [(tag, i1 + head, i2 + head, j1 + head, j2 + head) for tag, i1, i2, j1, j2 in middle]
+
+
 def _splice_sequence(yaml, lines, key, start, end, old: list, new: list):
     """Edit a block sequence item by item; return the new lines of the block, or None."""
     found = _item_ranges(lines, start, end)
@@ -349,10 +395,7 @@ def _splice_sequence(yaml, lines, key, start, end, old: list, new: list):
             sample_doc = yaml.load(f"{key}:\n" + "".join(block[s:e]))[key][0]
         return sample_doc
 
-    okeys = [json.dumps(v, sort_keys=True) for v in old]
-    nkeys = [json.dumps(v, sort_keys=True) for v in new]
-    ops = difflib.SequenceMatcher(None, okeys, nkeys, autojunk=False).get_opcodes()
-    for tag, i1, i2, j1, j2 in reversed(ops):
+    for tag, i1, i2, j1, j2 in reversed(_opcodes(old, new)):
         if tag == "equal":
             continue
         paired = min(i2 - i1, j2 - j1)
@@ -376,15 +419,110 @@ def _splice_sequence(yaml, lines, key, start, end, old: list, new: list):
     return block
 
 
-def splice(yaml: YAML, text: str, old: dict, new: dict) -> str:
-    """Return `text` edited so that its top-level keys hold `new` instead of `old`."""
+# Line breaks other than "\n" (and "\r\n"): `str.splitlines` splits on them, so a text
+# holding one is edited line by line over the whole text (the older, slower path).
+_OTHER_BREAKS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_LINE_AT_COLUMN0 = re.compile(r"\n(?=[^ \t#\n])")  # a literal "\n" first: a fast C search
+
+
+def text_blocks(text: str) -> dict:
+    """`blocks` as character offsets, found without splitting the whole text into lines:
+    only the lines starting in column 0 are looked at (a few per top-level key)."""
+    starts = []
+    firsts = ([0] if text[:1] not in ("", " ", "\t", "#", "\n") else []) + \
+        [m.end() for m in _LINE_AT_COLUMN0.finditer(text)]
+    for pos in firsts:
+        eol = text.find("\n", pos)
+        key = top_level_key(text[pos:] if eol < 0 else text[pos:eol + 1])
+        if key is not None:
+            starts.append((pos, key))
+    found = {}
+    for n, (start, key) in enumerate(starts):
+        end = starts[n + 1][0] if n + 1 < len(starts) else len(text)
+        first_end = text.find("\n", start) + 1 or len(text)
+        while end > first_end:
+            line_start = text.rfind("\n", 0, end - 1) + 1
+            line = text[line_start:end]
+            if line.strip() and not line.startswith("#"):
+                break
+            end = line_start
+        found[key] = (start, end)
+    return found
+
+
+def splice(yaml: YAML, text: str, old: dict, new: dict, keys=None) -> str:
+    """Return `text` edited so that its top-level keys hold `new` instead of `old`.
+
+    `keys`, when given, are the only keys that may differ (the others are not compared).
+    Only the changed keys' blocks are split into lines and edited, so a write costs its
+    blocks, not the file.
+    """
+    if any(mark in text for mark in _OTHER_BREAKS):  # nine C scans: faster than one regex
+        return _splice_lines(yaml, text, old, new, keys)
+    work = text if text.endswith("\n") or not text else text + "\n"
+    where = text_blocks(work)
+    edits = []  # (start, end, new text), applied bottom-up
+    appended: list[str] = []
+    for key in _candidates(old, new, keys):
+        if key in old and key in new and same(old[key], new[key]):
+            continue
+        if key not in where:
+            if key in old:
+                raise ValueError(f"cannot locate {key!r} in the config text")
+            appended.append("".join(_checked(
+                _dump(yaml, CommentedMap([(key, new[key])])).splitlines(keepends=True), key, new[key])))
+            continue
+        start, end = where[key]
+        if key not in new:
+            edits.append((start, end, ""))
+            continue
+        block = work[start:end].splitlines(keepends=True)
+        edits.append((start, end, "".join(_edit_block(yaml, block, key, old, new))))
+    for start, end, replacement in sorted(edits, key=lambda e: e[0], reverse=True):
+        work = work[:start] + replacement + work[end:]
+    return _finish(text, work, appended)
+
+
+def _candidates(old: dict, new: dict, keys) -> list:
+    candidates = list(old) + [k for k in new if k not in old]
+    if keys is not None:
+        keys = set(keys)
+        candidates = [k for k in candidates if k in keys]
+    return candidates
+
+
+def _edit_block(yaml: YAML, block: list[str], key, old: dict, new: dict) -> list[str]:
+    """The lines of one top-level key's block, edited to hold `new[key]`."""
+    if isinstance(old.get(key), list) and isinstance(new[key], list) and new[key]:
+        edited = _splice_sequence(yaml, block, key, 0, len(block), old[key], new[key])
+        if edited is not None:
+            return edited
+    doc = yaml.load("".join(block))
+    if not isinstance(doc, CommentedMap) or key not in doc:
+        raise ValueError(f"cannot locate {key!r} in the config text")
+    set_child(doc, key, new[key])
+    return _checked(_dump(yaml, doc).splitlines(keepends=True), key, new[key])
+
+
+def _finish(text: str, result: str, appended: list[str]) -> str:
+    if appended:
+        if result and not result.endswith("\n"):
+            result += "\n"
+        result += "".join(appended)
+    if not text.endswith("\n") and result.endswith("\n") and result[:-1] == text:
+        return text
+    return result
+
+
+def _splice_lines(yaml: YAML, text: str, old: dict, new: dict, keys=None) -> str:
+    """`splice` over the whole text split into lines (for texts with unusual line breaks)."""
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
     where = blocks(lines)
     edits = []  # (start, end, new lines), applied bottom-up
     appended: list[str] = []
-    for key in list(old) + [k for k in new if k not in old]:
+    for key in _candidates(old, new, keys):
         if key in old and key in new and same(old[key], new[key]):
             continue
         if key not in where:
@@ -397,23 +535,7 @@ def splice(yaml: YAML, text: str, old: dict, new: dict) -> str:
         if key not in new:
             edits.append((start, end, []))
             continue
-        if isinstance(old.get(key), list) and isinstance(new[key], list) and new[key]:
-            block = _splice_sequence(yaml, lines, key, start, end, old[key], new[key])
-            if block is not None:
-                edits.append((start, end, block))
-                continue
-        doc = yaml.load("".join(lines[start:end]))
-        if not isinstance(doc, CommentedMap) or key not in doc:
-            raise ValueError(f"cannot locate {key!r} in the config text")
-        set_child(doc, key, new[key])
-        edits.append((start, end, _checked(_dump(yaml, doc).splitlines(keepends=True), key, new[key])))
+        edits.append((start, end, _edit_block(yaml, lines[start:end], key, old, new)))
     for start, end, replacement in sorted(edits, key=lambda e: e[0], reverse=True):
         lines[start:end] = replacement
-    result = "".join(lines)
-    if appended:
-        if result and not result.endswith("\n"):
-            result += "\n"
-        result += "".join(appended)
-    if not text.endswith("\n") and result.endswith("\n") and result[:-1] == text:
-        return text
-    return result
+    return _finish(text, "".join(lines), appended)

@@ -12,6 +12,7 @@ from ..conventions import store
 from ..errors import ApiError
 from ..openapi import describe
 from .paths import MAIN_LOG, is_error_log, log_dir, regular_files
+from . import backwards, cursor
 from .reader import main_log_files, read_logs
 
 bp = Blueprint("logs", __name__)
@@ -54,20 +55,58 @@ def _after() -> int:
 
 
 @bp.get("/logs")
-@describe("Lines of the server's log (needs logging-to-file)", query=(
+@describe("Lines of the server's log (needs logging-to-file). With `limit` or `cursor` the "
+          "answer is paged: `next-cursor` continues after its last line", query=(
     ("after", "integer", "only lines after this unix time"),
-    ("limit", "integer", "only the last N lines")), ok={"type": "object", "properties": {
-        "lines": {"type": "array", "items": {"type": "string"}},
-        "line-count": {"type": "integer"}, "latest-timestamp": {"type": "integer"}}})
+    ("limit", "integer", "only the last N lines (with a cursor: the first N new lines)"),
+    ("cursor", "string", "continue after an earlier answer's next-cursor")),
+          ok={"type": "object", "properties": {
+              "lines": {"type": "array", "items": {"type": "string"}},
+              "line-count": {"type": "integer"}, "latest-timestamp": {"type": "integer"},
+              "next-cursor": {"type": "string"}, "cursor-reset": {"type": "boolean"}}})
 def get_logs():
     folder = _logging_dir()
     limit, after = _limit(), _after()
+    raw_cursor = request.args.get("cursor", "").strip()
+    paged = limit is not None or bool(raw_cursor)
     if not os.path.isdir(folder):
-        return jsonify({"lines": [], "line-count": 0, "latest-timestamp": after})
+        latest = after
+        if raw_cursor and (known := cursor.decode(raw_cursor)):
+            latest = max(latest, known["latestTimestamp"])
+        body = {"lines": [], "line-count": 0, "latest-timestamp": latest}
+        if paged:
+            body["next-cursor"] = ""
+        if raw_cursor:
+            body["cursor-reset"] = True
+        return jsonify(body)
     try:
-        return jsonify(read_logs(folder, after, limit))
+        return jsonify(_read(folder, after, limit, raw_cursor, paged))
     except OSError as exc:
         raise ApiError(500, f"failed to read log file {exc.filename}: {exc.strerror}") from None
+
+
+def _read(folder: str, after: int, limit: int | None, raw_cursor: str, paged: bool) -> dict:
+    """Whichever read the query asks for; each costs about what it returns (but a plain
+    GET /logs, which returns everything)."""
+    if raw_cursor:
+        body = cursor.read_from(folder, raw_cursor, limit)
+        if body is not None:
+            return body
+        known = cursor.decode(raw_cursor)
+        body = backwards.tail(folder, limit) if limit else read_logs(folder, 0, None)
+        body["latest-timestamp"] = max(body["latest-timestamp"],
+                                       known["latestTimestamp"] if known else 0)
+        body["line-count"] = len(body["lines"])
+        body["cursor-reset"] = True
+    elif after == 0 and limit is not None:
+        body = backwards.tail(folder, limit)
+    elif after == 0:
+        body = read_logs(folder, 0, None)
+    else:
+        body = backwards.newer_than(folder, after, limit)
+    if paged and "next-cursor" not in body:
+        body["next-cursor"] = cursor.end_cursor(folder, body["latest-timestamp"])
+    return body
 
 
 @bp.delete("/logs")

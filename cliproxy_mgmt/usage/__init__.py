@@ -3,7 +3,9 @@
 Counted per upstream request; stored in SQLite (`usage-statistics-file`, default
 `usage-statistics.sqlite3` beside config.yaml). Totals cover every request; per-request
 details are kept up to `usage-statistics-max-details` (default 100000), oldest first out
-(see `store.py`). Export and import use upstream's JSON format and merge rules.
+(see `store.py`). Export and import use upstream's JSON format and merge rules. Per
+credential (by `auth_index`, else `source`) the store keeps running counts too, for
+GET /api-key-usage and the auth-file listing: `usage_service(app).credential_usage()`.
 
 For an embedding proxy or a plugin, one request is recorded with:
 

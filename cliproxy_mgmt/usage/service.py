@@ -72,6 +72,12 @@ class UsageService:
         added, _ = self.store().add([record.to_detail()])
         return added == 1
 
+    def credential_usage(self):
+        """Per-credential counts for one answer (`CredentialUsage`): `.lookup(auth_index,
+        source)` gives `{"success", "failed", "recent_requests"}`, as GET /auth-files and
+        GET /api-key-usage show them; a few dict reads per credential, whatever the history."""
+        return self.store().credential_usage()
+
     def merge(self, details: list[Detail]) -> dict:
         """Import details (even while disabled): upstream's answer to POST /usage/import."""
         store = self.store()

@@ -1,7 +1,8 @@
 """Usage statistics in an SQLite file: totals forever, per-request details up to a cap.
 
-The backend interface the endpoints use is small (`add`, `counts`, `stream`, `close`), so a
-shared backend (PostgreSQL, Redis) can replace this one without touching them.
+The backend interface the endpoints use is small (`add`, `counts`, `stream`,
+`credential_usage`, `close`), so a shared backend (PostgreSQL, Redis) can replace this one
+without touching them.
 
 Retention: the totals (overall, per api and model, per day and hour) count every request
 ever recorded or imported. Per-request details are kept up to `max_details` rows; beyond
@@ -9,8 +10,10 @@ that the oldest (by request time) are deleted, their counts staying in the total
 De-duplication of imports compares against the details still kept, so a detail imported
 again after it was pruned is counted again.
 
-Memory stays bounded whatever was recorded: snapshots are streamed from the database as
-JSON text, never built in memory.
+Cost follows the answer, not the history: every aggregate (totals, per api and model, per
+day and hour, per credential) is a running count updated as requests are recorded, and each
+detail is kept with its JSON text formatted once, when it is recorded. A snapshot is those
+texts joined and sent in large chunks, from the database, never built whole in memory.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import threading
 import weakref
 from typing import Callable, Iterable, Iterator
 
+from .credentials import (BUCKETS, CredentialCounts, CredentialUsage, aggregate_key, bucket_of,
+                          current_bucket)
 from .model import Detail
 from .timestamps import Stamp
 
@@ -46,7 +51,8 @@ CREATE TABLE IF NOT EXISTS details (
     output_tokens INTEGER NOT NULL,
     reasoning_tokens INTEGER NOT NULL,
     cached_tokens INTEGER NOT NULL,
-    total_tokens INTEGER NOT NULL
+    total_tokens INTEGER NOT NULL,
+    body TEXT
 );
 CREATE INDEX IF NOT EXISTS details_by_time ON details (ts_ns, id);
 CREATE INDEX IF NOT EXISTS details_by_model ON details (api, model, id);
@@ -62,18 +68,34 @@ CREATE TABLE IF NOT EXISTS totals (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     success INTEGER NOT NULL, failure INTEGER NOT NULL, tokens INTEGER NOT NULL);
 INSERT OR IGNORE INTO totals VALUES (1, 0, 0, 0);
+CREATE TABLE IF NOT EXISTS credentials (
+    key TEXT PRIMARY KEY, success INTEGER NOT NULL, failed INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS credential_buckets (
+    key TEXT NOT NULL, bucket INTEGER NOT NULL,
+    success INTEGER NOT NULL, failed INTEGER NOT NULL,
+    PRIMARY KEY (key, bucket));
 """
+# PRAGMA user_version: 1 = details carry their JSON `body`, per-credential counts are kept.
+_VERSION = 1
+CHUNK = 256 * 1024  # characters per chunk of a streamed snapshot
 
 _INSERT_DETAIL = """INSERT OR IGNORE INTO details (fingerprint, api, model, ts_ns, tz_offset, source,
-    auth_index, failed, input_tokens, output_tokens, reasoning_tokens, cached_tokens, total_tokens)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    auth_index, failed, input_tokens, output_tokens, reasoning_tokens, cached_tokens, total_tokens,
+    body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 # Token sums saturate at the int64 maximum (Go's counters would wrap; SQLite would turn
 # the sum into a float): an overflowing sum is a REAL, which MIN() replaces by the maximum.
 _SAT = "MIN({}, 9223372036854775807)"
-_ADD_MODEL = f"""INSERT INTO models VALUES (?, ?, 1, ?) ON CONFLICT (api, model)
-    DO UPDATE SET requests = requests + 1, tokens = {_SAT.format("tokens + excluded.tokens")}"""
-_ADD_BUCKET = f"""INSERT INTO buckets VALUES (?, ?, 1, ?) ON CONFLICT (kind, key)
-    DO UPDATE SET requests = requests + 1, tokens = {_SAT.format("tokens + excluded.tokens")}"""
+_ADD_MODEL = f"""INSERT INTO models VALUES (?, ?, ?, ?) ON CONFLICT (api, model)
+    DO UPDATE SET requests = requests + excluded.requests,
+    tokens = {_SAT.format("tokens + excluded.tokens")}"""
+_ADD_BUCKET = f"""INSERT INTO buckets VALUES (?, ?, ?, ?) ON CONFLICT (kind, key)
+    DO UPDATE SET requests = requests + excluded.requests,
+    tokens = {_SAT.format("tokens + excluded.tokens")}"""
+_ADD_CREDENTIAL = """INSERT INTO credentials VALUES (?, ?, ?) ON CONFLICT (key)
+    DO UPDATE SET success = success + excluded.success, failed = failed + excluded.failed"""
+_ADD_CREDENTIAL_BUCKET = """INSERT INTO credential_buckets VALUES (?, ?, ?, ?)
+    ON CONFLICT (key, bucket)
+    DO UPDATE SET success = success + excluded.success, failed = failed + excluded.failed"""
 _ADD_TOTAL = ("UPDATE totals SET success = success + ?, failure = failure + ?, "
               f"tokens = {_SAT.format('tokens + ?')}")
 INT64_MAX = (1 << 63) - 1
@@ -87,6 +109,33 @@ def _connect(path: str) -> sqlite3.Connection:
 
 def _s(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
+
+
+def detail_body(stamp: Stamp, source: str, index: str, failed, inp: int, out: int, rsn: int,
+                cached: int, total: int) -> str:
+    """A detail as upstream's JSON object: formatted once, when the detail is stored."""
+    return (f'{{"timestamp":"{stamp.text()}","source":{_s(source)},"auth_index":{_s(index)},'
+            f'"tokens":{{"input_tokens":{inp},"output_tokens":{out},"reasoning_tokens":{rsn},'
+            f'"cached_tokens":{cached},"total_tokens":{total}}},'
+            f'"failed":{"true" if failed else "false"}}}')
+
+
+class _Chunks:
+    """Joins many small texts into chunks of about CHUNK characters (few frames on the wire)."""
+
+    def __init__(self):
+        self.parts: list[str] = []
+        self.size = 0
+
+    def add(self, text: str) -> str | None:
+        self.parts.append(text)
+        self.size += len(text)
+        return self.take() if self.size >= CHUNK else None
+
+    def take(self) -> str:
+        out = "".join(self.parts)
+        self.parts, self.size = [], 0
+        return out
 
 
 class SqliteUsageStore:
@@ -110,27 +159,73 @@ class SqliteUsageStore:
             self.path = temp
             self._temporary = True
         self._count = self._conn.execute("SELECT count(*) FROM details").fetchone()[0]
+        self._credentials = CredentialCounts()
+        self._credentials.load(
+            self._conn.execute("SELECT key, success, failed FROM credentials"),
+            self._conn.execute("SELECT key, bucket, success, failed FROM credential_buckets"))
         # Closed by close(), or when the store is dropped (apps made by tests).
         self._finalizer = weakref.finalize(self, _release, self._conn, self.path, self._temporary)
 
-    @staticmethod
-    def _open(path: str) -> sqlite3.Connection:
+    @classmethod
+    def _open(cls, path: str) -> sqlite3.Connection:
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
         conn = _connect(path)
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")  # durable across a crash of the process
-            conn.executescript(_SCHEMA)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                columns = [row[1] for row in conn.execute("PRAGMA table_info(details)")]
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                if columns and conn.execute("PRAGMA user_version").fetchone()[0] < _VERSION:
+                    cls._upgrade(conn, columns)
+                conn.execute(f"PRAGMA user_version = {_VERSION}")
+                conn.execute("DELETE FROM credential_buckets WHERE bucket < ?",
+                             (current_bucket() - BUCKETS + 1,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
         except sqlite3.Error:
             conn.close()
             raise
         return conn
 
+    @staticmethod
+    def _upgrade(conn: sqlite3.Connection, columns: list) -> None:
+        """A file written before details kept their JSON text and credentials their counts:
+        format each kept detail once, and count the credentials from the details still kept
+        (requests pruned before the upgrade are in the totals but not in these counts)."""
+        if "body" not in columns:
+            conn.execute("ALTER TABLE details ADD COLUMN body TEXT")
+        rows = conn.execute(
+            "SELECT id, ts_ns, tz_offset, source, auth_index, failed, input_tokens, output_tokens, "
+            "reasoning_tokens, cached_tokens, total_tokens FROM details WHERE body IS NULL").fetchall()
+        conn.executemany("UPDATE details SET body = ? WHERE id = ?", (
+            (detail_body(Stamp(ns, offset), *rest), id_) for id_, ns, offset, *rest in rows))
+        totals: dict = {}
+        buckets: dict = {}
+        for source, index, failed, ns in conn.execute(
+                "SELECT source, auth_index, failed, ts_ns FROM details"):
+            _count_credential(totals, buckets, index, source, failed, ns)
+        _store_credentials(conn, totals, buckets)
+
     # -- writing ------------------------------------------------------------------------
     def add(self, details: Iterable[Detail]) -> tuple[int, int]:
-        """Add details not already kept; return (added, skipped duplicates)."""
+        """Add details not already kept; return (added, skipped duplicates).
+
+        One transaction: the details one by one (duplicates are skipped by fingerprint), then
+        every aggregate by the sum of what this call added.
+        """
         added = skipped = 0
+        models: dict = {}
+        buckets: dict = {}
+        totals = [0, 0, 0]
+        credential_totals: dict = {}
+        credential_buckets: dict = {}
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
@@ -140,16 +235,24 @@ class SqliteUsageStore:
                     cur = conn.execute(_INSERT_DETAIL, (
                         d.fingerprint(), d.api, d.model, d.stamp.ns, d.stamp.offset, d.source,
                         d.auth_index, int(d.failed), t.input, t.output, t.reasoning, t.cached,
-                        t.total))
+                        t.total, detail_body(d.stamp, d.source, d.auth_index, d.failed, t.input,
+                                             t.output, t.reasoning, t.cached, t.total)))
                     if cur.rowcount == 0:
                         skipped += 1
                         continue
                     added += 1
                     tokens = max(t.total, 0)
-                    conn.execute(_ADD_MODEL, (d.api, d.model, tokens))
-                    conn.execute(_ADD_BUCKET, ("day", d.stamp.day(), tokens))
-                    conn.execute(_ADD_BUCKET, ("hour", d.stamp.hour(), tokens))
-                    conn.execute(_ADD_TOTAL, (int(not d.failed), int(d.failed), tokens))
+                    _bump(models, (d.api, d.model), tokens)
+                    _bump(buckets, ("day", d.stamp.day()), tokens)
+                    _bump(buckets, ("hour", d.stamp.hour()), tokens)
+                    totals[1 if d.failed else 0] += 1
+                    totals[2] = min(totals[2] + tokens, INT64_MAX)
+                    _count_credential(credential_totals, credential_buckets, d.auth_index,
+                                      d.source, d.failed, d.stamp.ns)
+                conn.executemany(_ADD_MODEL, ((*k, *v) for k, v in models.items()))
+                conn.executemany(_ADD_BUCKET, ((*k, *v) for k, v in buckets.items()))
+                conn.execute(_ADD_TOTAL, totals)
+                _store_credentials(conn, credential_totals, credential_buckets)
                 excess = self._count + added - self.max_details
                 if excess > 0:
                     conn.execute("DELETE FROM details WHERE id IN (SELECT id FROM details "
@@ -159,6 +262,7 @@ class SqliteUsageStore:
                 conn.execute("ROLLBACK")
                 raise
             self._count = min(self._count + added, self.max_details)
+            self._credentials.apply(credential_totals, credential_buckets)
         return added, skipped
 
     # -- reading ------------------------------------------------------------------------
@@ -168,8 +272,14 @@ class SqliteUsageStore:
             success, failure = self._conn.execute("SELECT success, failure FROM totals").fetchone()
         return success + failure, failure
 
+    def credential_usage(self) -> CredentialUsage:
+        """Per-credential counts for one answer: `.lookup(auth_index, source)` gives upstream's
+        `{"success", "failed", "recent_requests"}` (GET /api-key-usage, GET /auth-files)."""
+        return CredentialUsage(self._credentials)
+
     def stream(self, head: Callable[[int], str], tail: str) -> Iterator[str]:
-        """JSON text: `head(failed requests)`, the snapshot object, then `tail`.
+        """JSON text: `head(failed requests)`, the snapshot object, then `tail`, in chunks of
+        about CHUNK characters.
 
         Read from one consistent view of the database, on a connection of its own, so
         writers are never blocked while a large snapshot is sent.
@@ -180,17 +290,22 @@ class SqliteUsageStore:
             success, failure, tokens = conn.execute(
                 "SELECT success, failure, tokens FROM totals").fetchone()
             yield head(failure)
-            yield (f'{{"total_requests":{success + failure},"success_count":{success},'
-                   f'"failure_count":{failure},"total_tokens":{tokens},"apis":{{')
-            yield from self._apis(conn)
+            out = _Chunks()
+            out.add(f'{{"total_requests":{success + failure},"success_count":{success},'
+                    f'"failure_count":{failure},"total_tokens":{tokens},"apis":{{')
+            for text in self._apis(conn):
+                chunk = out.add(text)
+                if chunk:
+                    yield chunk
             for name, kind, column in (("requests_by_day", "day", "requests"),
                                        ("requests_by_hour", "hour", "requests"),
                                        ("tokens_by_day", "day", "tokens"),
                                        ("tokens_by_hour", "hour", "tokens")):
                 rows = conn.execute(f"SELECT key, {column} FROM buckets WHERE kind = ? "
                                     "ORDER BY key", (kind,))
-                yield f'}},"{name}":{{' + ",".join(f"{_s(k)}:{n}" for k, n in rows)
-            yield "}}" + tail
+                out.add(f'}},"{name}":{{' + ",".join(f"{_s(k)}:{n}" for k, n in rows))
+            out.add("}}" + tail)
+            yield out.take()
         finally:
             conn.close()
 
@@ -207,22 +322,43 @@ class SqliteUsageStore:
             for j, (model, requests, tokens) in enumerate(entries):
                 yield (("," if j else "") + f'{_s(model)}:{{"total_requests":{requests},'
                        f'"total_tokens":{tokens},"details":[')
-                rows = conn.execute(
-                    "SELECT ts_ns, tz_offset, source, auth_index, failed, input_tokens, "
-                    "output_tokens, reasoning_tokens, cached_tokens, total_tokens FROM details "
-                    "WHERE api = ? AND model = ? ORDER BY id", (api, model))
-                for k, (ns, offset, source, index, failed, inp, out, rsn, cached, total) in enumerate(rows):
-                    yield (("," if k else "") + f'{{"timestamp":"{Stamp(ns, offset).text()}",'
-                           f'"source":{_s(source)},"auth_index":{_s(index)},"tokens":{{'
-                           f'"input_tokens":{inp},"output_tokens":{out},"reasoning_tokens":{rsn},'
-                           f'"cached_tokens":{cached},"total_tokens":{total}}},'
-                           f'"failed":{"true" if failed else "false"}}}')
+                rows = conn.execute("SELECT body FROM details WHERE api = ? AND model = ? "
+                                    "ORDER BY id", (api, model))
+                separator = ""
+                while batch := rows.fetchmany(4096):
+                    yield separator + ",".join(body for body, in batch)
+                    separator = ","
                 yield "]}"
             yield "}}"
 
     def close(self) -> None:
         with self._lock:
             self._finalizer()
+
+
+def _bump(sums: dict, key, tokens: int) -> None:
+    entry = sums.get(key)
+    if entry is None:
+        sums[key] = [1, tokens]
+    else:
+        entry[0] += 1
+        entry[1] = min(entry[1] + tokens, INT64_MAX)  # saturates, as the SQL sums do
+
+
+def _count_credential(totals: dict, buckets: dict, index: str, source: str, failed, ns: int) -> None:
+    key = aggregate_key(index, source)
+    if key is None:
+        return
+    column = 1 if failed else 0
+    totals.setdefault(key, [0, 0])[column] += 1
+    bucket = bucket_of(ns)
+    if bucket > current_bucket() - BUCKETS:  # older ones are never shown
+        buckets.setdefault((key, bucket), [0, 0])[column] += 1
+
+
+def _store_credentials(conn: sqlite3.Connection, totals: dict, buckets: dict) -> None:
+    conn.executemany(_ADD_CREDENTIAL, ((k, s, f) for k, (s, f) in totals.items()))
+    conn.executemany(_ADD_CREDENTIAL_BUCKET, ((k, b, s, f) for (k, b), (s, f) in buckets.items()))
 
 
 def _release(conn: sqlite3.Connection, path: str, temporary: bool) -> None:

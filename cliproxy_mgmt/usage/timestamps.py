@@ -12,6 +12,7 @@ import calendar
 import re
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timedelta, timezone
 
 _RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
@@ -27,12 +28,20 @@ class Stamp:
     ns: int
     offset: int = 0
 
-    def _wall(self) -> tuple[datetime, int]:
+    @cached_property  # a recorded detail asks for it three times (text, day, hour)
+    def _walltime(self) -> tuple[datetime, int]:
         local = self.ns + self.offset * NS
         return _EPOCH + timedelta(seconds=local // NS), local % NS
 
+    def _wall(self) -> tuple[datetime, int]:
+        return self._walltime
+
     def text(self) -> str:
         """RFC3339Nano in the stamp's own zone (Go's format: fraction trimmed, `Z` for UTC)."""
+        return self._text
+
+    @cached_property
+    def _text(self) -> str:
         wall, frac = self._wall()
         out = f"{wall.year:04d}-{wall:%m-%dT%H:%M:%S}"
         if frac:
@@ -44,7 +53,7 @@ class Stamp:
         return f"{out}{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
     def utc_text(self) -> str:
-        return Stamp(self.ns, 0).text()
+        return self.text() if self.offset == 0 else Stamp(self.ns, 0).text()
 
     def day(self) -> str:
         wall = self._wall()[0]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 from marshmallow import ValidationError
 
 from ..config_api import upload_limit
-from ..conventions import read_body
+from ..conventions import read_body, store
 from ..errors import ApiError
 from ..openapi import describe
 from ..safeload import InvalidJSON, load_json
@@ -65,3 +66,36 @@ def import_usage():
     if version not in (0, 1):
         raise ApiError(400, "unsupported version")
     return jsonify(usage_service().merge(details))
+
+
+def api_key_index(api_key: str) -> str:
+    """The `auth_index` of a config API-key credential: SHA-256 of `api_key:<key>`, 16 hex chars."""
+    return hashlib.sha256(f"api_key:{api_key}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+_RECENT = {"type": "array", "items": {"type": "object", "properties": {
+    "time": {"type": "string"}, "success": _INT, "failed": _INT}}}
+
+
+@bp.get("/api-key-usage")
+@describe("Requests per API-key credential of the config: provider -> \"<base-url>|<api-key>\" "
+          "-> success, failed and 20 ten-minute buckets of recent requests", ok={
+              "type": "object", "additionalProperties": {"type": "object", "additionalProperties": {
+                  "type": "object", "properties": {"success": _INT, "failed": _INT,
+                                                   "recent_requests": _RECENT}}}})
+def api_key_usage():
+    """Counted from the persisted usage store (so it survives a restart), by the credential's
+    `auth_index` or, for requests reported without one, by its key as `source`. The cost is
+    one lookup per configured key, whatever number of requests was recorded."""
+    usage = usage_service().credential_usage()
+    data = store().data
+    out: dict = {}
+    for section in current_app.extensions["cliproxy_mgmt"].registry.config_sections.values():
+        if section.credentials is None:
+            continue
+        for provider, base_url, api_key in section.credentials(data):
+            entries = out.setdefault(provider or "unknown", {})
+            key = f"{base_url}|{api_key}"
+            if key not in entries:  # a repeated entry shares its key's index, so its counts
+                entries[key] = usage.lookup(api_key_index(api_key), api_key)
+    return jsonify(out)

@@ -70,9 +70,17 @@ OPENAI_COMPAT = ObjectList(
                   "headers", "support-prompt-cache-key", "request-retry", "request-scoped-errors"))
 
 
+def credentials(data: dict) -> list:
+    """Each key of each upstream, filed under the upstream's lower-cased `name` (GET /api-key-usage)."""
+    return [(text(item.get("name")).strip().lower() or "unknown", item["base-url"], entry["api-key"])
+            for item in OPENAI_COMPAT.entries(data)
+            for entry in item.get("api-key-entries") or () if entry.get("api-key")]
+
+
 @hookimpl(specname="register_config_sections")
 def openai_compat_sections():
-    return [OPENAI_COMPAT.section(order=40, provider="openai-compatibility")]
+    return [OPENAI_COMPAT.section(order=40, provider="openai-compatibility",
+                                  credentials=credentials)]
 
 
 @hookimpl(specname="register_blueprints")

@@ -1,0 +1,386 @@
+"""Benchmarks of cost at scale: each answer or write should cost what it returns or changes,
+not what was ever stored. Ratios are measured side by side in one run, against the real
+server (waitress) where the route is measured.
+
+Sub-commands (default: all of them, in this order):
+
+  usage    GET /usage with 100,000 kept details / an in-process naive SELECT + json.dumps of
+           the same rows (goal <= 1.5);
+  apikey   GET /api-key-usage with 1,000,000 recorded requests / with 10,000 (goal <= 1.5);
+  logs     GET /logs?after=<now-60s> over 1,000,000 log lines / over 10,000 (goal <= 3);
+           GET /logs?limit=100 the same (goal <= 3); a cursor poll the same (goal <= 3);
+  startup  start-up to the first answer, 10,000 entries / 1,000 entries (goal <= 2);
+           GET /config on 1,000 entries / GET /debug, 8 client threads (goal >= 0.9);
+           GET /config.yaml on 1,000 entries / GET /debug, 8 client threads (goal >= 0.9);
+  listing  the first GET /auth-files over 5,000 token files / a naive in-process read and
+           parse of every file (goal <= 1.5);
+  writes   one PATCH /api-keys at 10,000 entries / at 1,000 (goal <= 3); PATCH of a 10-item
+           list inside a 10,000-entry config / inside a 1,000-entry one (goal <= 1.5); p99
+           latency of 8 concurrent writers / p50 of one writer (goal <= 10); server RSS after
+           20 writes at 50,000 entries / after start (its first write and GET) (goal <= 1.2).
+
+Run: .venv/bin/python benchmarks/bench_scale.py [usage|apikey|logs|startup ...]
+(prints each figure; exit 1 if a goal is missed). On a shared machine timings are noisy:
+each point is a median of several runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _server import ROOT, Server, free_port  # noqa: E402
+
+from cliproxy_mgmt.usage.model import Detail, Tokens  # noqa: E402
+from cliproxy_mgmt.usage.store import SqliteUsageStore  # noqa: E402
+from cliproxy_mgmt.usage.timestamps import NS, Stamp  # noqa: E402
+
+KEY = "bench-management-key"
+
+
+def make_config(folder: Path, port: int, *, entries: int = 0, extra: str = "",
+                settings: tuple = ()) -> Path:
+    """The bundled config with the secret set, `entries` client keys and gemini credentials,
+    `settings` (top-level `key: value` lines already in the file) replaced, `extra` appended."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = (ROOT / "config.yaml").read_text()
+    text = text.replace("port: 8317", f"port: {port}").replace('secret-key: ""', f'secret-key: "{KEY}"')
+    if entries:
+        keys = "".join(f'  - "client-key-{i:05d}" # client {i}\n' for i in range(entries))
+        text = text.replace("api-keys: []\n", "api-keys:\n" + keys)
+        text += "\n# Gemini credentials\ngemini-api-key:\n" + "".join(
+            f'  - api-key: "AIza-{i:05d}"\n    base-url: "https://gemini-{i}.example.test"\n'
+            f'    prefix: "team-{i % 7}"\n    excluded-models:\n      - "gemini-1.5-*"\n'
+            for i in range(entries))
+    for setting in settings:
+        key = setting.split(":")[0]
+        start = text.index(f"\n{key}:") + 1
+        text = text[:start] + setting + text[text.index("\n", start):]
+    text += extra
+    path = folder / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def timed(fn, runs: int) -> float:
+    """The median of `runs` timings of fn()."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def get_ok(server: Server, path: str) -> bytes:
+    status, body = server.request("GET", path)
+    assert status == 200, (path, status, body[:200])
+    return body
+
+
+def api_key_index(key: str) -> str:
+    """The auth_index upstream gives a config API key."""
+    return hashlib.sha256(f"api_key:{key}".encode()).hexdigest()[:16]
+
+
+# -- usage ---------------------------------------------------------------------------------------
+
+def fill_usage(path: Path, requests: int, *, keys: list[str], batch: int = 20_000) -> None:
+    """Record `requests` requests through the store, spread over `keys`, ten per second
+    until now (the details as `UsageRecord.to_detail` makes them, in UTC)."""
+    store = SqliteUsageStore(str(path))
+    start = time.time_ns() - requests * NS // 10
+    indexes = [api_key_index(k) for k in keys]
+    try:
+        for first in range(0, requests, batch):
+            store.add([Detail(
+                api=f"client-key-{n % 10}", model=f"model-{n % 5}", stamp=Stamp(start + n * NS // 10),
+                source=keys[n % len(keys)], auth_index=indexes[n % len(keys)], failed=n % 17 == 0,
+                tokens=Tokens(n % 1000, 7, 0, 0, n % 1000 + 7))
+                for n in range(first, min(first + batch, requests))])
+    finally:
+        store.close()
+
+
+def naive_usage_seconds(path: Path) -> float:
+    """SELECT every kept detail and json.dumps them in upstream's nesting (in process, no HTTP)."""
+    def run():
+        conn = sqlite3.connect(str(path))
+        apis: dict = {}
+        for (api, model, ns, offset, source, index, failed, inp, out, rsn, cached, total) in conn.execute(
+                "SELECT api, model, ts_ns, tz_offset, source, auth_index, failed, input_tokens, "
+                "output_tokens, reasoning_tokens, cached_tokens, total_tokens FROM details"):
+            apis.setdefault(api, {}).setdefault(model, []).append({
+                "timestamp": Stamp(ns, offset).text(), "source": source, "auth_index": index,
+                "tokens": {"input_tokens": inp, "output_tokens": out, "reasoning_tokens": rsn,
+                           "cached_tokens": cached, "total_tokens": total}, "failed": bool(failed)})
+        conn.close()
+        return json.dumps({"apis": apis})
+    return timed(run, 3)
+
+
+def bench_usage(tmp: Path) -> list:
+    port = free_port()
+    config = make_config(tmp / "usage", port, settings=("usage-statistics-enabled: true",))
+    fill_usage(config.parent / "usage-statistics.sqlite3", 100_000, keys=[f"sk-{i}" for i in range(50)])
+    with Server(config, port, KEY) as server:
+        body = get_ok(server, "/v0/management/usage")
+        assert json.loads(body)["usage"]["total_requests"] == 100_000
+        served = timed(lambda: get_ok(server, "/v0/management/usage"), 5)
+    naive = naive_usage_seconds(config.parent / "usage-statistics.sqlite3")
+    return [("GET /usage, 100k details / naive SELECT + json.dumps", served / naive, "<=", 1.5,
+             f"{served * 1000:.0f} ms vs {naive * 1000:.0f} ms, {len(body) >> 20} MiB")]
+
+
+API_KEYS = 100
+
+
+def bench_apikey(tmp: Path) -> list:
+    keys = [f"sk-bench-{i:03d}" for i in range(API_KEYS)]
+    extra = "\ncodex-api-key:\n" + "".join(
+        f'  - api-key: "{k}"\n    base-url: "https://codex-{i % 3}.example.test/v1"\n'
+        for i, k in enumerate(keys))
+    results = {}
+    for requests in (10_000, 1_000_000):
+        port = free_port()
+        config = make_config(tmp / f"apikey-{requests}", port, extra=extra,
+                             settings=("usage-statistics-enabled: true",))
+        started = time.perf_counter()
+        fill_usage(config.parent / "usage-statistics.sqlite3", requests, keys=keys, batch=50_000)
+        print(f"  (recorded {requests} requests in {time.perf_counter() - started:.0f} s)")
+        with Server(config, port, KEY) as server:
+            body = json.loads(get_ok(server, "/v0/management/api-key-usage"))
+            counted = sum(e["success"] + e["failed"] for e in body["codex"].values())
+            assert counted == requests, counted
+            results[requests] = timed(lambda: get_ok(server, "/v0/management/api-key-usage"), 31)
+    small, large = results[10_000], results[1_000_000]
+    return [("GET /api-key-usage, 1M recorded requests / 10k", large / small, "<=", 1.5,
+             f"{large * 1000:.1f} ms vs {small * 1000:.1f} ms, {API_KEYS} keys")]
+
+
+# -- logs ----------------------------------------------------------------------------------------
+
+LINES_PER_FILE = 100_000
+
+
+def write_logs(folder: Path, lines: int) -> None:
+    """`lines` log lines, one a second until now, in rotated files of LINES_PER_FILE lines."""
+    folder.mkdir(parents=True)
+    now = int(time.time())
+    first = now - lines + 1
+    for start in range(0, lines, LINES_PER_FILE):
+        count = min(LINES_PER_FILE, lines - start)
+        text = "".join(
+            f"[{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(first + n))}] [--------] "
+            f"[info ] [bench.py:1] request {n} served in 12 ms\n" for n in range(start, start + count))
+        last = start + count >= lines
+        stamp = time.strftime("%Y-%m-%dT%H-%M-%S.000", time.gmtime(first + start + count))
+        (folder / ("main.log" if last else f"main-{stamp}.log")).write_text(text)
+
+
+def bench_logs(tmp: Path) -> list:
+    timings = {}
+    for lines in (10_000, 1_000_000):
+        port = free_port()
+        config = make_config(tmp / f"logs-{lines}", port, settings=("logging-to-file: true",))
+        write_logs(config.parent / "writable" / "logs", lines)
+        os.environ["WRITABLE_PATH"] = str(config.parent / "writable")
+        try:
+            with Server(config, port, KEY) as server:
+                after = int(time.time()) - 60
+                path = f"/v0/management/logs?after={after}"
+                started = time.perf_counter()
+                body = json.loads(get_ok(server, path))
+                first = time.perf_counter() - started
+                assert 50 <= len(body["lines"]) <= 200 and body["line-count"] >= lines, \
+                    (len(body["lines"]), body["line-count"])
+                tail = json.loads(get_ok(server, "/v0/management/logs?limit=100"))
+                assert len(tail["lines"]) == 100
+                poll = f"/v0/management/logs?limit=1000&cursor={tail['next-cursor']}"
+                timings[lines] = (timed(lambda: get_ok(server, path), 5),
+                                  timed(lambda: get_ok(server, "/v0/management/logs?limit=100"), 5),
+                                  timed(lambda: get_ok(server, poll), 5), first)
+        finally:
+            del os.environ["WRITABLE_PATH"]
+    small, large = timings[10_000], timings[1_000_000]
+    names = ("GET /logs?after=now-60s", "GET /logs?limit=100", "GET /logs?cursor=<end>&limit=1000")
+    return [(f"{name}, 1M lines / 10k lines", large[i] / small[i], "<=", 3.0,
+             f"{large[i] * 1000:.1f} ms vs {small[i] * 1000:.1f} ms"
+             + (f"; first call, which counts the lines once: {large[3] * 1000:.0f} ms vs "
+                f"{small[3] * 1000:.0f} ms" if i == 0 else ""))
+            for i, name in enumerate(names)]
+
+
+# -- start-up and cached reads ---------------------------------------------------------------------
+
+def startup_seconds(config: Path, port: int) -> float:
+    """From spawning `cliproxy-mgmt serve` to its first answer (the median of 3)."""
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        with Server(config, port, KEY, poll=0.01):
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def bench_startup(tmp: Path) -> list:
+    port = free_port()
+    small = startup_seconds(make_config(tmp / "start-1k", port, entries=1_000), port)
+    large = startup_seconds(make_config(tmp / "start-10k", port, entries=10_000), port)
+    config = make_config(tmp / "reads-1k", port, entries=1_000)
+    with Server(config, port, KEY) as server:
+        server.throughput("/v0/management/debug", requests=400, threads=8)  # warm up
+        rates = {}
+        for path in ("/v0/management/debug", "/v0/management/config", "/v0/management/config.yaml"):
+            rates[path] = server.throughput(path, requests=2000, threads=8)
+    debug = rates["/v0/management/debug"]
+    return [("start-up, 10,000 entries / 1,000 entries", large / small, "<=", 2.0,
+             f"{large * 1000:.0f} ms vs {small * 1000:.0f} ms"),
+            ("GET /config, 1,000 entries / GET /debug, 8 threads", rates["/v0/management/config"] / debug,
+             ">=", 0.9, f"{rates['/v0/management/config']:.0f} vs {debug:.0f} req/s"),
+            ("GET /config.yaml, 1,000 entries / GET /debug, 8 threads",
+             rates["/v0/management/config.yaml"] / debug, ">=", 0.9,
+             f"{rates['/v0/management/config.yaml']:.0f} vs {debug:.0f} req/s")]
+
+
+# -- auth-file listing ---------------------------------------------------------------------------
+
+def bench_listing(tmp: Path) -> list:
+    from bench_auth_files import FILES, make_auth_dir, naive_listing
+
+    port = free_port()
+    config = make_config(tmp / "listing", port)
+    config.write_text(config.read_text().replace('auth-dir: "~/.cli-proxy-api"', 'auth-dir: "auths"'))
+    make_auth_dir(config.parent / "auths")
+    naive = timed(lambda: naive_listing(config.parent / "auths"), 5)
+    with Server(config, port, KEY) as server:
+        started = time.perf_counter()
+        body = get_ok(server, "/v0/management/auth-files")
+        cold = time.perf_counter() - started
+        assert len(json.loads(body)["files"]) == FILES
+    return [(f"cold GET /auth-files, {FILES} files / naive scan-and-parse", cold / naive, "<=", 1.5,
+             f"{cold * 1000:.0f} ms vs {naive * 1000:.0f} ms")]
+
+
+# -- config writes --------------------------------------------------------------------------------
+
+SMALL_LIST = "\nclaude-api-key:\n" + "".join(f'  - api-key: "claude-{i}"\n' for i in range(10))
+
+
+def patch_seconds(server: Server, path: str, body, runs: int = 9) -> float:
+    times = []
+    for n in range(runs):
+        data = json.dumps(body(n)).encode()
+        started = time.perf_counter()
+        status, answer = server.request("PATCH", path, data)
+        times.append(time.perf_counter() - started)
+        assert status == 200, answer
+    return statistics.median(times)
+
+
+def client_key(n):
+    return {"index": 500, "value": f"client-key-new-{n}"}
+
+
+def claude_key(n):
+    return {"index": 3, "value": {"api-key": f"claude-new-{n}"}}
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def concurrent_latencies(server: Server, writers: int, each: int) -> list[float]:
+    import threading
+
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def writer(w):
+        for n in range(each):
+            data = json.dumps({"index": w, "value": f"writer-{w}-{n}"}).encode()
+            started = time.perf_counter()
+            status, answer = server.request("PATCH", "/v0/management/api-keys", data)
+            elapsed = time.perf_counter() - started
+            assert status == 200, answer
+            with lock:
+                latencies.append(elapsed)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sorted(latencies)
+
+
+def bench_writes(tmp: Path) -> list:
+    results = []
+    patch = {}
+    for entries in (1_000, 10_000):
+        port = free_port()
+        config = make_config(tmp / f"writes-{entries}", port, entries=entries, extra=SMALL_LIST)
+        with Server(config, port, KEY) as server:
+            patch_seconds(server, "/v0/management/api-keys", client_key, runs=2)  # warm up
+            patch[entries] = (patch_seconds(server, "/v0/management/api-keys", client_key),
+                              patch_seconds(server, "/v0/management/claude-api-key", claude_key))
+            if entries == 1_000:
+                single = concurrent_latencies(server, 1, 40)
+                many = concurrent_latencies(server, 8, 15)
+    (big_small, list_small), (big_large, list_large) = patch[1_000], patch[10_000]
+    results.append(("one PATCH /api-keys, 10,000 entries / 1,000 entries", big_large / big_small,
+                    "<=", 3.0, f"{big_large * 1000:.1f} ms vs {big_small * 1000:.1f} ms"))
+    results.append(("PATCH of a 10-item list, in 10,000 entries / in 1,000", list_large / list_small,
+                    "<=", 1.5, f"{list_large * 1000:.1f} ms vs {list_small * 1000:.1f} ms"))
+    p50 = statistics.median(single)
+    p99 = many[min(len(many) - 1, int(len(many) * 0.99))]
+    results.append(("p99 of 8 concurrent writers / p50 of one writer", p99 / p50, "<=", 10.0,
+                    f"{p99 * 1000:.1f} ms vs {p50 * 1000:.1f} ms"))
+
+    port = free_port()
+    config = make_config(tmp / "writes-50k", port, entries=50_000)
+    with Server(config, port, KEY) as server:
+        patch_seconds(server, "/v0/management/api-keys", client_key, runs=1)
+        get_ok(server, "/v0/management/config")
+        started = rss_kib(server.proc.pid)
+        patch_seconds(server, "/v0/management/api-keys", client_key, runs=20)
+        get_ok(server, "/v0/management/config")
+        after = rss_kib(server.proc.pid)
+    results.append(("RSS after 20 writes at 50,000 entries / RSS after start", after / started,
+                    "<=", 1.2, f"{after >> 10} MiB vs {started >> 10} MiB"))
+    return results
+
+
+COMMANDS = {"usage": bench_usage, "apikey": bench_apikey, "logs": bench_logs,
+            "startup": bench_startup, "listing": bench_listing, "writes": bench_writes}
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(COMMANDS)
+    unknown = [n for n in names if n not in COMMANDS]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(COMMANDS)}")
+        return 2
+    failed = False
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            print(f"[{name}]")
+            for title, ratio, op, goal, figures in COMMANDS[name](Path(tmp)):
+                met = ratio >= goal if op == ">=" else ratio <= goal
+                failed |= not met
+                print(f"{title}: {ratio:.3f} (goal {op} {goal}) {'ok' if met else 'MISSED'}  [{figures}]")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

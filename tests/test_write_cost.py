@@ -1,0 +1,93 @@
+"""Writes that cost the change: the copy-on-read draft, and the splice that edits only the
+changed blocks (checked against the line-by-line splice it replaces)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from cliproxy_mgmt.config import yamlio
+from cliproxy_mgmt.config.draft import Draft
+from cliproxy_mgmt.config.store import ConfigStore, parse
+
+ROOT = Path(__file__).resolve().parent.parent
+TEXTS = [ROOT / "config.yaml", ROOT / "tests" / "data" / "config.example.yaml"]
+
+
+def lines_of(text: str, where: dict) -> dict:
+    """Character ranges as line ranges."""
+    return {k: (text.count("\n", 0, s), text.count("\n", 0, e)) for k, (s, e) in where.items()}
+
+
+@pytest.mark.parametrize("path", TEXTS, ids=lambda p: p.name)
+def test_blocks_from_the_text_match_blocks_from_lines(path):
+    text = path.read_text()
+    assert lines_of(text, yamlio.text_blocks(text)) == yamlio.blocks(text.splitlines(keepends=True))
+
+
+def edits(data: dict, rng: random.Random):
+    """A few changes of each kind, on copies of `data`."""
+    for key in list(data)[:: max(len(data) // 12, 1)]:
+        value = data[key]
+        new = dict(data)
+        if isinstance(value, list) and value:
+            items = list(value)
+            items[rng.randrange(len(items))] = items[0] if isinstance(items[0], str) else dict(items[0])
+            items.append(items[-1])
+            new[key] = items
+        elif isinstance(value, bool):
+            new[key] = not value
+        elif isinstance(value, dict):
+            new[key] = {**value, "added-field": 1}
+        else:
+            new[key] = "changed"
+        yield new, [key]
+        removed = {k: v for k, v in data.items() if k != key}
+        yield removed, [key]
+    yield {**data, "brand-new": [1, 2]}, ["brand-new"]
+
+
+@pytest.mark.parametrize("path", TEXTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("ending", ["\n", "", "\r\n"], ids=["lf", "no-final-lf", "crlf"])
+def test_splice_by_blocks_writes_what_the_line_splice_wrote(path, ending):
+    text = path.read_text()
+    text = text.rstrip("\n") + ending if ending != "\r\n" else text.replace("\n", "\r\n")
+    old = parse(text)
+    yaml = yamlio.make_yaml(yamlio.guess_indent(text))
+    for new, keys in edits(old, random.Random(3)):
+        expected = yamlio._splice_lines(yaml, text, old, new)
+        assert yamlio.splice(yaml, text, old, new, keys=keys) == expected
+        assert yamlio.splice(yaml, text, old, new) == expected
+
+
+def test_a_draft_copies_only_what_is_read():
+    data = {"a": [1, 2], "b": {"c": 1}, "d": "x"}
+    draft = Draft(data)
+    draft["a"].append(3)          # nested mutation stays in the draft
+    draft.get("b")["c"] = 2
+    draft["e"] = 5
+    draft.pop("d")
+    assert data == {"a": [1, 2], "b": {"c": 1}, "d": "x"}
+    new, changed = draft.result(data)
+    assert new == {"a": [1, 2, 3], "b": {"c": 2}, "e": 5}
+    assert sorted(changed) == ["a", "b", "d", "e"]
+    untouched = Draft(data)
+    untouched.get("a")  # read, not changed
+    assert untouched.result(data) == (data, [])
+    assert untouched.result(data)[0]["b"] is data["b"]  # never copied
+
+
+def test_a_write_validates_what_changed(tmp_path):
+    seen = []
+    path = tmp_path / "config.yaml"
+    path.write_text("a: 1\nb: [x]\n")
+
+    def validate(data, changed=None):
+        seen.append(sorted(changed) if changed is not None else None)
+
+    store = ConfigStore(str(path), validate=validate)
+    store.edit(lambda d: d.__setitem__("a", 2))
+    assert seen == [None, ["a"]]
+    assert path.read_text() == "a: 2\nb: [x]\n"
