@@ -1,9 +1,11 @@
 """Usage statistics in the pgstore database, shared by every instance.
 
 The same interface and retention as `usage.store.SqliteUsageStore` (`add`, `counts`,
-`stream`, `close`): totals forever, per-request details up to `max_details` rows, imports
-de-duplicated by fingerprint, snapshots streamed as JSON text from one consistent view.
-Tables of our own: `cliproxy_mgmt_usage_details`, `_models`, `_buckets`, `_totals`.
+`credential_usage`, `stream`, `close`): totals forever, per-request details up to
+`max_details` rows, imports de-duplicated by fingerprint, snapshots streamed as JSON text from
+one consistent view, running per-credential counts. Tables of our own:
+`cliproxy_mgmt_usage_details`, `_models`, `_buckets`, `_totals`, `_credentials`,
+`_credential_buckets`. Token sums saturate at the int64 maximum, as in the SQLite store.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from typing import Callable, Iterable, Iterator
 
 from psycopg import sql
 
+from ..usage.credentials import BUCKETS, CredentialCounts, CredentialUsage, current_bucket
 from ..usage.model import Detail
-from ..usage.store import DEFAULT_MAX_DETAILS
+from ..usage.store import DEFAULT_MAX_DETAILS, _count_credential
 from ..usage.timestamps import Stamp
 
 TABLES = [
@@ -33,11 +36,18 @@ TABLES = [
     """CREATE TABLE IF NOT EXISTS {totals} (id INTEGER PRIMARY KEY CHECK (id = 1),
         success BIGINT NOT NULL, failure BIGINT NOT NULL, tokens BIGINT NOT NULL)""",
     "INSERT INTO {totals} VALUES (1, 0, 0, 0) ON CONFLICT DO NOTHING",
+    """CREATE TABLE IF NOT EXISTS {credentials} (key TEXT PRIMARY KEY,
+        success BIGINT NOT NULL, failed BIGINT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS {credential_buckets} (key TEXT NOT NULL, bucket BIGINT NOT NULL,
+        success BIGINT NOT NULL, failed BIGINT NOT NULL, PRIMARY KEY (key, bucket))""",
 ]
+# `a + b` of two BIGINTs, stopping at the int64 maximum instead of failing
+_SAT = "LEAST({}::numeric + {}, 9223372036854775807)::bigint"
 
 
 def _names(table) -> dict:
-    return {key: table(f"cliproxy_mgmt_usage_{key}") for key in ("details", "models", "buckets", "totals")}
+    return {key: table(f"cliproxy_mgmt_usage_{key}")
+            for key in ("details", "models", "buckets", "totals", "credentials", "credential_buckets")}
 
 
 def create_tables(conn, table) -> None:
@@ -66,6 +76,15 @@ class PgUsageStore:
     def add(self, details: Iterable[Detail]) -> tuple[int, int]:
         """Add details not already kept; return (added, skipped duplicates)."""
         added = skipped = 0
+        credential_totals: dict = {}
+        credential_buckets: dict = {}
+        add_model = self._sql(f"""INSERT INTO {{models}} AS m VALUES (%s, %s, 1, %s) ON CONFLICT (api, model)
+            DO UPDATE SET requests = m.requests + 1, tokens = {_SAT.format("m.tokens", "EXCLUDED.tokens")}""")
+        add_bucket = self._sql(f"""INSERT INTO {{buckets}} AS b VALUES (%s, %s, 1, %s)
+            ON CONFLICT (kind, key) DO UPDATE SET requests = b.requests + 1,
+            tokens = {_SAT.format("b.tokens", "EXCLUDED.tokens")}""")
+        add_total = self._sql(f"""UPDATE {{totals}} SET success = success + %s, failure = failure + %s,
+            tokens = {_SAT.format("tokens", "%s")}""")
         with self._storage.transaction() as conn:
             for d in details:
                 t = d.tokens
@@ -80,15 +99,20 @@ class PgUsageStore:
                     continue
                 added += 1
                 tokens = max(t.total, 0)
-                conn.execute(self._sql("""INSERT INTO {models} AS m VALUES (%s, %s, 1, %s) ON CONFLICT (api, model)
-                    DO UPDATE SET requests = m.requests + 1, tokens = m.tokens + EXCLUDED.tokens"""),
-                             (d.api, d.model, tokens))
+                conn.execute(add_model, (d.api, d.model, tokens))
                 for kind, key in (("day", d.stamp.day()), ("hour", d.stamp.hour())):
-                    conn.execute(self._sql("""INSERT INTO {buckets} AS b VALUES (%s, %s, 1, %s)
-                        ON CONFLICT (kind, key) DO UPDATE SET requests = b.requests + 1,
-                        tokens = b.tokens + EXCLUDED.tokens"""), (kind, key, tokens))
-                conn.execute(self._sql("""UPDATE {totals} SET success = success + %s, failure = failure + %s,
-                    tokens = tokens + %s"""), (int(not d.failed), int(d.failed), tokens))
+                    conn.execute(add_bucket, (kind, key, tokens))
+                conn.execute(add_total, (int(not d.failed), int(d.failed), tokens))
+                _count_credential(credential_totals, credential_buckets, d.auth_index, d.source,
+                                  d.failed, d.stamp.ns)
+            for key, (success, failed) in credential_totals.items():
+                conn.execute(self._sql("""INSERT INTO {credentials} AS c VALUES (%s, %s, %s)
+                    ON CONFLICT (key) DO UPDATE SET success = c.success + EXCLUDED.success,
+                    failed = c.failed + EXCLUDED.failed"""), (key, success, failed))
+            for (key, bucket), (success, failed) in credential_buckets.items():
+                conn.execute(self._sql("""INSERT INTO {credential_buckets} AS c VALUES (%s, %s, %s, %s)
+                    ON CONFLICT (key, bucket) DO UPDATE SET success = c.success + EXCLUDED.success,
+                    failed = c.failed + EXCLUDED.failed"""), (key, bucket, success, failed))
             if added:
                 conn.execute(self._sql("""DELETE FROM {details} WHERE id IN (SELECT id FROM {details}
                     ORDER BY ts_ns, id LIMIT GREATEST((SELECT count(*) FROM {details}) - %s, 0))"""),
@@ -100,6 +124,17 @@ class PgUsageStore:
         with self._storage.transaction() as conn:
             success, failure = conn.execute(self._sql("SELECT success, failure FROM {totals}")).fetchone()
         return success + failure, failure
+
+    def credential_usage(self) -> CredentialUsage:
+        """Per-credential counts (shared by every instance): one read of the credential rows
+        and their recent buckets, whatever the number of requests ever recorded."""
+        counts = CredentialCounts()
+        oldest = current_bucket() - BUCKETS + 1
+        with self._storage.transaction() as conn:
+            counts.load(conn.execute(self._sql("SELECT key, success, failed FROM {credentials}")).fetchall(),
+                        conn.execute(self._sql("""SELECT key, bucket, success, failed FROM {credential_buckets}
+                            WHERE bucket >= %s"""), (oldest,)).fetchall())
+        return CredentialUsage(counts)
 
     def stream(self, head: Callable[[int], str], tail: str) -> Iterator[str]:
         """JSON text: `head(failed requests)`, the snapshot object, then `tail` (one view)."""

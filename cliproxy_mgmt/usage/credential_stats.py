@@ -38,9 +38,12 @@ def auth_file_usage(state) -> UsageFragments | None:
     service = state.extras.get("usage")
     if service is None:
         return None
-    store = service.store()
-    key = (id(store), store.counts(), current_bucket())
     cached = state.extras.get(EXTRA_KEY)
-    if cached is None or cached.key != key:
-        cached = state.extras[EXTRA_KEY] = UsageFragments(key, service.credential_usage())
+    store = service.store()
+    try:
+        key = (id(store), store.counts(), current_bucket())
+        if cached is None or cached.key != key:
+            cached = state.extras[EXTRA_KEY] = UsageFragments(key, service.credential_usage())
+    except OSError:  # a shared store that is unreachable: the listing shows the last counts
+        pass
     return cached
