@@ -77,7 +77,8 @@ class Cluster:
 def pg_cluster():
     bin_dir = _bin_dir()
     if bin_dir is None:
-        pytest.skip("no PostgreSQL binaries (pg_ctl) on this machine")
+        pytest.skip("no PostgreSQL binaries (pg_ctl) on this machine: install Debian's postgresql, "
+                    "or run ./scripts/test with CLIPROXY_MGMT_TEST_INSTALL=1")
     run_as = None
     if os.geteuid() == 0:
         try:
