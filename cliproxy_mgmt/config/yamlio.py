@@ -461,7 +461,17 @@ def splice(yaml: YAML, text: str, old: dict, new: dict, keys=None) -> str:
         return _splice_lines(yaml, text, old, new, keys)
     work = text if text.endswith("\n") or not text else text + "\n"
     where = text_blocks(work)
-    edits = []  # (start, end, new text), applied bottom-up
+    edits, appended = _plan(yaml, old, new, keys, where,
+                            lambda start, end: work[start:end].splitlines(keepends=True))
+    for start, end, replacement in edits:
+        work = work[:start] + "".join(replacement) + work[end:]
+    return _finish(text, work, appended)
+
+
+def _plan(yaml: YAML, old: dict, new: dict, keys, where: dict, block_lines) -> tuple[list, list]:
+    """The edits (start, end, new lines; bottom-up) of the changed keys' blocks at `where`
+    (`block_lines(start, end)` gives a block's lines), and the text of keys to append."""
+    edits = []
     appended: list[str] = []
     for key in _candidates(old, new, keys):
         if key in old and key in new and same(old[key], new[key]):
@@ -474,13 +484,10 @@ def splice(yaml: YAML, text: str, old: dict, new: dict, keys=None) -> str:
             continue
         start, end = where[key]
         if key not in new:
-            edits.append((start, end, ""))
+            edits.append((start, end, []))
             continue
-        block = work[start:end].splitlines(keepends=True)
-        edits.append((start, end, "".join(_edit_block(yaml, block, key, old, new))))
-    for start, end, replacement in sorted(edits, key=lambda e: e[0], reverse=True):
-        work = work[:start] + replacement + work[end:]
-    return _finish(text, work, appended)
+        edits.append((start, end, _edit_block(yaml, block_lines(start, end), key, old, new)))
+    return sorted(edits, key=lambda e: e[0], reverse=True), appended
 
 
 def _candidates(old: dict, new: dict, keys) -> list:
@@ -520,22 +527,7 @@ def _splice_lines(yaml: YAML, text: str, old: dict, new: dict, keys=None) -> str
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
     where = blocks(lines)
-    edits = []  # (start, end, new lines), applied bottom-up
-    appended: list[str] = []
-    for key in _candidates(old, new, keys):
-        if key in old and key in new and same(old[key], new[key]):
-            continue
-        if key not in where:
-            if key in old:
-                raise ValueError(f"cannot locate {key!r} in the config text")
-            appended.append("".join(_checked(
-                _dump(yaml, CommentedMap([(key, new[key])])).splitlines(keepends=True), key, new[key])))
-            continue
-        start, end = where[key]
-        if key not in new:
-            edits.append((start, end, []))
-            continue
-        edits.append((start, end, _edit_block(yaml, lines[start:end], key, old, new)))
-    for start, end, replacement in sorted(edits, key=lambda e: e[0], reverse=True):
+    edits, appended = _plan(yaml, old, new, keys, where, lambda start, end: lines[start:end])
+    for start, end, replacement in edits:
         lines[start:end] = replacement
     return _finish(text, "".join(lines), appended)
