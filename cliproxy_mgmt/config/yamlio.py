@@ -268,19 +268,23 @@ def blocks(lines: list[str]) -> dict:
 
 
 def _item_ranges(lines: list[str], start: int, end: int):
-    """Line ranges of the items of a block sequence at lines[start+1:end], or None."""
+    """Line ranges of the items of a block sequence at lines[start+1:end], or None.
+
+    An item's range ends after its last line that is not blank or a comment."""
     header = lines[start].split("#", 1)[0].rstrip()
     if not header.endswith(":"):
         return None
     indent = None
-    starts = []
-    last_body = {}  # item start -> its last non-skippable line
     item = None  # "<indent spaces>- ": the common line, recognised by one startswith
+    starts: list[int] = []
+    ends: list[int] = []
+    last = 0  # the last line of the current item that is not skippable
     for i in range(start + 1, end):  # one pass, no call per line: blocks have 10,000s of lines
         line = lines[i]
         if item is not None and line.startswith(item):
+            ends.append(last + 1)
             starts.append(i)
-            last_body[i] = i
+            last = i
             continue
         stripped = line.lstrip(" ")
         if not stripped.strip() or stripped.lstrip().startswith("#"):
@@ -294,14 +298,13 @@ def _item_ranges(lines: list[str], start: int, end: int):
         if width == indent:
             if not (stripped.startswith("- ") or stripped.rstrip() == "-"):
                 return None
+            ends.append(last + 1)
             starts.append(i)
-        last_body[starts[-1] if starts else -1] = i
+        last = i
     if indent is None:
         return None
-    ranges = []
-    for n, s in enumerate(starts):
-        ranges.append((s, last_body[s] + 1))
-    return indent, ranges
+    ends.append(last + 1)
+    return indent, list(zip(starts, ends[1:]))
 
 
 def _reindent(text: str, shift: int) -> list[str]:
