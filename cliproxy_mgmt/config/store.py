@@ -147,6 +147,17 @@ def _write_in_place(target: str, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+class _Pending:
+    """One writer's change, waiting to be committed (alone or with others)."""
+
+    __slots__ = ("change", "result", "error", "done")
+
+    def __init__(self, change):
+        self.change = change
+        self.result = self.error = None
+        self.done = False
+
+
 class ConfigStore:
     """config.yaml in memory; see the module docstring for the contract."""
 
@@ -158,6 +169,8 @@ class ConfigStore:
         except (TypeError, ValueError):
             self._validates_keys = False
         self._lock = threading.RLock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Pending] = []  # writers waiting for the lock (see edit)
         self._listeners: list[Callable[["ConfigStore"], None]] = []
         self._change_listeners: list[Callable[["ConfigStore"], None]] = []
         self._derived: dict = {}
@@ -219,25 +232,95 @@ class ConfigStore:
         Raises whatever `change` raises (nothing is written), ConfigError when the result is
         invalid, SaveError when the file cannot be written; in every such case the file and
         the memory are unchanged.
+
+        Writers that arrive while another one writes are committed together by the next
+        one to get the lock (each change applied, validated and undone on its own error,
+        then one render and one file write for all): a burst of writers waits for about
+        two writes, not for one write per writer ahead of it.
         """
+        pending = _Pending(change)
+        with self._queue_lock:
+            self._queue.append(pending)
         with self._lock:
-            self.refresh(force=True)
-            # A copy-on-read draft: the write costs what `change` touches, not the config.
-            draft = Draft(self._data)
-            result = change(draft)
-            draft, changed = draft.result(self._data)
-            if not changed:
-                return result
-            if self.last_error is not None:
-                # The file holds someone's edit that does not load. Writing our copy over it
-                # would throw that edit away; upstream refuses too (it re-reads before saving).
-                raise SaveError(f"{self.path} holds an edit that does not load, so it was not "
-                                f"overwritten: {self.last_error}")
-            self._validate_keys(draft, changed)
-            text = self._render(draft, changed)
-            self._write(text)
-            self._install(text, draft)
+            if not pending.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                if pending not in batch:
+                    batch.insert(0, pending)
+                if len(batch) == 1 or not self._commit_together(batch):
+                    for waiting in batch:
+                        if not waiting.done:
+                            self._commit_one(waiting)
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
+
+    def _commit_one(self, pending: "_Pending") -> None:
+        try:
+            pending.result = self._apply(pending.change)
+        except Exception as exc:  # handed to the writer's own thread
+            pending.error = exc
+        pending.done = True
+
+    def _apply(self, change):
+        self.refresh(force=True)
+        # A copy-on-read draft: the write costs what `change` touches, not the config.
+        draft = Draft(self._data)
+        result = change(draft)
+        draft, changed = draft.result(self._data)
+        if not changed:
             return result
+        self._check_writable()
+        self._validate_keys(draft, changed)
+        text = self._render(draft, changed)
+        self._write(text)
+        self._install(text, draft)
+        return result
+
+    def _commit_together(self, batch: list) -> bool:
+        """Commit several writers' changes with one write; False when they must go one by
+        one (the combined change could not be rendered: whose change it was is unknown)."""
+        self.refresh(force=True)
+        draft = Draft(self._data)
+        accepted = []
+        for pending in batch:
+            point = draft.checkpoint()
+            try:
+                result = pending.change(draft)
+                new, changed = draft.result(self._data)
+                if changed:
+                    self._check_writable()
+                    self._validate_keys(new, changed)
+            except Exception as exc:
+                draft.restore(point)
+                pending.error, pending.done = exc, True
+                continue
+            pending.result = result
+            accepted.append(pending)
+        new, changed = draft.result(self._data)
+        if changed:
+            try:
+                text = self._render(new, changed)
+            except ConfigError:
+                return False
+            try:
+                self._write(text)
+            except SaveError as exc:
+                for pending in accepted:
+                    pending.error = exc
+                    pending.done = True
+                return True
+            self._install(text, new)
+        for pending in accepted:
+            pending.done = True
+        return True
+
+    def _check_writable(self) -> None:
+        if self.last_error is not None:
+            # The file holds someone's edit that does not load. Writing our copy over it
+            # would throw that edit away; upstream refuses too (it re-reads before saving).
+            raise SaveError(f"{self.path} holds an edit that does not load, so it was not "
+                            f"overwritten: {self.last_error}")
 
     def replace_text(self, text: str) -> None:
         """Write `text` as the new file (PUT /config.yaml): parse and validate first."""
