@@ -258,8 +258,7 @@ def bench_listing(tmp: Path) -> list:
     from bench_auth_files import FILES, make_auth_dir, naive_listing
 
     port = free_port()
-    config = make_config(tmp / "listing", port)
-    config.write_text(config.read_text().replace('auth-dir: "~/.cli-proxy-api"', 'auth-dir: "auths"'))
+    config = make_config(tmp / "listing", port)  # its auth-dir is "auths", beside it
     make_auth_dir(config.parent / "auths")
     naive = timed(lambda: naive_listing(config.parent / "auths"), 5)
     with Server(config, port, KEY) as server:

@@ -91,3 +91,60 @@ def test_a_write_validates_what_changed(tmp_path):
     store.edit(lambda d: d.__setitem__("a", 2))
     assert seen == [None, ["a"]]
     assert path.read_text() == "a: 2\nb: [x]\n"
+
+
+def test_writers_waiting_together_are_committed_together(tmp_path):
+    import threading
+    import time
+
+    from cliproxy_mgmt.config.store import ConfigError
+
+    path = tmp_path / "config.yaml"
+    path.write_text("# keys\nkeys: [a]\ncount: 0\n")
+
+    def validate(data, changed=None):
+        if not isinstance(data.get("count", 0), int):
+            raise ConfigError("count must be an int")
+
+    store = ConfigStore(str(path), validate=validate)
+    writes = []
+    real_write = store._write
+    store._write = lambda text: (writes.append(text), real_write(text))[1]
+    outcomes = {}
+
+    def append(key):
+        def change(d):
+            d["keys"].append(key)
+            return key
+        return change
+
+    def broken(d):
+        d["keys"].append("never")
+        raise KeyError("boom")
+
+    def invalid(d):
+        d["keys"].append("never-either")
+        d["count"] = "x"
+
+    def run(name, change):
+        try:
+            outcomes[name] = ("ok", store.edit(change))
+        except Exception as exc:  # noqa: BLE001
+            outcomes[name] = ("error", type(exc).__name__)
+
+    changes = {"b": append("b"), "broken": broken, "c": append("c"), "invalid": invalid,
+               "d": append("d")}
+    with store._lock:  # a write in progress: everyone else queues behind it
+        threads = []
+        for name, change in changes.items():
+            threads.append(threading.Thread(target=run, args=(name, change)))
+            threads[-1].start()
+            while len(store._queue) < len(threads):
+                time.sleep(0.001)
+    for t in threads:
+        t.join()
+    assert outcomes == {"b": ("ok", "b"), "broken": ("error", "KeyError"), "c": ("ok", "c"),
+                        "invalid": ("error", "ConfigError"), "d": ("ok", "d")}
+    assert len(writes) == 1  # one file write for the whole queue
+    assert store.data == {"keys": ["a", "b", "c", "d"], "count": 0}
+    assert path.read_text() == "# keys\nkeys: [a, b, c, d]\ncount: 0\n"

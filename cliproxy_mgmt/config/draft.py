@@ -30,6 +30,20 @@ class Draft(dict):
     def __init__(self, data: dict):
         super().__init__(data)
         self.touched: set = set()
+        self._base = data
+
+    def checkpoint(self):
+        """What `restore` needs to undo what is done to the draft after this call."""
+        return (set(self.touched), list(dict.keys(self)),
+                {k: _copy(dict.__getitem__(self, k)) for k in dict.keys(self) if k in self.touched})
+
+    def restore(self, point) -> None:
+        """Back to the state of `checkpoint()` (a change that failed is undone)."""
+        touched, order, values = point
+        dict.clear(self)
+        for key in order:
+            dict.__setitem__(self, key, values[key] if key in values else self._base[key])
+        self.touched = touched
 
     def _own(self, key):
         """The draft's own copy of `key`'s value (copied on first access)."""

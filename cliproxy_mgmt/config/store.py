@@ -142,6 +142,17 @@ def _write_in_place(target: str, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+class _Pending:
+    """One writer's change, waiting to be committed (alone or with others)."""
+
+    __slots__ = ("change", "result", "error", "done")
+
+    def __init__(self, change):
+        self.change = change
+        self.result = self.error = None
+        self.done = False
+
+
 class ConfigStore:
     """config.yaml in memory; see the module docstring for the contract."""
 
@@ -157,6 +168,8 @@ class ConfigStore:
         except (TypeError, ValueError):
             self._validates_keys = False
         self._lock = threading.RLock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Pending] = []  # writers waiting for the lock (see edit)
         self._listeners: list[Callable[["ConfigStore"], None]] = []
         self._change_listeners: list[Callable[["ConfigStore"], None]] = []
         self._derived: dict = {}
@@ -224,35 +237,88 @@ class ConfigStore:
         invalid, SaveError when the file cannot be written; in every such case the file and
         the memory are unchanged. When someone else changed the config meanwhile, their text
         is loaded and `change` runs again on it (so it may run more than once).
+
+        Writers that arrive while another one writes are committed together by the next
+        one to get the lock (each change applied, validated and undone on its own error,
+        then one render and one write for all): a burst of writers waits for about two
+        writes, not for one write per writer ahead of it.
         """
+        pending = _Pending(change)
+        with self._queue_lock:
+            self._queue.append(pending)
         with self._lock:
-            for _ in range(EDIT_ATTEMPTS):
-                try:
-                    with self._exclusive():
-                        self.refresh(force=True)
-                        # A copy-on-read draft: the write costs what `change` touches.
-                        draft = Draft(self._data)
-                        result = change(draft)
-                        draft, changed = draft.result(self._data)
-                        if not changed:
-                            return result
-                        if self.last_error is not None:
-                            # The file holds someone's edit that does not load. Writing our copy
-                            # over it would throw that edit away; upstream refuses too (it
-                            # re-reads before saving).
-                            raise SaveError(f"{self.path} holds an edit that does not load, so it "
-                                            f"was not overwritten: {self.last_error}")
-                        self._validate_keys(draft, changed)
-                        text = self._render(draft, changed)
-                        version = self._write(text, self._seen, draft)
-                except Conflict:
-                    # Someone else's newer text: load it (even if its stat looks like ours)
-                    # and apply the change again on top of it.
-                    self._seen = Version(None, b"")
-                    continue
-                self._apply(text, draft, version)
-                return result
-            raise SaveError(f"{self.path} kept changing while it was saved; nothing was written")
+            if not pending.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                if pending not in batch:
+                    batch.insert(0, pending)
+                if len(batch) == 1 or not self._commit(batch):
+                    for waiting in batch:
+                        if not waiting.done:
+                            self._commit([waiting])
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
+
+    def _commit(self, batch: list) -> bool:
+        """Apply the changes of `batch` to one draft and write it once: each change succeeds
+        or fails on its own, and all are applied again on someone else's newer text when the
+        write's compare-and-swap finds one. False (nothing written, nobody answered) when
+        the changes of several writers together cannot be rendered: then they go one by one."""
+        for _ in range(EDIT_ATTEMPTS):
+            accepted, written = [], None
+            try:
+                with self._exclusive():
+                    self.refresh(force=True)
+                    # A copy-on-read draft: the write costs what the changes touch.
+                    draft = Draft(self._data)
+                    for pending in batch:
+                        point = draft.checkpoint()
+                        try:
+                            pending.result = pending.change(draft)
+                            new, changed = draft.result(self._data)
+                            if changed:
+                                self._check_writable()
+                                self._validate_keys(new, changed)
+                        except Exception as exc:  # handed to the writer's own thread
+                            draft.restore(point)
+                            pending.error = exc
+                            continue
+                        pending.error = None
+                        accepted.append(pending)
+                    new, changed = draft.result(self._data)
+                    if changed:
+                        try:
+                            text = self._render(new, changed)
+                        except ConfigError as exc:
+                            if len(batch) > 1:
+                                return False
+                            raise exc
+                        written = (text, new, self._write(text, self._seen, new))
+                if written is not None:
+                    self._put_in_force(*written)
+            except Conflict:
+                # Someone else's newer text: load it (even if its stat looks like ours) and
+                # apply the changes again on top of it.
+                self._seen = Version(None, b"")
+                continue
+            except Exception as exc:  # nothing was put in force: every accepted change failed
+                for pending in accepted or batch:
+                    pending.error = exc
+            for pending in batch:
+                pending.done = True
+            return True
+        error = SaveError(f"{self.path} kept changing while it was saved; nothing was written")
+        for pending in batch:
+            pending.error, pending.done = error, True
+        return True
+
+    def _check_writable(self) -> None:
+        if self.last_error is not None:
+            # The file holds someone's edit that does not load. Writing our copy over it
+            # would throw that edit away; upstream refuses too (it re-reads before saving).
+            raise SaveError(f"{self.path} holds an edit that does not load, so it was not "
+                            f"overwritten: {self.last_error}")
 
     def replace_text(self, text: str, check: Callable[[dict, dict], None] | None = None) -> None:
         """Write `text` as the new file (PUT /config.yaml): parse and validate first, then
@@ -264,7 +330,7 @@ class ConfigStore:
                 check(data, self._data)
             version = self._write(text, None, data)
             self.last_error = None  # a deliberate replacement of a broken file is the fix
-            self._apply(text, data, version, notify=True)
+            self._put_in_force(text, data, version, notify=True)
 
     def _validate_keys(self, data: dict, changed: list) -> None:
         """Validate what changed (the rest was valid when it was loaded), when the validator
@@ -299,7 +365,7 @@ class ConfigStore:
         raise Unrepresentable("the change cannot be written as YAML that reads back; "
                               "nothing was written")
 
-    def _apply(self, text: str, data: dict, version: Version, *, notify: bool = False) -> None:
+    def _put_in_force(self, text: str, data: dict, version: Version, *, notify: bool = False) -> None:
         """Put `data` (just written as `text`, stored as `version`) in force; when applying
         it fails (a listener raises), write the old text back and put the old data back in
         force, then raise.

@@ -51,6 +51,17 @@ def make_yaml(indent: Indent = Indent()) -> YAML:
     return yaml
 
 
+def _lines_lazily(text: str):
+    """The lines of `text` without their ends, one at a time (no copy of the whole text)."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        if end < 0:
+            end = len(text)
+        yield text[start:end]
+        start = end + 1
+
+
 def guess_indent(text: str) -> Indent:
     """Guess the indentation from what follows the first top-level `key:` lines.
 
@@ -59,8 +70,9 @@ def guess_indent(text: str) -> Indent:
     """
     mapping = offset = None
     prev_opens_block = False
-    for line in io.StringIO(text, newline=""):  # lazily: the evidence is near the top
-        line = line.rstrip("\r\n")
+    unusual = any(mark in text for mark in _OTHER_BREAKS)
+    # The evidence is near the top: don't split a whole large file to find it.
+    for line in text.splitlines() if unusual else _lines_lazily(text):
         if _is_skippable(line):
             continue
         stripped = line.lstrip(" ")
@@ -287,34 +299,43 @@ def blocks(lines: list[str]) -> dict:
 
 
 def _item_ranges(lines: list[str], start: int, end: int):
-    """Line ranges of the items of a block sequence at lines[start+1:end], or None."""
+    """Line ranges of the items of a block sequence at lines[start+1:end], or None.
+
+    An item's range ends after its last line that is not blank or a comment."""
     header = lines[start].split("#", 1)[0].rstrip()
     if not header.endswith(":"):
         return None
     indent = None
-    starts = []
-    last_body = {}  # item start -> its last non-skippable line
+    item = None  # "<indent spaces>- ": the common line, recognised by one startswith
+    starts: list[int] = []
+    ends: list[int] = []
+    last = 0  # the last line of the current item that is not skippable
     for i in range(start + 1, end):  # one pass, no call per line: blocks have 10,000s of lines
         line = lines[i]
+        if item is not None and line.startswith(item):
+            ends.append(last + 1)
+            starts.append(i)
+            last = i
+            continue
         stripped = line.lstrip(" ")
         if not stripped.strip() or stripped.lstrip().startswith("#"):
             continue
         width = len(line) - len(stripped)
         if indent is None:
             indent = width
+            item = " " * indent + "- "
         if width < indent:
             return None
         if width == indent:
             if not (stripped.startswith("- ") or stripped.rstrip() == "-"):
                 return None
+            ends.append(last + 1)
             starts.append(i)
-        last_body[starts[-1] if starts else -1] = i
+        last = i
     if indent is None:
         return None
-    ranges = []
-    for n, s in enumerate(starts):
-        ranges.append((s, last_body[s] + 1))
-    return indent, ranges
+    ends.append(last + 1)
+    return indent, list(zip(starts, ends[1:]))
 
 
 def _reindent(text: str, shift: int) -> list[str]:
@@ -359,16 +380,33 @@ def _equal_item(a, b) -> bool:
     return _diff_key(a) == _diff_key(b)
 
 
+def _strings_in_common(old: list, new: list, limit: int) -> int:
+    """How many leading strings two lists share (at most `limit`): a binary search over
+    slice comparisons, each done in C."""
+    low, high = 0, limit
+    while low < high:
+        middle = (low + high + 1) // 2
+        if old[low:middle] == new[low:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
 def _opcodes(old: list, new: list) -> list:
     """difflib's opcodes over the items' JSON texts, the common head and tail matched first
     (a write usually changes a few items of a long list: the diff then costs those items)."""
     limit = min(len(old), len(new))
-    head = 0
-    while head < limit and _equal_item(old[head], new[head]):
-        head += 1
-    tail = 0
-    while tail < limit - head and _equal_item(old[-1 - tail], new[-1 - tail]):
-        tail += 1
+    if all(type(v) is str for v in old) and all(type(v) is str for v in new):
+        head = _strings_in_common(old, new, limit)  # lists of strings: compared in C
+        tail = _strings_in_common(old[::-1], new[::-1], limit - head)
+    else:
+        head = 0
+        while head < limit and _equal_item(old[head], new[head]):
+            head += 1
+        tail = 0
+        while tail < limit - head and _equal_item(old[-1 - tail], new[-1 - tail]):
+            tail += 1
     middle = difflib.SequenceMatcher(None, [_diff_key(v) for v in old[head:len(old) - tail]],
                                      [_diff_key(v) for v in new[head:len(new) - tail]],
                                      autojunk=False).get_opcodes()
