@@ -109,7 +109,7 @@ def test_writers_waiting_together_are_committed_together(tmp_path):
     store = ConfigStore(str(path), validate=validate)
     writes = []
     real_write = store._write
-    store._write = lambda text: (writes.append(text), real_write(text))[1]
+    store._write = lambda text, *rest: (writes.append(text), real_write(text, *rest))[1]
     outcomes = {}
 
     def append(key):
