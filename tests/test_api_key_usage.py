@@ -142,3 +142,12 @@ def test_a_store_written_before_the_counts_is_upgraded_on_open(tmp_path):
         assert store.credential_usage().lookup("idx")["success"] == 1
     finally:
         store.close()
+
+
+def test_interactions_and_xai_keys_are_filed_under_upstreams_provider_names(make_app):
+    app = make_app(extra_yaml='usage-statistics-enabled: true\ninteractions-api-key:\n  - api-key: "AIza-int"\n'
+                              'xai-api-key:\n  - api-key: "xai-1"\n    base-url: "https://api.x.ai/v1"\n')
+    record(app, "AIza-int")
+    body = get_usage(app)
+    assert body["gemini-interactions"]["|AIza-int"]["success"] == 1
+    assert body["xai"]["https://api.x.ai/v1|xai-1"]["success"] == 0

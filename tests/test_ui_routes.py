@@ -291,9 +291,20 @@ def test_patch_refuses_bad_weight_and_cooling(make_app, value, error):
     assert (r.status_code, r.get_json()) == (400, {"error": error})
 
 
-def test_put_refuses_weight_over_the_limit(mgmt):
-    r = mgmt.put("/claude-api-key", json=[{"api-key": "k", "weight": 1_000_001}])
-    assert (r.status_code, r.get_json()) == (400, {"error": "claude-api-key[0].weight: weight must not exceed 1000000"})
+@pytest.mark.parametrize("key,entry", [("claude-api-key", {}), ("xai-api-key", {"base-url": "https://api.x.ai/v1"}),
+                                       ("interactions-api-key", {})])
+def test_put_refuses_weight_over_the_limit(mgmt, key, entry):
+    r = mgmt.put(f"/{key}", json=[{"api-key": "k", **entry, "weight": 1_000_001}])
+    assert (r.status_code, r.get_json()) == (400, {"error": f"{key}[0].weight: weight must not exceed 1000000"})
+
+
+@pytest.mark.parametrize("key,entry", [("xai-api-key", {"base-url": "https://api.x.ai/v1"}),
+                                       ("interactions-api-key", {})])
+def test_patch_null_clears_weight_on_the_new_lists(make_app, key, entry):
+    mgmt, _ = seeded(make_app, f"{key}:\n  - api-key: \"k\"\n" + "".join(
+        f"    {name}: \"{value}\"\n" for name, value in entry.items()) + "    weight: 5\n")
+    assert mgmt.patch(f"/{key}", json={"index": 0, "value": {"weight": None}}).status_code == 200
+    assert "weight" not in mgmt.get(f"/{key}").get_json()[key][0]
 
 
 # -- headers -------------------------------------------------------------------------------------

@@ -11,14 +11,20 @@ from __future__ import annotations
 from flask import Blueprint
 
 from cliproxy_mgmt import hookimpl
-from cliproxy_mgmt.conventions import ObjectList, add_object_list, normalize_shared_fields, put_field, text
+from cliproxy_mgmt.conventions import (
+    SCOPED_ERROR_RULE,
+    ObjectList,
+    add_object_list,
+    normalize_shared_fields,
+    put_field,
+    text,
+)
 
 KEY = "interactions-api-key"
 MODEL = {"name": str, "alias": str}
-RULE = {"status": int, "match": [str], "match-regexr": [str], "action": str}
 FIELDS = {"api-key": str, "priority": int, "weight": int, "prefix": str, "base-url": str, "proxy-url": str,
           "models": [MODEL], "headers": {str: str}, "excluded-models": [str], "disable-cooling": bool,
-          "request-retry": int, "request-scoped-errors": [RULE]}
+          "request-retry": int, "request-scoped-errors": [SCOPED_ERROR_RULE]}
 
 
 def normalize(item: dict) -> dict | None:
@@ -50,14 +56,17 @@ def sanitize(items: list) -> list:
 
 INTERACTIONS = ObjectList(
     route="/interactions-api-key", key=KEY, fields=FIELDS, normalize=normalize, sanitize=sanitize,
-    delete_not_found=True,
+    delete_not_found=True, unique_match=True,
+    nullable_fields=("weight", "disable-cooling", "request-retry"),
     patch_fields=("api-key", "weight", "prefix", "base-url", "proxy-url", "headers", "excluded-models",
                   "disable-cooling", "request-retry", "request-scoped-errors"))
 
 
 @hookimpl(specname="register_config_sections")
 def interactions_key_sections():
-    return [INTERACTIONS.section(order=15, provider="gemini")]
+    # /api-key-usage files these keys under upstream's runtime provider name
+    return [INTERACTIONS.section(order=15, provider="gemini",
+                                 credentials=lambda data: INTERACTIONS.credentials("gemini-interactions", data))]
 
 
 @hookimpl(specname="register_blueprints")

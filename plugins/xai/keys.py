@@ -11,6 +11,7 @@ from flask import Blueprint
 
 from cliproxy_mgmt import hookimpl
 from cliproxy_mgmt.conventions import (
+    SCOPED_ERROR_RULE,
     ObjectList,
     add_object_list,
     normalize_models,
@@ -20,10 +21,9 @@ from cliproxy_mgmt.conventions import (
 
 KEY = "xai-api-key"
 MODEL = {"name": str, "alias": str}
-RULE = {"status": int, "match": [str], "match-regexr": [str], "action": str}
 FIELDS = {"api-key": str, "priority": int, "weight": int, "prefix": str, "base-url": str, "websockets": bool,
           "proxy-url": str, "models": [MODEL], "headers": {str: str}, "excluded-models": [str],
-          "disable-cooling": bool, "request-retry": int, "request-scoped-errors": [RULE]}
+          "disable-cooling": bool, "request-retry": int, "request-scoped-errors": [SCOPED_ERROR_RULE]}
 
 
 def normalize(item: dict) -> dict | None:
@@ -42,6 +42,7 @@ def normalize(item: dict) -> dict | None:
 XAI = ObjectList(
     route="/xai-api-key", key=KEY, fields=FIELDS, normalize=normalize,
     delete_trim=False, ignore_empty_match=False,
+    nullable_fields=("weight", "disable-cooling", "request-retry"),
     patch_fields=("api-key", "priority", "weight", "prefix", "base-url", "websockets", "proxy-url", "models",
                   "headers", "excluded-models", "disable-cooling", "request-retry", "request-scoped-errors"))
 
