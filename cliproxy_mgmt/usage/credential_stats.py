@@ -23,14 +23,23 @@ class UsageFragments:
         self.key = key
         self._usage = usage          # a `credentials.CredentialUsage`
         self._fragments: dict = {}   # auth_index -> bytes
+        self._unused: bytes | None = None  # the one fragment of every credential without requests
 
     def fragment(self, auth_index: str) -> bytes:
         found = self._fragments.get(auth_index)
         if found is None:
-            counts = self._usage.lookup(auth_index)
-            found = json.dumps(counts, sort_keys=True, separators=(",", ":"))[1:-1].encode("utf-8")
+            if self._usage.recorded(auth_index):
+                found = _encode(self._usage.lookup(auth_index))
+            else:  # most files of a large auth-dir: encoded once, not once per file
+                if self._unused is None:
+                    self._unused = _encode(self._usage.lookup(""))
+                found = self._unused
             self._fragments[auth_index] = found
         return found
+
+
+def _encode(counts: dict) -> bytes:
+    return json.dumps(counts, sort_keys=True, separators=(",", ":"))[1:-1].encode("utf-8")
 
 
 def auth_file_usage(state) -> UsageFragments | None:

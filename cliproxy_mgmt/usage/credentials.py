@@ -86,6 +86,10 @@ class CredentialUsage:
         last = current_bucket() if now_bucket is None else now_bucket
         self._buckets = [(b, _label(b)) for b in range(last - BUCKETS + 1, last + 1)]
 
+    def recorded(self, auth_index: str = "", source: str = "") -> bool:
+        """Whether any request is filed under `auth_index` or `source` (else `lookup` gives zeros)."""
+        return any(k in self._counts.totals for k in (aggregate_key(auth_index, ""), aggregate_key("", source)) if k)
+
     def lookup(self, auth_index: str = "", source: str = "") -> dict:
         """`{"success", "failed", "recent_requests": [20 x {"time", "success", "failed"}]}`
         of the requests filed under `auth_index` plus those filed under `source` alone."""
