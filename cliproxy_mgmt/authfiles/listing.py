@@ -281,10 +281,22 @@ class ListingCache:
         entries = self._entries
         if self._usage is None:
             parts = [entries[n][1] for _, n in self._order]
-        else:  # the entry's JSON object, with the counts spliced in before its closing brace
-            fragment = self._usage.fragment
-            parts = [b"%s,%s}" % (entries[n][1][:-1], fragment(entries[n][2])) for _, n in self._order]
-        return b'{"files":[' + b",".join(parts) + b"]}"
+            return b'{"files":[' + b",".join(parts) + b"]}"
+        # Each entry's JSON object with the counts spliced in before its closing brace. The
+        # counts of most files are one shared fragment: its tail (`,counts},`) is made once,
+        # so the body is one join of the cached entries and shared tails, no copy per entry.
+        fragment, tails, parts = self._usage.fragment, {}, []
+        for _, n in self._order:
+            _, data, index = entries[n]
+            counts = fragment(index)
+            tail = tails.get(counts)
+            if tail is None:
+                tail = tails[counts] = b",%s}," % counts
+            parts.append(memoryview(data)[:-1])
+            parts.append(tail)
+        if parts:
+            parts[-1] = parts[-1][:-1]  # no comma after the last entry
+        return b'{"files":[' + b"".join(parts) + b"]}"
 
     @staticmethod
     def _read_entry(name: str, path: str, st, types: dict) -> dict:

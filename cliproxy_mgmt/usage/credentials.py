@@ -88,7 +88,8 @@ class CredentialUsage:
 
     def recorded(self, auth_index: str = "", source: str = "") -> bool:
         """Whether any request is filed under `auth_index` or `source` (else `lookup` gives zeros)."""
-        return any(k in self._counts.totals for k in (aggregate_key(auth_index, ""), aggregate_key("", source)) if k)
+        totals = self._counts.totals
+        return bool(auth_index and "i:" + auth_index in totals or source and "s:" + source in totals)
 
     def lookup(self, auth_index: str = "", source: str = "") -> dict:
         """`{"success", "failed", "recent_requests": [20 x {"time", "success", "failed"}]}`
