@@ -65,10 +65,11 @@ def parse_auth_json(raw: bytes):
     return data if isinstance(data, dict) else "invalid auth file: not a JSON object"
 
 
-def build_entry(name: str, path: str, st, data, types: dict) -> dict:
-    """The listing entry of one file; `data` is the parsed object or the reason it is unusable."""
+def build_entry(name: str, path: str, st, data, types: dict, index: str = "") -> dict:
+    """The listing entry of one file; `data` is the parsed object or the reason it is unusable;
+    `index` its `auth_index` when the caller has it already."""
     entry = {
-        "id": name, "auth_index": auth_index(name), "name": name, "path": path,
+        "id": name, "auth_index": index or auth_index(name), "name": name, "path": path,
         "source": "file", "size": st.st_size, "modtime": rfc3339_nano(st.st_mtime_ns),
         "runtime_only": False, "unavailable": False, "status_message": "", "disabled": False,
     }
@@ -91,7 +92,7 @@ def build_entry(name: str, path: str, st, data, types: dict) -> dict:
     entry["label"] = email or shown
     if email:
         entry.update(email=email, account_type="oauth", account=email)
-    refreshed = next((t for t in map(parse_time, (data.get(k) for k in _REFRESH_KEYS)) if t), None)
+    refreshed = last_refresh(data)
     if refreshed:
         entry["last_refresh"] = rfc3339_nano(int(refreshed.timestamp() * 1e6) * 1000)
     entry.update(edited_fields(data))
@@ -103,11 +104,31 @@ def build_entry(name: str, path: str, st, data, types: dict) -> dict:
     return entry
 
 
+def last_refresh(data: dict) -> datetime | None:
+    """The first of the `_REFRESH_KEYS` that holds a time."""
+    for key in _REFRESH_KEYS:
+        value = data.get(key)
+        if value is not None:
+            found = parse_time(value)
+            if found:
+                return found
+    return None
+
+
+# Every key edited_fields reads: a file with none of them (most) is settled by one set test.
+_EDITED_KEYS = frozenset((
+    "prefix", "proxy_url", "disable_cooling", "disable-cooling", "using_api", "using-api",
+    "excluded_models", "excluded-models", "headers", "priority", "weight", "request_retry",
+    "note", "websockets", "project_id"))
+
+
 def edited_fields(data: dict) -> dict:
     """The fields PATCH /auth-files/fields sets, as the listing shows them: upstream's new keys
     (`priority`, `weight`, `note`, `websockets`, `request_retry`, `project_id`), and the other
     fields the web UI edits, which upstream shows only in the downloaded file."""
     shown = {}
+    if _EDITED_KEYS.isdisjoint(data):
+        return shown
     for key in ("prefix", "proxy_url"):
         value = data.get(key)
         if isinstance(value, str) and value:
@@ -240,8 +261,8 @@ class ListingCache:
                 if cached is not None and cached[0] == signature and name not in reread:
                     entries[name] = cached
                 else:
-                    entries[name] = (signature, _encode(self._read_entry(name, path, st, types)),
-                                     auth_index(name))
+                    index = auth_index(name)
+                    entries[name] = (signature, _encode(self._read_entry(name, path, st, types, index)), index)
                     changed = True
         self._stats = stats
         if not changed and not respin and self._body is not None and len(entries) == len(self._entries):
@@ -269,7 +290,8 @@ class ListingCache:
             signature = (st.st_mtime_ns, st.st_size, st.st_ino)
             if cached is not None and cached[0] == signature and name not in reread:
                 continue  # told about it, but it looks the same: not read again
-            self._entries[name] = (signature, _encode(self._read_entry(name, path, st, types)), auth_index(name))
+            index = auth_index(name)
+            self._entries[name] = (signature, _encode(self._read_entry(name, path, st, types, index)), index)
             if cached is None:
                 bisect.insort(self._order, key)
             changed = True
@@ -299,9 +321,9 @@ class ListingCache:
         return b'{"files":[' + b"".join(parts) + b"]}"
 
     @staticmethod
-    def _read_entry(name: str, path: str, st, types: dict) -> dict:
+    def _read_entry(name: str, path: str, st, types: dict, index: str) -> dict:
         try:
             data = parse_auth_json(read_regular(path))
         except OSError as exc:
             data = f"failed to read file: {exc.strerror}"
-        return build_entry(name, path, st, data, types)
+        return build_entry(name, path, st, data, types, index)

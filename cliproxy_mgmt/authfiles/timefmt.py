@@ -21,16 +21,30 @@ def rfc3339(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + _zone(dt)
 
 
+_ZONES: dict[int, str] = {}  # tm_gmtoff -> `Z` or `+hh:mm` (a listing formats two per file)
+
+
+def _zone_of(gmtoff: int) -> str:
+    zone = _ZONES.get(gmtoff)
+    if zone is None:
+        offset = gmtoff // 60
+        zone = _ZONES[gmtoff] = "Z" if not offset else \
+            f"{'+' if offset >= 0 else '-'}{abs(offset) // 60:02d}:{abs(offset) % 60:02d}"
+    return zone
+
+
 def rfc3339_nano(ns: int) -> str:
     """`time.RFC3339Nano` of a unix time in nanoseconds (what `time.Time` JSON looks like)."""
     seconds, fraction = divmod(ns, 1_000_000_000)
     t = time.localtime(seconds)  # (a listing formats two per file: no datetime objects)
-    frac = f".{fraction:09d}".rstrip("0") if fraction else ""
-    offset = t.tm_gmtoff // 60
-    zone = "Z" if not offset else \
-        f"{'+' if offset >= 0 else '-'}{abs(offset) // 60:02d}:{abs(offset) % 60:02d}"
-    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
-            f"{t.tm_sec:02d}{frac}{zone}")
+    if 1000 <= t.tm_year <= 9999:  # strftime pads no other year to four digits
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", t)
+    else:
+        text = (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
+                f"{t.tm_sec:02d}")
+    if fraction:
+        text = f"{text}.{fraction:09d}".rstrip("0")
+    return text + _zone_of(t.tm_gmtoff)
 
 
 def now_rfc3339() -> str:
