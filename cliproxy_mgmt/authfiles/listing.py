@@ -163,9 +163,57 @@ def edited_fields(data: dict) -> dict:
 
 _ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
+# The keys every entry has (build_entry), sorted. `_encode` writes them with one template and
+# merges the entry's other keys in at their sorted places: the same bytes as `_ENCODER`, in
+# about a third of its time (a cold listing encodes thousands of entries).
+_CORE = ("auth_index", "disabled", "id", "label", "modtime", "name", "path", "provider",
+         "runtime_only", "size", "source", "status", "status_message", "type", "unavailable")
+_CORE_KEYS = frozenset(_CORE)
+_NO_EXTRAS = ("",) * (len(_CORE) + 1)
+_string = json.encoder.encode_basestring  # how _ENCODER writes a str (ensure_ascii=False)
+
+
+def _flag(value) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    raise TypeError("not a bool")
+
+
+def _value(value) -> str:
+    return _string(value) if type(value) is str else _ENCODER.encode(value)
+
 
 def _encode(entry: dict) -> bytes:
-    return _ENCODER.encode(entry).encode("utf-8")
+    try:
+        return _template(entry).encode("utf-8")
+    except TypeError:  # a value of another type than build_entry writes (a plugin's describe())
+        return _ENCODER.encode(entry).encode("utf-8")
+
+
+def _template(e: dict) -> str:
+    g = _NO_EXTRAS  # g[i]: the other keys that sort before _CORE[i] (the last: after them all)
+    extras = e.keys() - _CORE_KEYS
+    if extras:
+        g = list(_NO_EXTRAS)
+        for key in sorted(extras):
+            slot = bisect.bisect(_CORE, key)
+            if slot < len(_CORE):
+                g[slot] += f"{_string(key)}:{_value(e[key])},"
+            else:
+                g[slot] += f",{_string(key)}:{_value(e[key])}"
+    size = e["size"]
+    if type(size) is not int:
+        raise TypeError("size is not an int")
+    s = _string
+    return (f'{{{g[0]}"auth_index":{s(e["auth_index"])},{g[1]}"disabled":{_flag(e["disabled"])},'
+            f'{g[2]}"id":{s(e["id"])},{g[3]}"label":{s(e["label"])},{g[4]}"modtime":{s(e["modtime"])},'
+            f'{g[5]}"name":{s(e["name"])},{g[6]}"path":{s(e["path"])},{g[7]}"provider":{s(e["provider"])},'
+            f'{g[8]}"runtime_only":{_flag(e["runtime_only"])},{g[9]}"size":{size},'
+            f'{g[10]}"source":{s(e["source"])},{g[11]}"status":{s(e["status"])},'
+            f'{g[12]}"status_message":{s(e["status_message"])},{g[13]}"type":{s(e["type"])},'
+            f'{g[14]}"unavailable":{_flag(e["unavailable"])}{g[15]}}}')
 
 
 class ListingCache:
