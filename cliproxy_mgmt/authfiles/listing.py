@@ -348,25 +348,28 @@ class ListingCache:
         return self._body
 
     def _join(self) -> bytes:
-        entries = self._entries
-        if self._usage is None:
-            parts = [entries[n][1] for _, n in self._order]
-            return b'{"files":[' + b",".join(parts) + b"]}"
         # Each entry's JSON object with the counts spliced in before its closing brace. The
         # counts of most files are one shared fragment: its tail (`,counts},`) is made once,
-        # so the body is one join of the cached entries and shared tails, no copy per entry.
-        fragment, tails, parts = self._usage.fragment, {}, []
+        # and the body is one join of the cached entries and shared tails: no copy per entry,
+        # and one large allocation (fresh memory for a body of megabytes costs page faults).
+        entries, usage = self._entries, self._usage
+        fragment = usage.fragment if usage is not None else None
+        tails, parts = {}, [b'{"files":[']
         for _, n in self._order:
             _, data, index = entries[n]
-            counts = fragment(index)
-            tail = tails.get(counts)
-            if tail is None:
-                tail = tails[counts] = b",%s}," % counts
+            if fragment is None:
+                tail = b"},"
+            else:
+                counts = fragment(index)
+                tail = tails.get(counts)
+                if tail is None:
+                    tail = tails[counts] = b",%s}," % counts
             parts.append(memoryview(data)[:-1])
             parts.append(tail)
-        if parts:
+        if len(parts) > 1:
             parts[-1] = parts[-1][:-1]  # no comma after the last entry
-        return b'{"files":[' + b"".join(parts) + b"]}"
+        parts.append(b"]}")
+        return b"".join(parts)
 
     @staticmethod
     def _read_entry(name: str, path: str, st, types: dict, index: str) -> dict:
