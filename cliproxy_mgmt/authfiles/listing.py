@@ -82,8 +82,9 @@ def build_entry(name: str, path: str, st, data, types: dict, index: str = "") ->
     kind = types.get(raw_type)
     shown = kind.shown if kind else (raw_type or "unknown")
     disabled = data.get("disabled") is True
-    entry.update(type=shown, provider=shown, disabled=disabled,
-                 status="disabled" if disabled else "active")
+    entry["type"] = entry["provider"] = shown  # (assignments: cheaper than update() per file)
+    entry["disabled"] = disabled
+    entry["status"] = "disabled" if disabled else "active"
     try:
         email = (kind.email if kind else top_level_email)(data)
     except Exception:  # a plugin's bug must not break the listing
@@ -91,11 +92,14 @@ def build_entry(name: str, path: str, st, data, types: dict, index: str = "") ->
         email = ""
     entry["label"] = email or shown
     if email:
-        entry.update(email=email, account_type="oauth", account=email)
+        entry["email"] = entry["account"] = email
+        entry["account_type"] = "oauth"
     refreshed = last_refresh(data)
     if refreshed:
         entry["last_refresh"] = rfc3339_nano(int(refreshed.timestamp() * 1e6) * 1000)
-    entry.update(edited_fields(data))
+    edited = edited_fields(data)
+    if edited:
+        entry.update(edited)
     if kind and kind.describe:
         try:
             entry.update(kind.describe(data, email) or {})
