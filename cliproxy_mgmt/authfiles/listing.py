@@ -10,6 +10,7 @@ Entries have upstream's fields; keys are sorted, as gin writes maps.
 from __future__ import annotations
 
 import bisect
+import errno
 import hashlib
 import json
 import logging
@@ -23,7 +24,7 @@ from ..bulk import no_gc
 from ..records import top_level_email
 from ..safeload import InvalidJSON, load_json
 from .names import is_auth_file_name
-from .store import AuthDir, read_regular
+from .store import AuthDir, NotRegularFile, read_regular, read_regular_stat
 from .timefmt import rfc3339_nano
 from .watch import DirWatch
 
@@ -266,7 +267,8 @@ class ListingCache:
             changed = self._watch.changes() if self._watch is not None else None
             now = time.monotonic()
             if full or changed is None or self._body is None or now - self._checked > FULL_CHECK_INTERVAL:
-                stats = {name: (path, st) for name, path, st in folder.scan()}
+                # A cold cache reads every file: its fstat then stands for the scan's stat.
+                stats = {name: (path, st) for name, path, st in folder.scan(stat_files=bool(self._entries))}
                 self._checked = now
             else:
                 changed |= self._dirty
@@ -307,7 +309,16 @@ class ListingCache:
     def _rebuild(self, stats: dict, types: dict, reread: set, respin: bool = False) -> bytes:
         entries, changed = {}, False
         with no_gc():  # a cold listing builds thousands of entries: see bulk.py
-            for name, (path, st) in stats.items():
+            for name, (path, st) in list(stats.items()):
+                if st is None:  # not stat()ed (cold): read it, with its fstat
+                    found = self._read_unstated(name, path, types)
+                    if found is None:
+                        del stats[name]  # gone, or no longer a regular file
+                    else:
+                        stats[name] = (path, found[0])
+                        entries[name] = found[1]
+                        changed = True
+                    continue
                 signature = (st.st_mtime_ns, st.st_size, st.st_ino)
                 cached = self._entries.get(name)
                 if cached is not None and cached[0] == signature and name not in reread:
@@ -374,6 +385,29 @@ class ListingCache:
             parts[-1] = parts[-1][:-1]  # no comma after the last entry
         parts.append(b"]}")
         return b"".join(parts)
+
+    @staticmethod
+    def _read_unstated(name: str, path: str, types: dict):
+        """(stat, cache item) of a file the scan did not stat(); None when the scan would not
+        have listed it: gone, a symlink or not a regular file by now."""
+        index = auth_index(name)
+        try:
+            raw, st = read_regular_stat(path)
+            data = parse_auth_json(raw)
+        except (FileNotFoundError, NotRegularFile):
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return None
+            try:  # e.g. no permission to read: listed with the reason, as after a stat
+                st = os.lstat(path)
+            except OSError:
+                return None
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            data = f"failed to read file: {exc.strerror}"
+        signature = (st.st_mtime_ns, st.st_size, st.st_ino)
+        return st, (signature, _encode(build_entry(name, path, st, data, types, index)), index)
 
     @staticmethod
     def _read_entry(name: str, path: str, st, types: dict, index: str) -> dict:

@@ -46,6 +46,12 @@ class NotRegularFile(OSError):
 
 def read_regular(path: str) -> bytes:
     """The bytes of the regular file at `path`: the one way an auth-dir entry is opened.
+    See `read_regular_stat`."""
+    return read_regular_stat(path)[0]
+
+
+def read_regular_stat(path: str) -> tuple[bytes, os.stat_result]:
+    """The bytes of the regular file at `path`, and its fstat (a cold listing needs no other stat).
 
     O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer; O_NOFOLLOW:
     a symlink fails (ELOOP). What was opened is then checked with fstat, so an entry
@@ -63,10 +69,10 @@ def read_regular(path: str) -> bytes:
         # returns exactly the size fstat gave is the whole file; otherwise read to the end.
         chunks = [os.read(fd, st.st_size + 1)]
         if len(chunks[0]) == st.st_size:
-            return chunks[0]
+            return chunks[0], st
         while chunks[-1]:
             chunks.append(os.read(fd, max(st.st_size, 65536)))
-        return b"".join(chunks)
+        return b"".join(chunks), st
     finally:
         os.close(fd)
 
@@ -170,9 +176,12 @@ class AuthDir:
             raise ApiError(500, f"failed to remove file: {exc.strerror}") from None
         audit.auth_file("deleted", name)
 
-    def scan(self):
+    def scan(self, *, stat_files: bool = True):
         """(name, path, stat) of every auth file: regular files, valid names, no symlinks.
 
+        With `stat_files=False` the stat is None and the kind comes from the directory
+        listing itself (no syscall per file): for a caller that opens each file anyway, with
+        `read_regular_stat`, which checks again what it opened.
         A missing folder has no files; an auth-dir that is not a folder is 503 (ApiError);
         any other failure raises OSError."""
         try:
@@ -184,6 +193,14 @@ class AuthDir:
         with it:
             for entry in it:
                 if not is_auth_file_name(entry.name) or entry.is_symlink():
+                    continue
+                if not stat_files:
+                    try:
+                        regular = entry.is_file(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if regular:
+                        yield entry.name, entry.path, None
                     continue
                 try:
                     st = entry.stat(follow_symlinks=False)
