@@ -186,8 +186,15 @@ def _flag(value) -> str:
     raise TypeError("not a bool")
 
 
-def _value(value) -> str:
-    return _string(value) if type(value) is str else _ENCODER.encode(value)
+_PLACES: dict = {}  # key -> (its gap among _CORE, text before its value, text after it)
+
+
+def _place(key: str) -> tuple:
+    slot = bisect.bisect(_CORE, key)
+    place = (slot, _string(key) + ":", ",") if slot < len(_CORE) else (slot, "," + _string(key) + ":", "")
+    if len(_PLACES) < 1000:  # keys come from build_entry and plugins: a few dozen
+        _PLACES[key] = place
+    return place
 
 
 def _encode(entry: dict) -> bytes:
@@ -203,11 +210,10 @@ def _template(e: dict) -> str:
     if extras:
         g = list(_NO_EXTRAS)
         for key in sorted(extras):
-            slot = bisect.bisect(_CORE, key)
-            if slot < len(_CORE):
-                g[slot] += f"{_string(key)}:{_value(e[key])},"
-            else:
-                g[slot] += f",{_string(key)}:{_value(e[key])}"
+            place = _PLACES.get(key) or _place(key)
+            value = e[key]
+            value = _string(value) if type(value) is str else _ENCODER.encode(value)
+            g[place[0]] += f"{place[1]}{value}{place[2]}"
     size = e["size"]
     if type(size) is not int:
         raise TypeError("size is not an int")
