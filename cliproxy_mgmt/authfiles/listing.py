@@ -51,9 +51,11 @@ def parse_time(value) -> datetime | None:
     text = value.strip()
     for candidate in (text.replace("Z", "+00:00").replace("z", "+00:00"), text):
         try:
-            return datetime.fromisoformat(candidate).astimezone()
+            found = datetime.fromisoformat(candidate)
         except ValueError:
             continue
+        # An offset makes it one instant already; without one it is local time.
+        return found if found.utcoffset() is not None else found.astimezone()
     return None
 
 
