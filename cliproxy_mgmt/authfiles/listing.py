@@ -3,7 +3,9 @@
 A warm listing re-reads no unchanged file: each file's entry is kept as ready JSON bytes
 and the whole body is kept while nothing changed. Change notification (`watch.py`) says
 which names to stat again, so listing 5,000 unchanged files touches none of them; without
-it every file is stat()ed and compared (see benchmarks/bench_auth_files.py).
+it every file is stat()ed and compared (see benchmarks/bench_auth_files.py). A cold listing
+stat()s no file: the directory listing gives each entry's kind, and the fstat of the read,
+which checks what was opened, gives its signature (benchmarks/bench_scale.py listing).
 Entries have upstream's fields; keys are sorted, as gin writes maps.
 """
 
