@@ -52,6 +52,14 @@ def config_secrets(data) -> set[str]:
             for key, value in node.items():
                 walk(value, str(key))
         elif isinstance(node, list):
+            if all(type(item) is str for item in node):  # e.g. 10,000 api-keys: no call per item
+                if _SECRET_NAME.search(name):
+                    found.update(s for s in map(str.strip, node) if len(s) >= MIN_SECRET_LENGTH)
+                joined = "\n".join(node)  # a URL's password never spans a line break
+                if "://" in joined:
+                    for match in _URL_PASSWORD.finditer(joined):
+                        add(match.group(1))
+                return
             for item in node:
                 walk(item, name)
         elif isinstance(node, str):
