@@ -7,6 +7,10 @@ the rename the file on disk must still be the version the edit was based on, and
 itself is an atomic exchange (renameat2 RENAME_EXCHANGE) after which the file we took out
 is checked once more. An edit that landed in between is put back and the write reports
 `Conflict`: the config store reloads it and re-applies its change on top.
+
+The checks cost a read, not a hash: a file whose token differs has changed; one whose token
+is the same is compared byte for byte with the text of that version, kept from the last
+read or write (a hash of it only when the base version is another one).
 """
 
 from __future__ import annotations
@@ -48,13 +52,16 @@ class FileConfig(ConfigBackend):
     def __init__(self, path: str, *, in_place: Callable[[str, bytes], None]):
         self.path = os.path.abspath(path)
         self._in_place = in_place
+        self._known: tuple[Version, bytes] | None = None  # the last version read or written
 
     def token(self):
         return _token(os.stat(self.path))
 
     def read(self) -> tuple[str, Version]:
         data, version = file_version(self.path)
-        return data.decode("utf-8"), version
+        text = data.decode("utf-8")
+        self._known = (version, data)
+        return text, version
 
     def write(self, text: str, base: Version | None, data: dict | None = None) -> Version:
         target = os.path.realpath(self.path)
@@ -72,7 +79,7 @@ class FileConfig(ConfigBackend):
                 f.flush()
                 os.fsync(f.fileno())
                 written = Version(_token(os.fstat(f.fileno())), hashlib.sha256(data).digest())
-            self._check(target, base)
+            seen = self._check(target, base)
             try:
                 swapped = base is not None and exchange(tmp, target)
                 if not swapped:
@@ -82,31 +89,42 @@ class FileConfig(ConfigBackend):
                     raise
                 return self._write_in_place(target, data, base)
             if swapped:
-                self._check_taken_out(tmp, target, base)
+                self._check_taken_out(tmp, target, base, seen)
         finally:
             try:
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
         fsync_folder(folder)
+        self._known = (written, data)
         return written
 
-    @staticmethod
-    def _check(path: str, base: Version | None) -> None:
+    def _check(self, path: str, base: Version | None, expected: bytes | None = None) -> bytes | None:
+        """Raise `Conflict` unless the file at `path` is version `base` (None: no check).
+        Returns its bytes; `expected` are those of `base` when known."""
         if base is None:
-            return
+            return None
+        if expected is None and self._known is not None and self._known[0] == base:
+            expected = self._known[1]
         try:
-            _, current = file_version(path)
+            with open(path, "rb") as f:
+                token = _token(os.fstat(f.fileno()))
+                if token != base.token:
+                    raise Conflict(f"{path} was changed by someone else")
+                data = f.read()
+                if _token(os.fstat(f.fileno())) != token:
+                    raise Conflict(f"{path} was changed by someone else")
         except FileNotFoundError:
             raise Conflict(f"{path} was removed") from None
-        if current != base:
+        if data != expected if expected is not None else hashlib.sha256(data).digest() != base.digest:
             raise Conflict(f"{path} was changed by someone else")
+        return data
 
-    def _check_taken_out(self, tmp: str, target: str, base: Version) -> None:
+    def _check_taken_out(self, tmp: str, target: str, base: Version, expected: bytes | None) -> None:
         """After the exchange `tmp` holds the file we replaced: if it is not `base`, an edit
         landed between the check and the exchange: put it back and report the conflict."""
         try:
-            self._check(tmp, base)
+            self._check(tmp, base, expected)
         except Conflict:
             exchange(tmp, target)
             raise
@@ -115,7 +133,9 @@ class FileConfig(ConfigBackend):
         self._check(target, base)
         self._in_place(target, data)
         with open(target, "rb") as f:
-            return Version(_token(os.fstat(f.fileno())), hashlib.sha256(data).digest())
+            written = Version(_token(os.fstat(f.fileno())), hashlib.sha256(data).digest())
+        self._known = (written, data)
+        return written
 
 
 def replace_entry(path: str, data: bytes, mode: int = AUTH_FILE_MODE) -> None:
