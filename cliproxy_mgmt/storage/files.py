@@ -8,9 +8,11 @@ itself is an atomic exchange (renameat2 RENAME_EXCHANGE) after which the file we
 is checked once more. An edit that landed in between is put back and the write reports
 `Conflict`: the config store reloads it and re-applies its change on top.
 
-The checks cost a read, not a hash: a file whose token differs has changed; one whose token
-is the same is compared byte for byte with the text of that version, kept from the last
-read or write (a hash of it only when the base version is another one).
+The checks cost a stat and one read, not a hash of the whole file: before the swap, a file
+whose token differs has changed; the file taken out (or, without the exchange, the file
+before the rename) is compared byte for byte with the text of the base version, kept from
+the last read or write (hashed only when the base version is another one). The new
+version's own hash is computed while its bytes go to disk.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import errno
 import hashlib
 import os
 import tempfile
+import threading
 from typing import Callable
 
 from ..fileio import exchange, fsync_folder, replace_file
@@ -40,6 +43,43 @@ def file_version(path: str) -> tuple[bytes, Version]:
             data = f.read()
             if _token(os.fstat(f.fileno())) == before:
                 return data, Version(before, hashlib.sha256(data).digest())
+
+
+def _check_token(path: str, base: Version | None) -> None:
+    """The cheap part of the check: a file whose token is not `base`'s has changed."""
+    if base is None:
+        return
+    try:
+        token = _token(os.stat(path))
+    except FileNotFoundError:
+        raise Conflict(f"{path} was removed") from None
+    if token != base.token:
+        raise Conflict(f"{path} was changed by someone else")
+
+
+PARALLEL_DIGEST_BYTES = 1 << 18  # below this a thread costs more than the hash it overlaps
+
+
+class _Digest:
+    """The SHA-256 of `data`, computed on another thread for large data (hashlib lets go
+    of the GIL, as does the write and fsync it overlaps)."""
+
+    def __init__(self, data: bytes):
+        self._digest: bytes | None = None
+        self._thread = None
+        if len(data) < PARALLEL_DIGEST_BYTES:
+            self._digest = hashlib.sha256(data).digest()
+        else:
+            self._thread = threading.Thread(target=self._run, args=(data,), daemon=True)
+            self._thread.start()
+
+    def _run(self, data: bytes) -> None:
+        self._digest = hashlib.sha256(data).digest()
+
+    def value(self) -> bytes:
+        if self._thread is not None:
+            self._thread.join()
+        return self._digest
 
 
 class FileConfig(ConfigBackend):
@@ -73,23 +113,27 @@ class FileConfig(ConfigBackend):
         folder, name = os.path.split(target)
         fd, tmp = tempfile.mkstemp(prefix="." + name + ".", suffix=".tmp", dir=folder)
         try:
+            digest = _Digest(data)  # hashed while the data goes to disk
             with os.fdopen(fd, "wb") as f:
                 os.fchmod(f.fileno(), mode)
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-                written = Version(_token(os.fstat(f.fileno())), hashlib.sha256(data).digest())
-            seen = self._check(target, base)
+                written = Version(_token(os.fstat(f.fileno())), digest.value())
+            _check_token(target, base)
             try:
+                # With the exchange, the bytes are checked in the file it took out; without,
+                # in the file before the rename.
                 swapped = base is not None and exchange(tmp, target)
                 if not swapped:
+                    self._check(target, base)
                     os.replace(tmp, target)
             except OSError as exc:
                 if exc.errno not in (errno.EBUSY, errno.EXDEV):
                     raise
                 return self._write_in_place(target, data, base)
             if swapped:
-                self._check_taken_out(tmp, target, base, seen)
+                self._check_taken_out(tmp, target, base)
         finally:
             try:
                 os.unlink(tmp)
@@ -99,13 +143,11 @@ class FileConfig(ConfigBackend):
         self._known = (written, data)
         return written
 
-    def _check(self, path: str, base: Version | None, expected: bytes | None = None) -> bytes | None:
-        """Raise `Conflict` unless the file at `path` is version `base` (None: no check).
-        Returns its bytes; `expected` are those of `base` when known."""
+    def _check(self, path: str, base: Version | None) -> None:
+        """Raise `Conflict` unless the file at `path` is version `base` (None: no check)."""
         if base is None:
-            return None
-        if expected is None and self._known is not None and self._known[0] == base:
-            expected = self._known[1]
+            return
+        expected = self._known[1] if self._known is not None and self._known[0] == base else None
         try:
             with open(path, "rb") as f:
                 token = _token(os.fstat(f.fileno()))
@@ -118,13 +160,12 @@ class FileConfig(ConfigBackend):
             raise Conflict(f"{path} was removed") from None
         if data != expected if expected is not None else hashlib.sha256(data).digest() != base.digest:
             raise Conflict(f"{path} was changed by someone else")
-        return data
 
-    def _check_taken_out(self, tmp: str, target: str, base: Version, expected: bytes | None) -> None:
+    def _check_taken_out(self, tmp: str, target: str, base: Version) -> None:
         """After the exchange `tmp` holds the file we replaced: if it is not `base`, an edit
-        landed between the check and the exchange: put it back and report the conflict."""
+        landed before the exchange: put it back and report the conflict."""
         try:
-            self._check(tmp, base, expected)
+            self._check(tmp, base)
         except Conflict:
             exchange(tmp, target)
             raise
