@@ -70,7 +70,7 @@ def guess_indent(text: str) -> Indent:
     """
     mapping = offset = None
     prev_opens_block = False
-    unusual = any(mark in text for mark in _OTHER_BREAKS)
+    unusual = _has_other_breaks(text)
     # The evidence is near the top: don't split a whole large file to find it.
     for line in text.splitlines() if unusual else _lines_lazily(text):
         if _is_skippable(line):
@@ -495,7 +495,7 @@ def splice(yaml: YAML, text: str, old: dict, new: dict, keys=None) -> str:
     Only the changed keys' blocks are split into lines and edited, so a write costs its
     blocks, not the file.
     """
-    if any(mark in text for mark in _OTHER_BREAKS):  # nine C scans: faster than one regex
+    if _has_other_breaks(text):
         return _splice_lines(yaml, text, old, new, keys)
     work = text if text.endswith("\n") or not text else text + "\n"
     where = _known_blocks(work)
@@ -507,14 +507,21 @@ def splice(yaml: YAML, text: str, old: dict, new: dict, keys=None) -> str:
         done = end
     pieces.append(work[done:])
     result = "".join(pieces) if edits else work
-    if not appended and result is not text:
+    if not appended and result is not text and not any(_has_other_breaks(p) for p in pieces[1::2]):
         _remember_blocks(result, _shift_blocks(where, edits, pieces))
     return _finish(text, result, appended)
 
 
-# The block index of the last text `splice` produced: the next write starts from that text,
-# so its blocks are known without scanning it again (a few column-0 lines per key).
+# The block index of the last text `splice` produced (one without unusual line breaks):
+# the next write starts from that text, so its blocks are known without scanning it again
+# (a few column-0 lines per key), and so is the absence of unusual line breaks.
 _last_blocks: tuple = (None, None)
+
+
+def _has_other_breaks(text: str) -> bool:
+    if text is _last_blocks[0]:
+        return False
+    return any(mark in text for mark in _OTHER_BREAKS)  # nine C scans: faster than one regex
 
 
 def _known_blocks(text: str) -> dict:
