@@ -541,7 +541,7 @@ def _shift_blocks(where: dict, edits: list, pieces: list) -> dict | None:
     starts = {start: key for key, (start, _) in where.items()}
     shifted = {}
     delta = 0
-    moves = []  # (old start, old end, shift after it) top-down
+    moves = []  # (old start of an edited block, the shift of what follows it), top-down
     for n, (start, end, _) in enumerate(reversed(edits)):
         replacement = pieces[2 * n + 1]
         key = starts.get(start)
