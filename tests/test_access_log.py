@@ -78,6 +78,20 @@ def test_registry_masks_known_secrets_and_forgets_dead_owners():
     assert registry.redact("a-longer-secret") == "a-longer-secret"
 
 
+def test_registry_masks_secrets_added_by_later_writes_whole():
+    registry = SecretRegistry()
+
+    class Owner:
+        pass
+
+    owner = Owner()
+    registry.remember(owner, {f"client-key-{i:03d}" for i in range(50)})
+    registry.remember(owner, {"abcd"})  # later writes: patterns of their own
+    registry.remember(owner, {"abcd-efgh"})
+    assert registry.redact("a abcd-efgh b abcd c client-key-007 d client-key-0077") == \
+        f"a {MASK} b {MASK} c {MASK} d {MASK}7"
+
+
 def test_formatter_masks_message_arguments_and_tracebacks(make_app):
     make_app(extra_yaml=EXTRA)  # its store's secrets are now known to the formatter
     formatter = RedactingFormatter("%(message)s")

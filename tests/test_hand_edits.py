@@ -40,10 +40,19 @@ def _patch_loop(server, stop: threading.Event, done: list) -> None:
 
 
 def _by_rename(path, marker: str) -> None:
-    text = path.read_text()
+    # Like an editor that checks the file was not changed since it read it before saving
+    # over it: a rename based on an older read would throw away an API write that landed in
+    # between (the editor's loss, which no server can prevent; at hundreds of writes a
+    # second the loop would often hit that window).
     tmp = path.with_name(".hand-edit.tmp")
-    tmp.write_text(text + f"# {marker}\n")
-    os.replace(tmp, path)
+    while True:
+        before = os.stat(path)
+        text = path.read_text()
+        tmp.write_text(text + f"# {marker}\n")
+        now = os.stat(path)
+        if (now.st_ino, now.st_size, now.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns):
+            os.replace(tmp, path)
+            return
 
 
 def _by_append(path, marker: str) -> None:

@@ -70,7 +70,7 @@ def guess_indent(text: str) -> Indent:
     """
     mapping = offset = None
     prev_opens_block = False
-    unusual = any(mark in text for mark in _OTHER_BREAKS)
+    unusual = _has_other_breaks(text)
     # The evidence is near the top: don't split a whole large file to find it.
     for line in text.splitlines() if unusual else _lines_lazily(text):
         if _is_skippable(line):
@@ -495,15 +495,74 @@ def splice(yaml: YAML, text: str, old: dict, new: dict, keys=None) -> str:
     Only the changed keys' blocks are split into lines and edited, so a write costs its
     blocks, not the file.
     """
-    if any(mark in text for mark in _OTHER_BREAKS):  # nine C scans: faster than one regex
+    if _has_other_breaks(text):
         return _splice_lines(yaml, text, old, new, keys)
     work = text if text.endswith("\n") or not text else text + "\n"
-    where = text_blocks(work)
+    where = _known_blocks(work)
     edits, appended = _plan(yaml, old, new, keys, where,
                             lambda start, end: work[start:end].splitlines(keepends=True))
-    for start, end, replacement in edits:
-        work = work[:start] + "".join(replacement) + work[end:]
-    return _finish(text, work, appended)
+    pieces, done = [], 0
+    for start, end, replacement in reversed(edits):  # top-down: one join builds the text
+        pieces += [work[done:start], "".join(replacement)]
+        done = end
+    pieces.append(work[done:])
+    result = "".join(pieces) if edits else work
+    if not appended and result is not text and not any(_has_other_breaks(p) for p in pieces[1::2]):
+        _remember_blocks(result, _shift_blocks(where, edits, pieces))
+    return _finish(text, result, appended)
+
+
+# The block index of the last text `splice` produced (one without unusual line breaks):
+# the next write starts from that text, so its blocks are known without scanning it again
+# (a few column-0 lines per key), and so is the absence of unusual line breaks.
+_last_blocks: tuple = (None, None)
+
+
+def _has_other_breaks(text: str) -> bool:
+    if text is _last_blocks[0]:
+        return False
+    return any(mark in text for mark in _OTHER_BREAKS)  # nine C scans: faster than one regex
+
+
+def _known_blocks(text: str) -> dict:
+    known, where = _last_blocks
+    return where if known is text else text_blocks(text)
+
+
+def _remember_blocks(text: str, where: dict | None) -> None:
+    global _last_blocks
+    _last_blocks = (text, where) if where is not None else (None, None)
+
+
+def _shift_blocks(where: dict, edits: list, pieces: list) -> dict | None:
+    """The block index after `edits` (bottom-up; `pieces` the text between them and their
+    replacements, top-down), or None when it must be found again: a block removed, or a
+    replacement whose column-0 lines are not just its own key line and comments."""
+    starts = {start: key for key, (start, _) in where.items()}
+    shifted = {}
+    delta = 0
+    moves = []  # (old start of an edited block, the shift of what follows it), top-down
+    for n, (start, end, _) in enumerate(reversed(edits)):
+        replacement = pieces[2 * n + 1]
+        key = starts.get(start)
+        if key is None or not replacement:
+            return None
+        new_start = start + delta
+        bounds = text_blocks(replacement)
+        if list(bounds) != [key] or bounds[key][0] != 0:
+            return None
+        shifted[key] = (new_start, new_start + bounds[key][1])
+        delta += len(replacement) - (end - start)
+        moves.append((start, delta))
+    for key, (start, end) in where.items():
+        if key in shifted:
+            continue
+        shift = 0
+        for edited, after in moves:
+            if edited < start:
+                shift = after
+        shifted[key] = (start + shift, end + shift)
+    return {key: shifted[key] for key in where}
 
 
 def _plan(yaml: YAML, old: dict, new: dict, keys, where: dict, block_lines) -> tuple[list, list]:

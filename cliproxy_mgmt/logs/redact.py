@@ -52,6 +52,14 @@ def config_secrets(data) -> set[str]:
             for key, value in node.items():
                 walk(value, str(key))
         elif isinstance(node, list):
+            if all(type(item) is str for item in node):  # e.g. 10,000 api-keys: no call per item
+                if _SECRET_NAME.search(name):
+                    found.update(s for s in map(str.strip, node) if len(s) >= MIN_SECRET_LENGTH)
+                joined = "\n".join(node)  # a URL's password never spans a line break
+                if "://" in joined:
+                    for match in _URL_PASSWORD.finditer(joined):
+                        add(match.group(1))
+                return
             for item in node:
                 walk(item, name)
         elif isinstance(node, str):
@@ -70,13 +78,18 @@ class SecretRegistry:
     Owners are held weakly: the secrets of an app that is gone stop being masked with it.
     A value once known for an owner stays masked (a key removed from the config may still
     be in a line written later).
+
+    The secrets are matched by a few patterns, not one: compiling an alternation of tens of
+    thousands of keys takes a second, so the secrets a config write adds get a small pattern
+    of their own, and patterns of similar size are merged (each secret is compiled about
+    log2(n) times in all, and there are at most about log2(n) patterns).
     """
 
     def __init__(self):
         self._lock = threading.Lock()
         self._by_owner: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self._pattern: re.Pattern | None = None
-        self._stale = False  # an owner went away: rebuild the pattern before the next use
+        self._chunks: list[tuple[set, re.Pattern]] = []  # (secrets, their pattern), largest first
+        self._stale = False  # an owner went away: rebuild the patterns before the next use
 
     def remember(self, owner, secrets) -> None:
         """Add `secrets` to what `owner` contributes."""
@@ -88,7 +101,10 @@ class SecretRegistry:
             if not new:
                 return
             known |= new
-            self._rebuild()
+            if self._stale:
+                self._rebuild()
+            else:
+                self._add_chunk(new)
 
     def _forget(self) -> None:
         self._stale = True  # runs inside garbage collection: no lock taken here
@@ -98,20 +114,51 @@ class SecretRegistry:
         every: set[str] = set()
         for secrets in self._by_owner.values():
             every |= secrets
+        self._chunks = []
+        if every:
+            self._add_chunk(every)
+
+    def _add_chunk(self, secrets: set) -> None:
+        chunks = list(self._chunks)
+        while chunks and len(chunks[-1][0]) <= 2 * len(secrets):
+            secrets = chunks.pop()[0] | secrets
         # Longest first, so a key that contains another is masked whole.
-        alternatives = sorted(every, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, alternatives))) if alternatives else None
+        alternatives = sorted(secrets, key=len, reverse=True)
+        chunks.append((secrets, re.compile("|".join(map(re.escape, alternatives)))))
+        self._chunks = chunks  # swapped whole: `redact` reads it without the lock
 
     def redact(self, text: str) -> str:
         if self._stale:
             with self._lock:
                 self._rebuild()
-        pattern = self._pattern
-        if pattern is not None:
-            text = pattern.sub(MASK, text)
+        chunks = self._chunks
+        if len(chunks) == 1:
+            text = chunks[0][1].sub(MASK, text)
+        elif chunks:
+            text = _mask_spans(text, [m.span() for _, p in chunks for m in p.finditer(text)])
         for shape, replacement in _SHAPES:
             text = shape.sub(replacement, text)
         return text
+
+
+def _mask_spans(text: str, spans: list) -> str:
+    """`text` with each run of overlapping `spans` replaced by one MASK (a secret that
+    contains another, matched by two patterns, is masked whole)."""
+    if not spans:
+        return text
+    out = []
+    done = 0  # text[:done] is in `out`
+    start = end = None
+    for s, e in sorted(spans):
+        if end is not None and s < end:
+            end = max(end, e)
+            continue
+        if end is not None:
+            out += [text[done:start], MASK]
+            done = end
+        start, end = s, e
+    out += [text[done:start], MASK, text[end:]]
+    return "".join(out)
 
 
 SECRETS = SecretRegistry()
@@ -123,9 +170,20 @@ def redact(text: str) -> str:
 
 
 def follow_config(store, *extra: str) -> None:
-    """Mask the secrets of `store`'s config, now and after every change, plus `extra` values."""
+    """Mask the secrets of `store`'s config, now and after every change, plus `extra` values.
+
+    Only the top-level values that are not the very objects seen last time are searched (an
+    edit swaps in new objects for what it changes and keeps the rest), so a write costs what
+    it changed; the secrets of the others are already remembered.
+    """
+    seen: dict = {}
+
     def update(s) -> None:
-        SECRETS.remember(s, config_secrets(s.data) | {e for e in extra if e})
+        data = s.data
+        changed = {k: v for k, v in data.items() if k not in seen or seen[k] is not v}
+        seen.clear()
+        seen.update(data)  # held, so an id is never reused while compared
+        SECRETS.remember(s, config_secrets(changed) | {e for e in extra if e})
 
     update(store)
     store.on_change(update)

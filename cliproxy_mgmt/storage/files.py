@@ -7,6 +7,12 @@ the rename the file on disk must still be the version the edit was based on, and
 itself is an atomic exchange (renameat2 RENAME_EXCHANGE) after which the file we took out
 is checked once more. An edit that landed in between is put back and the write reports
 `Conflict`: the config store reloads it and re-applies its change on top.
+
+The checks cost a stat and one read, not a hash of the whole file: before the swap, a file
+whose token differs has changed; the file taken out (or, without the exchange, the file
+before the rename) is compared byte for byte with the text of the base version, kept from
+the last read or write (hashed only when the base version is another one). The new
+version's own hash is computed while its bytes go to disk.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import errno
 import hashlib
 import os
 import tempfile
+import threading
 from typing import Callable
 
 from ..fileio import exchange, fsync_folder, replace_file
@@ -38,6 +45,43 @@ def file_version(path: str) -> tuple[bytes, Version]:
                 return data, Version(before, hashlib.sha256(data).digest())
 
 
+def _check_token(path: str, base: Version | None) -> None:
+    """The cheap part of the check: a file whose token is not `base`'s has changed."""
+    if base is None:
+        return
+    try:
+        token = _token(os.stat(path))
+    except FileNotFoundError:
+        raise Conflict(f"{path} was removed") from None
+    if token != base.token:
+        raise Conflict(f"{path} was changed by someone else")
+
+
+PARALLEL_DIGEST_BYTES = 1 << 18  # below this a thread costs more than the hash it overlaps
+
+
+class _Digest:
+    """The SHA-256 of `data`, computed on another thread for large data (hashlib lets go
+    of the GIL, as does the write and fsync it overlaps)."""
+
+    def __init__(self, data: bytes):
+        self._digest: bytes | None = None
+        self._thread = None
+        if len(data) < PARALLEL_DIGEST_BYTES:
+            self._digest = hashlib.sha256(data).digest()
+        else:
+            self._thread = threading.Thread(target=self._run, args=(data,), daemon=True)
+            self._thread.start()
+
+    def _run(self, data: bytes) -> None:
+        self._digest = hashlib.sha256(data).digest()
+
+    def value(self) -> bytes:
+        if self._thread is not None:
+            self._thread.join()
+        return self._digest
+
+
 class FileConfig(ConfigBackend):
     """config.yaml on disk (through a symlink to its target), written with compare-and-swap.
 
@@ -48,13 +92,16 @@ class FileConfig(ConfigBackend):
     def __init__(self, path: str, *, in_place: Callable[[str, bytes], None]):
         self.path = os.path.abspath(path)
         self._in_place = in_place
+        self._known: tuple[Version, bytes] | None = None  # the last version read or written
 
     def token(self):
         return _token(os.stat(self.path))
 
     def read(self) -> tuple[str, Version]:
         data, version = file_version(self.path)
-        return data.decode("utf-8"), version
+        text = data.decode("utf-8")
+        self._known = (version, data)
+        return text, version
 
     def write(self, text: str, base: Version | None, data: dict | None = None) -> Version:
         target = os.path.realpath(self.path)
@@ -66,16 +113,20 @@ class FileConfig(ConfigBackend):
         folder, name = os.path.split(target)
         fd, tmp = tempfile.mkstemp(prefix="." + name + ".", suffix=".tmp", dir=folder)
         try:
+            digest = _Digest(data)  # hashed while the data goes to disk
             with os.fdopen(fd, "wb") as f:
                 os.fchmod(f.fileno(), mode)
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-                written = Version(_token(os.fstat(f.fileno())), hashlib.sha256(data).digest())
-            self._check(target, base)
+                written = Version(_token(os.fstat(f.fileno())), digest.value())
+            _check_token(target, base)
             try:
+                # With the exchange, the bytes are checked in the file it took out; without,
+                # in the file before the rename.
                 swapped = base is not None and exchange(tmp, target)
                 if not swapped:
+                    self._check(target, base)
                     os.replace(tmp, target)
             except OSError as exc:
                 if exc.errno not in (errno.EBUSY, errno.EXDEV):
@@ -89,22 +140,30 @@ class FileConfig(ConfigBackend):
             except FileNotFoundError:
                 pass
         fsync_folder(folder)
+        self._known = (written, data)
         return written
 
-    @staticmethod
-    def _check(path: str, base: Version | None) -> None:
+    def _check(self, path: str, base: Version | None) -> None:
+        """Raise `Conflict` unless the file at `path` is version `base` (None: no check)."""
         if base is None:
             return
+        expected = self._known[1] if self._known is not None and self._known[0] == base else None
         try:
-            _, current = file_version(path)
+            with open(path, "rb") as f:
+                token = _token(os.fstat(f.fileno()))
+                if token != base.token:
+                    raise Conflict(f"{path} was changed by someone else")
+                data = f.read()
+                if _token(os.fstat(f.fileno())) != token:
+                    raise Conflict(f"{path} was changed by someone else")
         except FileNotFoundError:
             raise Conflict(f"{path} was removed") from None
-        if current != base:
+        if data != expected if expected is not None else hashlib.sha256(data).digest() != base.digest:
             raise Conflict(f"{path} was changed by someone else")
 
     def _check_taken_out(self, tmp: str, target: str, base: Version) -> None:
         """After the exchange `tmp` holds the file we replaced: if it is not `base`, an edit
-        landed between the check and the exchange: put it back and report the conflict."""
+        landed before the exchange: put it back and report the conflict."""
         try:
             self._check(tmp, base)
         except Conflict:
@@ -115,7 +174,9 @@ class FileConfig(ConfigBackend):
         self._check(target, base)
         self._in_place(target, data)
         with open(target, "rb") as f:
-            return Version(_token(os.fstat(f.fileno())), hashlib.sha256(data).digest())
+            written = Version(_token(os.fstat(f.fileno())), hashlib.sha256(data).digest())
+        self._known = (written, data)
+        return written
 
 
 def replace_entry(path: str, data: bytes, mode: int = AUTH_FILE_MODE) -> None:
