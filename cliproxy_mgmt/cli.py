@@ -1,8 +1,8 @@
 """The `cliproxy-mgmt` command: serve | hash-key | check-config | plugins | panel fetch.
 
 Every operator mistake ends in one line on stderr (`cliproxy-mgmt: cannot start: ...` or
-`cliproxy-mgmt: error: ...`) and a non-zero exit, never a traceback; `--log-level debug`
-adds the traceback of an unexpected failure to the log.
+`cliproxy-mgmt: error: ...`) and a non-zero exit, never a traceback; `serve --log-level
+debug` (or CLIPROXY_MGMT_LOG_LEVEL=debug) adds the traceback of an unexpected failure.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from . import __version__
 from .logs.setup import LEVELS as LOG_LEVELS
 from .logs.setup import LOG_LEVEL_ENV, configure_console, env_level
 from .serving import (DEFAULT_CHANNEL_TIMEOUT, DEFAULT_CONNECTION_LIMIT, DEFAULT_THREADS,
-                      ServeOptions, StartupError)
+                      ServeOptions, StartupError, serve)
 
 PROG = "cliproxy-mgmt"
 
@@ -37,8 +37,6 @@ def _serve(args) -> int:
                            connection_limit=args.connection_limit,
                            channel_timeout=args.channel_timeout,
                            local_password=args.local_password or "")
-    from .serving import serve
-
     serve(options)
     return 0
 
@@ -226,7 +224,7 @@ def run(args) -> int:
         return 141  # what a shell reports for SIGPIPE
     except Exception as exc:  # noqa: BLE001 - the last line of defence against a traceback
         log.debug("unexpected failure", exc_info=True)
-        _fail("error: ", f"{type(exc).__name__}: {exc} (--log-level debug shows where)")
+        _fail("error: ", f"{type(exc).__name__}: {exc} ({LOG_LEVEL_ENV}=debug shows where)")
     return 1
 
 

@@ -152,6 +152,9 @@ def serve(options: ServeOptions) -> None:
         app = create_app(options.config, local_password=options.local_password)
     except (ConfigError, PluginError, OSError, UnicodeDecodeError, StorageError) as exc:
         raise StartupError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - e.g. a plugin's hook that raises: still one line
+        log.debug("building the app failed", exc_info=True)
+        raise StartupError(f"{type(exc).__name__}: {exc} (--log-level debug shows where)") from None
     server = build_server(app, options)
     _summary(app, options, ", ".join(_urls(server)))
     server.run()

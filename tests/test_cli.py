@@ -354,3 +354,14 @@ def test_the_example_configs_have_no_unknown_keys():
     for path in (ROOT / "tests" / "data" / "config.example.yaml", ROOT / "config.yaml"):
         result = cli("check-config", str(path))
         assert result.returncode == 0 and "unknown config key" not in result.stderr, result.stderr
+
+
+def test_a_plugin_hook_that_raises_is_one_line(tmp_path):
+    env = _plugin_dist(tmp_path, "raising_plugin", "from cliproxy_mgmt import hookimpl\n\n"
+                                                   "@hookimpl\ndef register_providers(config):\n"
+                                                   "    raise RuntimeError('plugin bug')\n")
+    line = assert_one_line(cli("serve", "--config", str(_config(tmp_path, free_port())), env=env),
+                           "cliproxy-mgmt: cannot start:")
+    assert "RuntimeError: plugin bug" in line
+    debug = cli("serve", "--config", str(_config(tmp_path, free_port())), "--log-level", "debug", env=env)
+    assert "Traceback" in debug.stderr and "cannot start: RuntimeError: plugin bug" in debug.stderr
