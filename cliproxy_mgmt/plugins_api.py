@@ -20,7 +20,6 @@ from flask import Blueprint, current_app, jsonify
 from .build_info import version as package_version
 from .conventions import read_body, set_path, store
 from .errors import ApiError
-from .oauth.api import route_provider
 from .oauth.starter import OAuthStarter
 from .openapi import describe
 from .plugin_manager import DEFAULT_PLUGINS
@@ -57,8 +56,8 @@ def _path(plugin) -> str:
 def _registered_entry(state, ident: str, name: str, plugin, versions: dict, configs: dict, off) -> dict:
     contributions = state.registry.contributions.get(name, {})
     logins = contributions.get("logins", ())
-    oauth_keys = [key for key in (route_provider(login) for login in logins
-                                  if isinstance(login, OAuthStarter)) if key]
+    oauth_keys = [login.oauth_provider for login in logins
+                  if isinstance(login, OAuthStarter) and login.oauth_provider]
     version = versions.get(id(plugin)) or (package_version() if name in DEFAULT_PLUGINS else "")
     enabled = ident not in off
     title = ident

@@ -130,17 +130,25 @@ def _store_upload(files, name: str, content: bytes, check: dict) -> None:
 
 def _upload_many(files, uploads: list, limit: int):
     """Store each file on its own: 200 when all were stored, else 207 naming each failure."""
-    stored, failed = [], []
-    for upload in uploads:
-        shown = (upload.filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    def store(upload) -> str:
+        name, content = _read_upload(upload, limit)
+        _store_upload(files, name, content, {"suffix_error": "file must be .json"})
+        return name
+
+    return _each(uploads, store, lambda u: (u.filename or "").replace("\\", "/").rsplit("/", 1)[-1],
+                 "uploaded")
+
+
+def _each(items: list, act, shown, count_key: str):
+    """`act(item)` on every item on its own: 200 when all succeeded, else 207 naming each
+    failure (upstream's multi-file answers)."""
+    done, failed = [], []
+    for item in items:
         try:
-            name, content = _read_upload(upload, limit)
-            _store_upload(files, name, content, {"suffix_error": "file must be .json"})
+            done.append(act(item))
         except ApiError as exc:
-            failed.append({"name": shown, "error": exc.error})
-            continue
-        stored.append(name)
-    body = {"status": "partial" if failed else "ok", "uploaded": len(stored), "files": stored}
+            failed.append({"name": shown(item), "error": exc.error})
+    body = {"status": "partial" if failed else "ok", count_key: len(done), "files": done}
     if failed:
         body["failed"] = failed
     return jsonify(body), 207 if failed else 200
@@ -168,18 +176,11 @@ def delete_auth_files():
     if len(names) == 1:
         _delete_one(files, names[0])
         return ok()
-    deleted, failed = [], []
-    for name in names:
-        try:
-            _delete_one(files, name)
-        except ApiError as exc:
-            failed.append({"name": name, "error": exc.error})
-            continue
-        deleted.append(name)
-    body = {"status": "partial" if failed else "ok", "deleted": len(deleted), "files": deleted}
-    if failed:
-        body["failed"] = failed
-    return jsonify(body), 207 if failed else 200
+    def delete(name: str) -> str:
+        _delete_one(files, name)
+        return name
+
+    return _each(names, delete, lambda name: name, "deleted")
 
 
 def _unique(names) -> list:

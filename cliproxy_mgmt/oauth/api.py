@@ -12,7 +12,6 @@ each starter's browser callback on the main server (e.g. `GET /anthropic/callbac
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
@@ -43,7 +42,6 @@ public_bp.before_request(check_management_enabled)
 
 EXTRA_KEY = "oauth"
 _TRUTHY = ("1", "true", "yes", "on")
-_ROUTE_KEY = re.compile(r"^/([a-z0-9-]+)-auth-url$")
 _STATUS = {"type": "object", "properties": {"status": {"type": "string"}, "error": {"type": "string"}}}
 
 
@@ -68,15 +66,6 @@ class OAuthState:
     views: dict = field(default_factory=dict)  # view function -> the login it belongs to
 
 
-def route_provider(login) -> str:
-    """The provider key of a login's start route (`/gemini-cli-auth-url` -> "gemini-cli"), or "".
-
-    The web UI starts a login by that key (`GET /<key>-auth-url`) and names it in
-    POST /oauth-callback, so the key is accepted there too."""
-    match = _ROUTE_KEY.match(getattr(login, "route", "") or "")
-    return match.group(1) if match else ""
-
-
 def oauth_state(state=None) -> OAuthState:
     state = state or current_app.extensions["cliproxy_mgmt"]
     return state.extras[EXTRA_KEY]
@@ -94,10 +83,9 @@ def init_app(app: Flask, management: Blueprint) -> None:
             if name in starters:
                 raise PluginError(f"OAuth provider name {name!r} is used by {starters[name]!r} and {login!r}")
             starters[name] = login
-    for login in logins:
-        key = route_provider(login) if isinstance(login, OAuthStarter) else ""
-        if key:
-            starters.setdefault(key, login)
+    for login in logins:  # the web UI names a login by its client key (`/<key>-auth-url`) too
+        if isinstance(login, OAuthStarter) and login.oauth_provider:
+            starters.setdefault(login.oauth_provider, login)
     oauth = state.extras[EXTRA_KEY] = OAuthState(starters=starters, sessions=state.storage.sessions or SessionStore())
 
     routes = Blueprint("oauth_logins", __name__)
