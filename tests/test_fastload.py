@@ -10,6 +10,7 @@ from ruamel.yaml import YAML
 from cliproxy_mgmt.config import fastload
 from cliproxy_mgmt.config.store import ConfigError, parse
 from cliproxy_mgmt.config.yamlio import to_plain
+from cliproxy_mgmt.safeload import InvalidYAML
 
 pytestmark = pytest.mark.skipif(fastload.load is None, reason="PyYAML with libyaml not installed")
 
@@ -74,3 +75,33 @@ def test_a_yaml_directive_is_left_to_ruamel():
     assert parse("%YAML 1.1\n---\na: yes\n") == {"a": True}
     with pytest.raises(ConfigError):
         parse("a: 1\na: 2\n")
+
+
+def _bomb(anchor_at: str) -> str:
+    """A ten-million-node alias bomb whose first anchor stands as `anchor_at` places it."""
+    text = anchor_at + "\n"
+    for n in range(1, 8):
+        text += f"l{n}: &l{n} [" + ", ".join([f"*l{n - 1}"] * 10) + "]\n"
+    return text
+
+
+@pytest.mark.parametrize("anchor_at", [
+    "l0: &l0 [x, x]",                 # a block mapping's value
+    "l0:\n  &l0 [x, x]",              # on the next line
+    "l0:\n- &l0 x",                   # a block sequence item
+    "l0:\t&l0 [x]",                   # after a tab
+    "l0: {k: &l0 x}",                 # a flow mapping's value
+    'l0: {"k":&l0 x}',                # right after a JSON-like key's colon
+    "l0: [a,&l0 x]",                  # right after a flow comma
+    "l0: [&l0 x]",                    # right after the bracket
+    "l0: {&l0 k: v}",                 # a flow mapping's key
+    "l0: !!str &l0 x",                # after a tag
+])
+def test_the_fast_loader_checks_aliases_wherever_an_anchor_stands(anchor_at):
+    with pytest.raises(InvalidYAML, match="excessive aliasing"):
+        fastload.load_plain(_bomb(anchor_at))
+
+
+def test_an_ampersand_inside_values_is_no_anchor():
+    text = 'url: "https://x.test/?a=1&b=2"\nplain: a&b\n'
+    assert fastload.load_plain(text) == {"url": "https://x.test/?a=1&b=2", "plain": "a&b"}

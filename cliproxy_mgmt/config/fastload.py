@@ -31,6 +31,10 @@ _FLOAT = re.compile(r"""^(?:
     |[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?
     |[-+]?\.(?:inf|Inf|INF)
     |\.(?:nan|NaN|NAN))$""", re.X)
+# Where an anchor (`&name`) can stand: where a node starts, after a space, a line break or a
+# flow indicator. A text without one has no aliases either (libyaml refuses an alias to an
+# unknown anchor), so the alias check's pass over every node is skipped for it.
+_MAY_ANCHOR = re.compile(r"(?:^|[\s\[{,:])&")
 _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 _TIMESTAMP = re.compile(r"""^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
@@ -113,7 +117,8 @@ if CSafeLoader is not None:
             node = loader.get_single_node()
             if node is None:
                 return None
-            check_aliases(node)
+            if _MAY_ANCHOR.search(text):
+                check_aliases(node)
             try:
                 return _walk(loader, node, 0)
             except _Unusual:

@@ -79,17 +79,19 @@ class SecretRegistry:
     A value once known for an owner stays masked (a key removed from the config may still
     be in a line written later).
 
-    The secrets are matched by a few patterns, not one: compiling an alternation of tens of
-    thousands of keys takes a second, so the secrets a config write adds get a small pattern
-    of their own, and patterns of similar size are merged (each secret is compiled about
-    log2(n) times in all, and there are at most about log2(n) patterns).
+    Secrets are looked up, not compiled: a regular expression alternating tens of thousands
+    of keys takes a second to compile (at start-up, and again as writes add keys) and tries
+    every alternative at every position. Here each secret is filed under its first
+    MIN_SECRET_LENGTH characters, so a line costs one dictionary lookup per position, and a
+    write that adds keys costs what it adds.
     """
 
     def __init__(self):
         self._lock = threading.Lock()
         self._by_owner: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self._chunks: list[tuple[set, re.Pattern]] = []  # (secrets, their pattern), largest first
-        self._stale = False  # an owner went away: rebuild the patterns before the next use
+        self._secrets: set[str] = set()
+        self._lengths: dict[str, tuple[int, ...]] = {}  # prefix -> lengths of its secrets, longest first
+        self._stale = False  # an owner went away: rebuild the index before the next use
 
     def remember(self, owner, secrets) -> None:
         """Add `secrets` to what `owner` contributes."""
@@ -104,7 +106,7 @@ class SecretRegistry:
             if self._stale:
                 self._rebuild()
             else:
-                self._add_chunk(new)
+                self._index(new)
 
     def _forget(self) -> None:
         self._stale = True  # runs inside garbage collection: no lock taken here
@@ -114,51 +116,45 @@ class SecretRegistry:
         every: set[str] = set()
         for secrets in self._by_owner.values():
             every |= secrets
-        self._chunks = []
-        if every:
-            self._add_chunk(every)
+        # New objects, swapped in whole: `redact` reads them without the lock.
+        self._secrets, self._lengths = set(), {}
+        self._index(every)
 
-    def _add_chunk(self, secrets: set) -> None:
-        chunks = list(self._chunks)
-        while chunks and len(chunks[-1][0]) <= 2 * len(secrets):
-            secrets = chunks.pop()[0] | secrets
-        # Longest first, so a key that contains another is masked whole.
-        alternatives = sorted(secrets, key=len, reverse=True)
-        chunks.append((secrets, re.compile("|".join(map(re.escape, alternatives)))))
-        self._chunks = chunks  # swapped whole: `redact` reads it without the lock
+    def _index(self, secrets: set) -> None:
+        lengths: dict[str, set] = {}
+        for secret in secrets - self._secrets:
+            lengths.setdefault(secret[:MIN_SECRET_LENGTH], set()).add(len(secret))
+        self._secrets |= secrets  # in place: a reader sees each secret before or after, both fine
+        for prefix, added in lengths.items():
+            self._lengths[prefix] = tuple(sorted(added.union(self._lengths.get(prefix, ())), reverse=True))
 
     def redact(self, text: str) -> str:
         if self._stale:
             with self._lock:
                 self._rebuild()
-        chunks = self._chunks
-        if len(chunks) == 1:
-            text = chunks[0][1].sub(MASK, text)
-        elif chunks:
-            text = _mask_spans(text, [m.span() for _, p in chunks for m in p.finditer(text)])
+        text = self._mask_secrets(text)
         for shape, replacement in _SHAPES:
             text = shape.sub(replacement, text)
         return text
 
-
-def _mask_spans(text: str, spans: list) -> str:
-    """`text` with each run of overlapping `spans` replaced by one MASK (a secret that
-    contains another, matched by two patterns, is masked whole)."""
-    if not spans:
-        return text
-    out = []
-    done = 0  # text[:done] is in `out`
-    start = end = None
-    for s, e in sorted(spans):
-        if end is not None and s < end:
-            end = max(end, e)
-            continue
-        if end is not None:
-            out += [text[done:start], MASK]
-            done = end
-        start, end = s, e
-    out += [text[done:start], MASK, text[end:]]
-    return "".join(out)
+    def _mask_secrets(self, text: str) -> str:
+        """`text` with each known secret masked, leftmost first and the longest at a position
+        (so a key that contains another is masked whole)."""
+        secrets, lengths = self._secrets, self._lengths
+        if not lengths:
+            return text
+        out = []
+        done = i = 0  # text[:done] is in `out`; i: the next position to look at
+        last = len(text) - MIN_SECRET_LENGTH
+        while i <= last:
+            for length in lengths.get(text[i:i + MIN_SECRET_LENGTH], ()):
+                if text[i:i + length] in secrets:
+                    out += [text[done:i], MASK]
+                    done = i = i + length
+                    break
+            else:
+                i += 1
+        return "".join(out) + text[done:] if out else text
 
 
 SECRETS = SecretRegistry()
