@@ -18,6 +18,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from .config import yamlio
 from .errors import ApiError, invalid_body
+from .fastlists import STR, all_exactly
 from .openapi import describe
 from .schemas import VALUE_SCHEMAS, ObjectListPatch, StatusOK, StringListPatch, array_or_items
 from .records import ConfigSection
@@ -325,7 +326,9 @@ def add_string_list(bp: Blueprint, route: str, key: str, *,
         if read is not None:
             return read(data)
         value = data.get(key)
-        return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+        if not isinstance(value, list):
+            return []
+        return list(value) if all_exactly(value, STR) else [v for v in value if isinstance(v, str)]
 
     def save(d, items) -> None:
         if write is not None:

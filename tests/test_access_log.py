@@ -92,6 +92,21 @@ def test_registry_masks_secrets_added_by_later_writes_whole():
         f"a {MASK} b {MASK} c {MASK} d {MASK}7"
 
 
+def test_secrets_added_by_a_write_are_masked_wherever_they_land(make_app):
+    """Only what a write changed is searched for secrets: a key inserted in the middle of a
+    long list, one changed inside a list of objects, and one in a new list are all found."""
+    keys = [f"client-key-{i:04d}" for i in range(300)]
+    app = make_app(extra_yaml="gemini-api-key:\n" + "".join(
+        f'  - api-key: "AIza-old-{i:03d}"\n' for i in range(50)))
+    store = app.extensions["cliproxy_mgmt"].store
+    store.edit(lambda d: d.__setitem__("api-keys", keys))
+    store.edit(lambda d: d["api-keys"].insert(150, "inserted-key-0001"))
+    store.edit(lambda d: d["gemini-api-key"][25].__setitem__("api-key", "AIza-changed-0002"))
+    store.edit(lambda d: d.__setitem__("codex-api-key", [{"api-key": "codex-new-0003"}]))
+    line = "keys inserted-key-0001 AIza-changed-0002 codex-new-0003 client-key-0299 AIza-old-049"
+    assert redact(line) == " ".join(["keys"] + [MASK] * 5)
+
+
 def test_formatter_masks_message_arguments_and_tracebacks(make_app):
     make_app(extra_yaml=EXTRA)  # its store's secrets are now known to the formatter
     formatter = RedactingFormatter("%(message)s")

@@ -10,6 +10,7 @@ import ipaddress
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
+from ..fastlists import STR, all_exactly
 from ..safeload import INT64_MAX, INT64_MIN
 from ..security.keys import BCRYPT_MAX_BYTES, is_hashed
 from .store import ConfigError, InvalidConfig
@@ -170,7 +171,7 @@ _STRING_LISTS = frozenset(f.data_key or name for name, f in _core_schema.fields.
 
 
 def _plainly_valid(key: str, value) -> bool:
-    return key in _STRING_LISTS and type(value) is list and all(type(v) is str for v in value)
+    return key in _STRING_LISTS and type(value) is list and all_exactly(value, STR)
 
 
 def _first_message(messages, prefix="") -> str:

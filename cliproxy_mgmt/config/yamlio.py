@@ -28,6 +28,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import ScalarString
 
+from ..fastlists import STR, all_exactly, changed_span
 from ..safeload import InvalidYAML, load_yaml
 
 _TOP_KEY = re.compile(r"""^(?:"((?:[^"\\]|\\.)*)"|'((?:[^']|'')*)'|([^\s#'"\-?:,\[\]{}][^:#]*?|-[^\s:#][^:#]*?))\s*:(?:\s|$)""")
@@ -98,7 +99,7 @@ def to_plain(node):
     kind = type(node)
     if kind in _PLAIN_SCALARS:
         return node
-    if kind is list and all(type(v) in _PLAIN_SCALARS for v in node):
+    if kind is list and all_exactly(node, _PLAIN_SCALARS):
         return list(node)  # a list of plain scalars (e.g. 10,000 keys): one pass in C
     if isinstance(node, dict):
         return {str(k) if not isinstance(k, (str, int, float, bool)) else to_plain(k): to_plain(v)
@@ -120,9 +121,9 @@ def to_plain(node):
 
 def same(a, b) -> bool:
     """Equal values of equal JSON types (Python's True == 1 is not good enough here)."""
-    if type(a) is list and type(b) is list and len(a) == len(b) and a == b \
-            and all(type(x) in _PLAIN_SCALARS and type(x) is type(y) for x, y in zip(a, b)):
-        return True  # equal lists of scalars of the same types: compared in C
+    if type(a) is list and type(b) is list and all_exactly(a, _PLAIN_SCALARS) \
+            and all_exactly(b, _PLAIN_SCALARS):  # lists of scalars: compared in C
+        return a == b and list(map(type, a)) == list(map(type, b))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
@@ -298,11 +299,12 @@ def blocks(lines: list[str]) -> dict:
     return found
 
 
-def _item_ranges(lines: list[str], start: int, end: int):
-    """Line ranges of the items of a block sequence at lines[start+1:end], or None.
+def _item_ranges(block: list[str]):
+    """(indent, line ranges of the items) of the block sequence under a top-level key, with
+    `block` its lines (the key's line first) and the ranges relative to it; or None.
 
     An item's range ends after its last line that is not blank or a comment."""
-    header = lines[start].split("#", 1)[0].rstrip()
+    header = block[0].split("#", 1)[0].rstrip()
     if not header.endswith(":"):
         return None
     indent = None
@@ -310,8 +312,8 @@ def _item_ranges(lines: list[str], start: int, end: int):
     starts: list[int] = []
     ends: list[int] = []
     last = 0  # the last line of the current item that is not skippable
-    for i in range(start + 1, end):  # one pass, no call per line: blocks have 10,000s of lines
-        line = lines[i]
+    for i in range(1, len(block)):  # one pass, no call per line: blocks have 10,000s of lines
+        line = block[i]
         if item is not None and line.startswith(item):
             ends.append(last + 1)
             starts.append(i)
@@ -380,26 +382,12 @@ def _equal_item(a, b) -> bool:
     return _diff_key(a) == _diff_key(b)
 
 
-def _strings_in_common(old: list, new: list, limit: int) -> int:
-    """How many leading strings two lists share (at most `limit`): a binary search over
-    slice comparisons, each done in C."""
-    low, high = 0, limit
-    while low < high:
-        middle = (low + high + 1) // 2
-        if old[low:middle] == new[low:middle]:
-            low = middle
-        else:
-            high = middle - 1
-    return low
-
-
 def _opcodes(old: list, new: list) -> list:
     """difflib's opcodes over the items' JSON texts, the common head and tail matched first
     (a write usually changes a few items of a long list: the diff then costs those items)."""
     limit = min(len(old), len(new))
-    if all(type(v) is str for v in old) and all(type(v) is str for v in new):
-        head = _strings_in_common(old, new, limit)  # lists of strings: compared in C
-        tail = _strings_in_common(old[::-1], new[::-1], limit - head)
+    if all_exactly(old, STR) and all_exactly(new, STR):
+        head, tail = changed_span(old, new)  # lists of strings: compared in C
     else:
         head = 0
         while head < limit and _equal_item(old[head], new[head]):
@@ -415,14 +403,13 @@ def _opcodes(old: list, new: list) -> list:
 
 def _splice_sequence(yaml, lines, key, start, end, old: list, new: list):
     """Edit a block sequence item by item; return the new lines of the block, or None."""
-    found = _item_ranges(lines, start, end)
+    block = lines[start:end]
+    found = _item_ranges(block)
     if found is None:
         return None
-    indent, ranges = found
-    if len(ranges) != len(old):
+    indent, rel = found
+    if len(rel) != len(old):
         return None
-    block = lines[start:end]
-    rel = [(s - start, e - start) for s, e in ranges]
     tail_end = len(block)
     sample_doc = None
 

@@ -20,6 +20,8 @@ import re
 import threading
 import weakref
 
+from ..fastlists import STR, all_exactly, changed_span
+
 MASK = "***"
 MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words; such keys are guessable anyway
 
@@ -52,9 +54,9 @@ def config_secrets(data) -> set[str]:
             for key, value in node.items():
                 walk(value, str(key))
         elif isinstance(node, list):
-            if all(type(item) is str for item in node):  # e.g. 10,000 api-keys: no call per item
+            if all_exactly(node, STR):  # e.g. 10,000 api-keys: no call per item
                 if _SECRET_NAME.search(name):
-                    found.update(s for s in map(str.strip, node) if len(s) >= MIN_SECRET_LENGTH)
+                    found.update(map(str.strip, node))
                 joined = "\n".join(node)  # a URL's password never spans a line break
                 if "://" in joined:
                     for match in _URL_PASSWORD.finditer(joined):
@@ -69,6 +71,7 @@ def config_secrets(data) -> set[str]:
                 add(match.group(1))
 
     walk(data)
+    found.difference_update([s for s in found if len(s) < MIN_SECRET_LENGTH])
     return found
 
 
@@ -168,15 +171,24 @@ def redact(text: str) -> str:
 def follow_config(store, *extra: str) -> None:
     """Mask the secrets of `store`'s config, now and after every change, plus `extra` values.
 
-    Only the top-level values that are not the very objects seen last time are searched (an
-    edit swaps in new objects for what it changes and keeps the rest), so a write costs what
-    it changed; the secrets of the others are already remembered.
+    Only what changed is searched, so a write costs what it changed (the secrets of the
+    rest are already remembered): the top-level values that are not the very objects seen
+    last time, and of a list only the items between the head and tail it shares with the
+    list seen last time.
     """
     seen: dict = {}
 
     def update(s) -> None:
         data = s.data
-        changed = {k: v for k, v in data.items() if k not in seen or seen[k] is not v}
+        changed = {}
+        for key, value in data.items():
+            before = seen.get(key)
+            if before is value:
+                continue
+            if type(before) is list and type(value) is list:
+                head, tail = changed_span(before, value)
+                value = value[head:len(value) - tail]
+            changed[key] = value
         seen.clear()
         seen.update(data)  # held, so an id is never reused while compared
         SECRETS.remember(s, config_secrets(changed) | {e for e in extra if e})
