@@ -272,21 +272,22 @@ class ConfigStore:
                     self.refresh(force=True)
                     # A copy-on-read draft: the write costs what the changes touch.
                     draft = Draft(self._data)
+                    outcome = None  # the draft's result(), while no change after it failed
                     for pending in batch:
                         point = draft.checkpoint()
                         try:
                             pending.result = pending.change(draft)
-                            new, changed = draft.result(self._data)
+                            outcome = new, changed = draft.result(self._data)
                             if changed:
                                 self._check_writable()
                                 self._validate_keys(new, changed)
                         except Exception as exc:  # handed to the writer's own thread
                             draft.restore(point)
-                            pending.error = exc
+                            pending.error, outcome = exc, None
                             continue
                         pending.error = None
                         accepted.append(pending)
-                    new, changed = draft.result(self._data)
+                    new, changed = outcome or draft.result(self._data)
                     if changed:
                         try:
                             text = self._render(new, changed)

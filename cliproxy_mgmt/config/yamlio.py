@@ -21,8 +21,10 @@ import copy
 import difflib
 import io
 import json
+import operator
 import re
 from dataclasses import dataclass
+from itertools import compress, repeat
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -91,15 +93,15 @@ def guess_indent(text: str) -> Indent:
     return Indent(mapping=mapping, sequence=offset + 2, offset=offset)
 
 
-_PLAIN_SCALARS = frozenset((str, int, float, bool, type(None)))
+PLAIN_SCALARS = frozenset((str, int, float, bool, type(None)))
 
 
 def to_plain(node):
     """Turn a round-trip (or safe) loaded node into plain dict/list/str/int/float/bool/None."""
     kind = type(node)
-    if kind in _PLAIN_SCALARS:
+    if kind in PLAIN_SCALARS:
         return node
-    if kind is list and all_exactly(node, _PLAIN_SCALARS):
+    if kind is list and all_exactly(node, PLAIN_SCALARS):
         return list(node)  # a list of plain scalars (e.g. 10,000 keys): one pass in C
     if isinstance(node, dict):
         return {str(k) if not isinstance(k, (str, int, float, bool)) else to_plain(k): to_plain(v)
@@ -121,8 +123,10 @@ def to_plain(node):
 
 def same(a, b) -> bool:
     """Equal values of equal JSON types (Python's True == 1 is not good enough here)."""
-    if type(a) is list and type(b) is list and all_exactly(a, _PLAIN_SCALARS) \
-            and all_exactly(b, _PLAIN_SCALARS):  # lists of scalars: compared in C
+    if type(a) is list and type(b) is list and a != b:
+        return False  # what differs for == differs here too: found in C, without a step per item
+    if type(a) is list and type(b) is list and all_exactly(a, PLAIN_SCALARS) \
+            and all_exactly(b, PLAIN_SCALARS):  # lists of scalars: compared in C
         return a == b and list(map(type, a)) == list(map(type, b))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
@@ -299,14 +303,41 @@ def blocks(lines: list[str]) -> dict:
     return found
 
 
-def _item_ranges(block: list[str]):
-    """(indent, line ranges of the items) of the block sequence under a top-level key, with
-    `block` its lines (the key's line first) and the ranges relative to it; or None.
+def _plain_items(block: list[str]):
+    """`_item_ranges` of the common layout, found by a few passes in C instead of a step per
+    line: each line after the key's is an item line or a deeper line, none blank or a
+    comment. None for any other layout (the line-by-line pass decides)."""
+    if len(block) < 2:
+        return None
+    first = block[1]
+    indent = len(first) - len(first.lstrip(" "))
+    item = " " * indent + "- "
+    is_item = list(map(str.startswith, block, repeat(item)))
+    if not is_item[1]:
+        return None
+    starts = list(compress(range(len(block)), is_item))
+    if len(starts) < len(block) - 1:  # items of several lines: the others must be deeper content
+        others = list(compress(block, map(operator.not_, is_item)))[1:]
+        stripped = list(map(str.lstrip, others))
+        if not all(map(str.startswith, others, repeat(" " * (indent + 1)))) or not all(stripped) \
+                or any(map(str.startswith, stripped, repeat("#"))):
+            return None
+    return indent, starts, starts[1:] + [len(block)]
 
-    An item's range ends after its last line that is not blank or a comment."""
+
+def _item_ranges(block: list[str]):
+    """(indent, starts, ends) of the items of the block sequence under a top-level key, with
+    `block` its lines (the key's line first): item n is block[starts[n]:ends[n]]; or None.
+
+    An item's range ends after its last line that is not blank or a comment. (Two lists of
+    numbers, not a tuple per item: 10,000s of small tuples would wake the garbage collector
+    several times per write.)"""
     header = block[0].split("#", 1)[0].rstrip()
     if not header.endswith(":"):
         return None
+    plain = _plain_items(block)
+    if plain is not None:
+        return plain
     indent = None
     item = None  # "<indent spaces>- ": the common line, recognised by one startswith
     starts: list[int] = []
@@ -337,7 +368,8 @@ def _item_ranges(block: list[str]):
     if indent is None:
         return None
     ends.append(last + 1)
-    return indent, list(zip(starts, ends[1:]))
+    del ends[0]
+    return indent, starts, ends
 
 
 def _reindent(text: str, shift: int) -> list[str]:
@@ -377,7 +409,7 @@ def _diff_key(value) -> str:
 def _equal_item(a, b) -> bool:
     if type(a) is not type(b):
         return False
-    if type(a) in _PLAIN_SCALARS:
+    if type(a) in PLAIN_SCALARS:
         return a == b
     return _diff_key(a) == _diff_key(b)
 
@@ -407,8 +439,8 @@ def _splice_sequence(yaml, lines, key, start, end, old: list, new: list):
     found = _item_ranges(block)
     if found is None:
         return None
-    indent, rel = found
-    if len(rel) != len(old):
+    indent, starts, ends = found
+    if len(starts) != len(old):
         return None
     tail_end = len(block)
     sample_doc = None
@@ -416,8 +448,7 @@ def _splice_sequence(yaml, lines, key, start, end, old: list, new: list):
     def sample():
         nonlocal sample_doc
         if sample_doc is None:
-            s, e = rel[0]
-            sample_doc = yaml.load(f"{key}:\n" + "".join(block[s:e]))[key][0]
+            sample_doc = yaml.load(f"{key}:\n" + "".join(block[starts[0]:ends[0]]))[key][0]
         return sample_doc
 
     for tag, i1, i2, j1, j2 in reversed(_opcodes(old, new)):
@@ -426,20 +457,20 @@ def _splice_sequence(yaml, lines, key, start, end, old: list, new: list):
         paired = min(i2 - i1, j2 - j1)
         replacement: list[str] = []
         for k in range(paired):
-            s, e = rel[i1 + k]
+            s, e = starts[i1 + k], ends[i1 + k]
             replacement += _reemit_item(yaml, key, block[s:e], new[j1 + k], indent)
             if k + 1 < paired:
                 # keep the comment lines between two re-emitted items
-                replacement += block[e:rel[i1 + k + 1][0]]
+                replacement += block[e:starts[i1 + k + 1]]
         if j2 - j1 > paired:
             replacement += _emit_items(yaml, key, new[j1 + paired:j2], indent,
-                                       sample() if rel else None)
+                                       sample() if starts else None)
         if j2 > j1:
             _checked(replacement, key, new[j1:j2], indent=indent)
         if i2 > i1:
-            block[rel[i1][0]:rel[i2 - 1][1]] = replacement
+            block[starts[i1]:ends[i2 - 1]] = replacement
         else:
-            at = rel[i1][0] if i1 < len(rel) else (rel[-1][1] if rel else tail_end)
+            at = starts[i1] if i1 < len(starts) else (ends[-1] if starts else tail_end)
             block[at:at] = replacement
     return block
 
