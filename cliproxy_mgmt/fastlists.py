@@ -30,10 +30,21 @@ def common_head(old: list, new: list, limit: int) -> int:
     return low
 
 
+def common_tail(old: list, new: list, limit: int) -> int:
+    """How many trailing items two lists share (at most `limit`), as `common_head` counts."""
+    low, high = 0, limit
+    a, b = len(old), len(new)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if old[a - middle:a - low] == new[b - middle:b - low]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
 def changed_span(old: list, new: list) -> tuple[int, int]:
     """(head, tail): how many leading and trailing items two lists share (==); the items of
     `new` in between, new[head:len(new) - tail], are the ones that may differ."""
-    limit = min(len(old), len(new))
-    head = common_head(old, new, limit)
-    tail = common_head(old[::-1], new[::-1], limit - head)
-    return head, tail
+    head = common_head(old, new, min(len(old), len(new)))
+    return head, common_tail(old, new, min(len(old), len(new)) - head)

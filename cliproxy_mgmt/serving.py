@@ -9,6 +9,7 @@ belongs in front (nginx's `limit_conn`, `client_header_timeout`, docs/operations
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import resource
@@ -67,6 +68,28 @@ def _raise_fd_limit(wanted: int) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         except (ValueError, OSError):
             pass
+
+
+_M_ARENA_MAX = -8  # glibc's mallopt() parameter number
+
+
+def _one_malloc_arena() -> bool:
+    """Have glibc's malloc give every thread the same arena (as MALLOC_ARENA_MAX=1 would),
+    unless the operator set MALLOC_ARENA_MAX. True when it was set here.
+
+    By default each worker thread gets an arena of its own, which hands the pages of a
+    freed block of megabytes back to the system; the next write of a large config then
+    maps and faults in fresh pages for its text and bytes, about a millisecond per write at
+    10,000 entries. The GIL already lets one thread at a time allocate, so one arena costs
+    no waiting, and the process keeps fewer idle pages. Elsewhere (musl, macOS) nothing
+    is done."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        return bool(libc.mallopt(_M_ARENA_MAX, 1))
+    except (OSError, AttributeError):
+        return False
 
 
 def management_status(state, options: ServeOptions) -> str:
@@ -148,6 +171,7 @@ def serve(options: ServeOptions) -> None:
 
     if not os.path.exists(options.config):
         raise StartupError(f"config file {options.config} not found")
+    _one_malloc_arena()  # before waitress starts its threads
     try:
         app = create_app(options.config, local_password=options.local_password)
     except (ConfigError, PluginError, OSError, UnicodeDecodeError, StorageError) as exc:

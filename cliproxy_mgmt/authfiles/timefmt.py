@@ -33,18 +33,37 @@ def _zone_of(gmtoff: int) -> str:
     return zone
 
 
+# whole seconds -> (their text, zone). Files written together share their second, and a
+# listing formats two times per file: a repeated second costs one lookup. Emptied when the
+# process's zone changes (time.tzset() makes a new tzname tuple) or it grows large.
+_SECONDS: dict[int, tuple[str, str]] = {}
+_SECONDS_ZONE: list = [time.tzname]
+_SECONDS_MAX = 4096
+
+
+def _second(seconds: int) -> tuple[str, str]:
+    if _SECONDS_ZONE[0] is not time.tzname or len(_SECONDS) >= _SECONDS_MAX:
+        _SECONDS.clear()
+        _SECONDS_ZONE[0] = time.tzname
+    found = _SECONDS.get(seconds)
+    if found is None:
+        t = time.localtime(seconds)  # (no datetime objects: cheaper)
+        if 1000 <= t.tm_year <= 9999:  # strftime pads no other year to four digits
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", t)
+        else:
+            text = (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
+                    f"{t.tm_sec:02d}")
+        found = _SECONDS[seconds] = (text, _zone_of(t.tm_gmtoff))
+    return found
+
+
 def rfc3339_nano(ns: int) -> str:
     """`time.RFC3339Nano` of a unix time in nanoseconds (what `time.Time` JSON looks like)."""
     seconds, fraction = divmod(ns, 1_000_000_000)
-    t = time.localtime(seconds)  # (a listing formats two per file: no datetime objects)
-    if 1000 <= t.tm_year <= 9999:  # strftime pads no other year to four digits
-        text = time.strftime("%Y-%m-%dT%H:%M:%S", t)
-    else:
-        text = (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
-                f"{t.tm_sec:02d}")
+    text, zone = _second(seconds)
     if fraction:
         text = f"{text}.{fraction:09d}".rstrip("0")
-    return text + _zone_of(t.tm_gmtoff)
+    return text + zone
 
 
 def now_rfc3339() -> str:

@@ -312,9 +312,11 @@ def _plain_items(block: list[str]):
     first = block[1]
     indent = len(first) - len(first.lstrip(" "))
     item = " " * indent + "- "
-    is_item = list(map(str.startswith, block, repeat(item)))
-    if not is_item[1]:
+    if not first.startswith(item):
         return None
+    if all(map(str.startswith, block[1:], repeat(item))):  # one line per item (client keys)
+        return indent, list(range(1, len(block))), list(range(2, len(block) + 1))
+    is_item = list(map(str.startswith, block, repeat(item)))
     starts = list(compress(range(len(block)), is_item))
     if len(starts) < len(block) - 1:  # items of several lines: the others must be deeper content
         others = list(compress(block, map(operator.not_, is_item)))[1:]

@@ -1,0 +1,64 @@
+"""Listing timestamps read as Go writes time.Time, whatever the per-second cache holds."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime
+
+import pytest
+
+from cliproxy_mgmt.authfiles.timefmt import rfc3339_nano
+
+NS = 1_000_000_000
+
+
+def _reference(ns: int) -> str:
+    """The same text through datetime, with no cache."""
+    seconds, fraction = divmod(ns, NS)
+    dt = datetime.fromtimestamp(seconds).astimezone()
+    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    if fraction:
+        text += f".{fraction:09d}".rstrip("0")
+    offset = int(dt.utcoffset().total_seconds() // 60)
+    zone = "Z" if not offset else f"{'+' if offset >= 0 else '-'}{abs(offset) // 60:02d}:{abs(offset) % 60:02d}"
+    return text + zone
+
+
+def test_times_of_one_second_keep_their_own_fractions():
+    base = 1_767_225_600 * NS  # 2026-01-01
+    stamps = [base, base + 1, base + 500_000_000, base + 999_999_999, base + 120 * NS + 7]
+    assert [rfc3339_nano(ns) for ns in stamps] == [_reference(ns) for ns in stamps]
+    assert [rfc3339_nano(ns) for ns in stamps] == [_reference(ns) for ns in stamps]  # now cached
+
+
+@pytest.fixture
+def zone():
+    before = os.environ.get("TZ")
+
+    def set_zone(name: str) -> None:
+        os.environ["TZ"] = name
+        time.tzset()
+
+    yield set_zone
+    if before is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
+def test_a_new_zone_is_seen_at_once(zone):
+    ns = 1_767_225_600 * NS + 250_000_000
+    zone("UTC0")
+    assert rfc3339_nano(ns) == "2026-01-01T00:00:00.25Z"
+    zone("CST-8")
+    assert rfc3339_nano(ns) == "2026-01-01T08:00:00.25+08:00"
+    zone("EST5")
+    assert rfc3339_nano(ns) == "2025-12-31T19:00:00.25-05:00"
+
+
+def test_many_distinct_seconds_stay_right():
+    stamps = [(1_700_000_000 + 37 * n) * NS + n for n in range(10_000)]
+    assert all(rfc3339_nano(ns) == _reference(ns) for ns in stamps[::97])
+    assert [rfc3339_nano(ns) for ns in stamps[-5:]] == [_reference(ns) for ns in stamps[-5:]]
