@@ -365,3 +365,21 @@ def test_a_plugin_hook_that_raises_is_one_line(tmp_path):
     assert "RuntimeError: plugin bug" in line
     debug = cli("serve", "--config", str(_config(tmp_path, free_port())), "--log-level", "debug", env=env)
     assert "Traceback" in debug.stderr and "cannot start: RuntimeError: plugin bug" in debug.stderr
+
+
+def test_serve_shares_one_malloc_arena_on_glibc(monkeypatch):
+    import platform
+
+    from cliproxy_mgmt.serving import _one_malloc_arena
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt's arena setting is glibc's")
+    assert _one_malloc_arena() is True
+
+
+def test_an_operators_malloc_arena_setting_is_left_alone(monkeypatch):
+    from cliproxy_mgmt.serving import _one_malloc_arena
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert _one_malloc_arena() is False

@@ -5,8 +5,9 @@ thrown away: the new text goes to a temp file beside the config (fsync, fstat: t
 we write is that of the temp file, known before anyone else can touch it); right before
 the rename the file on disk must still be the version the edit was based on, and the swap
 itself is an atomic exchange (renameat2 RENAME_EXCHANGE) after which the file we took out
-is checked once more. An edit that landed in between is put back and the write reports
-`Conflict`: the config store reloads it and re-applies its change on top.
+is checked once more (after the folder's fsync, so that a writer that opened it just before
+the swap has written by then). An edit that landed in between is put back and the write
+reports `Conflict`: the config store reloads it and re-applies its change on top.
 
 The checks cost a stat and one read, not a hash of the whole file: before the swap, a file
 whose token differs has changed; the file taken out (or, without the exchange, the file
@@ -133,13 +134,17 @@ class FileConfig(ConfigBackend):
                     raise
                 return self._write_in_place(target, data, base)
             if swapped:
+                # The rename is made durable first: that also gives a writer that opened the
+                # old file just before the exchange time to finish, before it is checked.
+                fsync_folder(folder)
                 self._check_taken_out(tmp, target, base)
         finally:
             try:
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
-        fsync_folder(folder)
+        if not swapped:
+            fsync_folder(folder)
         self._known = (written, data)
         return written
 
@@ -168,6 +173,7 @@ class FileConfig(ConfigBackend):
             self._check(tmp, base)
         except Conflict:
             exchange(tmp, target)
+            fsync_folder(os.path.dirname(target))
             raise
 
     def _write_in_place(self, target: str, data: bytes, base: Version | None) -> Version:
