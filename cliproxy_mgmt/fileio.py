@@ -13,12 +13,14 @@ from typing import Callable
 
 def replace_file(target: str, data: bytes, *, mode: int, prefix: str, suffix: str,
                  rename_refused: Callable[[OSError], bool] = lambda exc: False,
-                 fallback: Callable[[str, bytes], None] | None = None) -> None:
+                 fallback: Callable[[str, bytes], None] | None = None, durable: bool = True) -> None:
     """Write `data` to a temp file beside `target` (fsync, `mode`), rename it over `target`, fsync the folder.
 
     `target` is the directory entry replaced (resolve symlinks first if you mean their
     target). When the rename fails with an error `rename_refused(exc)` accepts, `fallback(target,
     data)` writes instead. A failure leaves `target` as it was and removes the temp file.
+    `durable=False` skips both fsyncs, for a file rebuilt from elsewhere after a crash: readers
+    still see the old or the new contents.
     """
     folder = os.path.dirname(target)
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
@@ -27,7 +29,8 @@ def replace_file(target: str, data: bytes, *, mode: int, prefix: str, suffix: st
             os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         try:
             os.replace(tmp, target)
         except OSError as exc:
@@ -42,7 +45,8 @@ def replace_file(target: str, data: bytes, *, mode: int, prefix: str, suffix: st
         except FileNotFoundError:
             pass
         raise
-    fsync_folder(folder)
+    if durable:
+        fsync_folder(folder)
 
 
 def fsync_folder(folder: str) -> None:

@@ -89,15 +89,39 @@ def open_postgres(config_path: str, environ: dict) -> "PostgresStorage":
                            root=os.path.join(os.path.abspath(root), "pgstore"), seed_path=config_path)
 
 
-def _as_json(data: dict | None) -> str | None:
-    """`data` as JSON when JSON gives exactly it back (no dates, no non-string keys, no NaN)."""
-    if data is None:
-        return None
+def _exact_json(value) -> str | None:
+    """`value` as JSON when JSON gives exactly it back (no dates, no non-string keys, no NaN)."""
     try:
-        text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError):
         return None
-    return text if json.loads(text) == data else None
+    return text if json.loads(text) == value else None
+
+
+class _Snapshot:
+    """The config's data as JSON (what `cliproxy_mgmt_config_parsed` holds), encoded key by
+    key: a write swaps in new objects only for the top-level values it changes, so a value
+    that is the very object encoded last time is not encoded (nor checked) again."""
+
+    def __init__(self):
+        self._parts: dict = {}  # top-level key -> (its value, the value's JSON)
+
+    def text(self, data: dict | None) -> str | None:
+        """`data` as JSON when JSON gives exactly it back; else None."""
+        if data is None:
+            return None
+        parts = {}
+        for key, value in data.items():
+            if not isinstance(key, str):
+                return None
+            cached = self._parts.get(key)
+            encoded = cached[1] if cached is not None and cached[0] is value else _exact_json(value)
+            if encoded is None:
+                return None
+            parts[key] = (value, encoded)
+        self._parts = parts
+        return "{" + ", ".join(f"{json.dumps(key, ensure_ascii=False)}: {encoded}"
+                               for key, (_, encoded) in parts.items()) + "}"
 
 
 def _first_line(exc: Exception) -> str:
@@ -225,10 +249,12 @@ class PostgresStorage(Storage):
 
     # -- the mirror ------------------------------------------------------------------------
     def _write_mirror_config(self, text: str) -> None:
+        # Not synced to disk: the row is the durable copy, and every start writes the
+        # mirror again from it (readers still see the old or the new text, never half).
         os.makedirs(os.path.dirname(self.config_path), mode=DIR_MODE, exist_ok=True)
         try:
             replace_file(self.config_path, text.encode("utf-8"), mode=MIRROR_MODE,
-                         prefix=".config.yaml.", suffix=".tmp")
+                         prefix=".config.yaml.", suffix=".tmp", durable=False)
         except OSError as exc:
             log.error("cannot write the config mirror %s: %s", self.config_path, exc)
 
@@ -429,6 +455,7 @@ class PostgresConfig(ConfigBackend):
         self.path = storage.config_path
         self.auth_dir = storage.auth_dir
         self._held = threading.local()  # the connection of the `exclusive()` block of this thread
+        self._snapshot = _Snapshot()  # used by writes only, which the config store serialises
 
     def token(self):
         return self.storage._version.token
@@ -446,11 +473,12 @@ class PostgresConfig(ConfigBackend):
             row = s._config_row(conn, lock=True)
             if row is not None:
                 s._config_changed(*row)
-            self._held.conn, self._held.pending = conn, None
+            # The row stays locked: a `write` inside the block compares with it, unread again.
+            self._held.conn, self._held.row, self._held.pending = conn, row, None
             try:
                 yield
             finally:
-                self._held.conn = None
+                self._held.conn = self._held.row = None
         if self._held.pending is not None:  # committed: now it is the version in force
             self._installed(*self._held.pending)
             self._held.pending = None
@@ -470,17 +498,18 @@ class PostgresConfig(ConfigBackend):
         s = self.storage
         held = getattr(self._held, "conn", None)
         if held is not None:
-            version = self._store(held, text, base, data)
+            version = self._store(held, text, base, data, self._held.row)
             self._held.pending = (text, version)
             return version
         with s.transaction() as conn:
-            version = self._store(conn, text, base, data)
+            version = self._store(conn, text, base, data, s._config_row(conn, lock=True))
         self._installed(text, version)
         return version
 
-    def _store(self, conn, text: str, base: Version | None, data: dict | None) -> Version:
+    def _store(self, conn, text: str, base: Version | None, data: dict | None, current) -> Version:
+        """Store `text` (and its data) in the transaction of `conn`, whose locked config row
+        is `current` (None: there is none yet)."""
         s = self.storage
-        current = s._config_row(conn, lock=True)
         if current is not None and base is not None and current[1].digest != base.digest:
             raise Conflict("the config in the database was changed by someone else")
         updated = conn.execute(sql.SQL("""INSERT INTO {} (id, content, created_at, updated_at)
@@ -488,7 +517,7 @@ class PostgresConfig(ConfigBackend):
             ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, updated_at = NOW()
             RETURNING updated_at""").format(s.table("config_store")), (CONFIG_ID, text)).fetchone()[0]
         digest = _digest(text)
-        snapshot = _as_json(data)
+        snapshot = self._snapshot.text(data)
         if snapshot is not None:  # the other instances load this instead of parsing the YAML
             conn.execute(sql.SQL("""INSERT INTO {} (id, digest, data) VALUES (%s, %s, %s)
                 ON CONFLICT (id) DO UPDATE SET digest = EXCLUDED.digest, data = EXCLUDED.data""")
