@@ -62,6 +62,23 @@ def test_splice_by_blocks_writes_what_the_line_splice_wrote(path, ending):
         assert yamlio.splice(yaml, text, old, new) == expected
 
 
+@pytest.mark.parametrize("path", TEXTS, ids=lambda p: p.name)
+def test_the_block_index_kept_after_a_splice_is_the_one_the_text_has(path):
+    """The next write starts from the index the splice kept (shifted, not found again): it must
+    be what text_blocks finds in the new text, item lists edited in place included."""
+    text = path.read_text()
+    old = parse(text)
+    yaml = yamlio.make_yaml(yamlio.guess_indent(text))
+    kept = 0
+    for new, keys in edits(old, random.Random(5)):
+        result = yamlio.splice(yaml, text, old, new, keys=keys)
+        known, where = yamlio._last_blocks
+        if known is result:
+            kept += 1
+            assert where == yamlio.text_blocks(result)
+    assert kept
+
+
 def test_a_draft_copies_only_what_is_read():
     data = {"a": [1, 2], "b": {"c": 1}, "d": "x"}
     draft = Draft(data)

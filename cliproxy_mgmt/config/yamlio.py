@@ -435,6 +435,12 @@ def _opcodes(old: list, new: list) -> list:
     return [(tag, i1 + head, i2 + head, j1 + head, j2 + head) for tag, i1, i2, j1, j2 in middle]
 
 
+class _Spliced(list):
+    """The lines of a block sequence edited item by item: its first line is its key's, left
+    as it was, and every other line is an item's (indented, or a "- " line), so no other line
+    starts a top-level key. `_shift_blocks` need not scan it for them."""
+
+
 def _splice_sequence(yaml, lines, key, start, end, old: list, new: list):
     """Edit a block sequence item by item; return the new lines of the block, or None."""
     block = lines[start:end]
@@ -474,7 +480,7 @@ def _splice_sequence(yaml, lines, key, start, end, old: list, new: list):
         else:
             at = starts[i1] if i1 < len(starts) else (ends[-1] if starts else tail_end)
             block[at:at] = replacement
-    return block
+    return _Spliced(block)
 
 
 # Line breaks other than "\n" (and "\r\n"): `str.splitlines` splits on them, so a text
@@ -562,13 +568,17 @@ def _shift_blocks(where: dict, edits: list, pieces: list) -> dict | None:
     shifted = {}
     delta = 0
     moves = []  # (old start of an edited block, the shift of what follows it), top-down
-    for n, (start, end, _) in enumerate(reversed(edits)):
+    for n, (start, end, lines) in enumerate(reversed(edits)):
         replacement = pieces[2 * n + 1]
         key = starts.get(start)
         if key is None or not replacement:
             return None
         new_start = start + delta
-        bounds = text_blocks(replacement)
+        last = lines[-1].lstrip() if lines else ""
+        if isinstance(lines, _Spliced) and last and not last.startswith("#"):
+            bounds = {key: (0, len(replacement))}  # ends with an item's line: the block is it all
+        else:
+            bounds = text_blocks(replacement)
         if list(bounds) != [key] or bounds[key][0] != 0:
             return None
         shifted[key] = (new_start, new_start + bounds[key][1])
