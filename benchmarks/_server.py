@@ -8,12 +8,48 @@ import shutil
 import signal
 import socket
 import subprocess
+import statistics
 import sys
 import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+KEY = "bench-management-key"
+
+
+def make_config(folder: Path, port: int, *, entries: int = 0, extra: str = "",
+                settings: tuple = ()) -> Path:
+    """The bundled config with the secret set, `entries` client keys and gemini credentials,
+    `settings` (top-level `key: value` lines already in the file) replaced, `extra` appended."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = (ROOT / "config.yaml").read_text()
+    text = text.replace("port: 8317", f"port: {port}").replace('secret-key: ""', f'secret-key: "{KEY}"')
+    if entries:
+        keys = "".join(f'  - "client-key-{i:05d}" # client {i}\n' for i in range(entries))
+        text = text.replace("api-keys: []\n", "api-keys:\n" + keys)
+        text += "\n# Gemini credentials\ngemini-api-key:\n" + "".join(
+            f'  - api-key: "AIza-{i:05d}"\n    base-url: "https://gemini-{i}.example.test"\n'
+            f'    prefix: "team-{i % 7}"\n    excluded-models:\n      - "gemini-1.5-*"\n'
+            for i in range(entries))
+    for setting in settings:
+        key = setting.split(":")[0]
+        start = text.index(f"\n{key}:") + 1
+        text = text[:start] + setting + text[text.index("\n", start):]
+    text += extra
+    path = folder / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def median_seconds(fn, runs: int) -> float:
+    """The median of `runs` timings of fn()."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def free_port() -> int:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -27,12 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _server import ROOT, Server, free_port  # noqa: E402
+from _server import KEY, Server, free_port, make_config, median_seconds  # noqa: E402
 
 from cliproxy_mgmt.authfiles.listing import ListingCache  # noqa: E402
 from cliproxy_mgmt.authfiles.store import AuthDir  # noqa: E402
 
-KEY = "bench-management-key"
 FILES = 5000
 GOAL = 0.2
 RUNS = 15
@@ -68,31 +66,20 @@ def naive_listing(folder: Path) -> list:
     return entries
 
 
-def median_seconds(fn, runs: int = RUNS) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         make_auth_dir(folder / "auths")
         sizes = [p.stat().st_size for p in (folder / "auths").iterdir()]
         port = free_port()
-        text = (ROOT / "config.yaml").read_text()
-        text = text.replace("port: 8317", f"port: {port}").replace('secret-key: ""', f'secret-key: "{KEY}"')
-        (folder / "config.yaml").write_text(text)
+        make_config(folder, port)
 
         assert len(naive_listing(folder / "auths")) == FILES
-        naive = median_seconds(lambda: naive_listing(folder / "auths"))
+        naive = median_seconds(lambda: naive_listing(folder / "auths"), RUNS)
         stat_only = ListingCache(watch=False)
         auth_dir = AuthDir(str(folder / "auths"))
         stat_only.body(auth_dir, {})
-        fallback = median_seconds(lambda: stat_only.body(auth_dir, {}))
+        fallback = median_seconds(lambda: stat_only.body(auth_dir, {}), RUNS)
 
         with Server(folder / "config.yaml", port, KEY) as server:
             def listing():
@@ -104,7 +91,7 @@ def main() -> int:
             body = listing()
             cold = time.perf_counter() - start
             assert len(json.loads(body)["files"]) == FILES
-            warm = median_seconds(listing)
+            warm = median_seconds(listing, RUNS)
 
     ratio = warm / naive
     print(f"auth-dir: {FILES} files, {min(sizes)}-{max(sizes)} bytes, response {len(body) / 1e6:.1f} MB")

@@ -21,27 +21,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _server import ROOT, Server, free_port  # noqa: E402
+from _server import KEY, Server, free_port  # noqa: E402
+from _server import make_config as bench_config  # noqa: E402
 
 from cliproxy_mgmt.config.yamlio import make_yaml  # noqa: E402
 
-KEY = "bench-management-key"
 ENTRIES = 1000
 
 
 def make_config(folder: Path, port: int) -> Path:
     """The bundled config with 1,000 client keys and 1,000 gemini credentials, the secret set."""
-    text = (ROOT / "config.yaml").read_text()
-    text = text.replace("port: 8317", f"port: {port}").replace('secret-key: ""', f'secret-key: "{KEY}"')
-    keys = "".join(f'  - "client-key-{i:04d}" # client {i}\n' for i in range(ENTRIES))
-    text = text.replace("api-keys: []\n", "api-keys:\n" + keys)
-    text += "\n# Gemini credentials\ngemini-api-key:\n" + "".join(
-        f'  - api-key: "AIza-{i:04d}"\n    base-url: "https://gemini-{i}.example.test"\n'
-        f'    prefix: "team-{i % 7}"\n    excluded-models:\n      - "gemini-1.5-*"\n'
-        for i in range(ENTRIES))
-    path = folder / "config.yaml"
-    path.write_text(text)
-    return path
+    return bench_config(folder, port, entries=ENTRIES)
 
 
 def naive_patch_seconds(path: Path) -> float:

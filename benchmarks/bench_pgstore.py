@@ -29,8 +29,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _server import ROOT, Server, free_port  # noqa: E402
-from bench_core import KEY, make_config  # noqa: E402
+from _server import Server, free_port  # noqa: E402
+from _server import KEY  # noqa: E402
+from _server import make_config as make_small_config  # noqa: E402
+from bench_core import make_config  # noqa: E402
 
 CHANGES = 50
 PATCHES = 100
@@ -69,13 +71,6 @@ class Cluster:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def small_config(folder: Path, port: int) -> Path:
-    text = (ROOT / "config.yaml").read_text()
-    path = folder / "config.yaml"
-    path.write_text(text.replace("port: 8317", f"port: {port}").replace('secret-key: ""', f'secret-key: "{KEY}"'))
-    return path
-
-
 def pg_instance(folder: Path, dsn: str, make=make_config) -> Server:
     folder.mkdir()
     port = free_port()
@@ -103,7 +98,7 @@ def propagation(a: Server, b: Server) -> list[float]:
 def patch_median(server: Server) -> float:
     times = []
     for n in range(PATCHES):
-        old = "client-key-0500" if n == 0 else f"patched-{n - 1}"
+        old = "client-key-00500" if n == 0 else f"patched-{n - 1}"
         body = json.dumps({"old": old, "new": f"patched-{n}"}).encode()
         start = time.perf_counter()
         status, _ = server.request("PATCH", "/v0/management/api-keys", body)
@@ -124,7 +119,7 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory() as tmp, cluster as dsn:
         root = Path(tmp)
-        with pg_instance(root / "a", dsn, small_config) as a, pg_instance(root / "b", dsn, small_config) as b:
+        with pg_instance(root / "a", dsn, make_small_config) as a, pg_instance(root / "b", dsn, make_small_config) as b:
             delays = propagation(a, b)
         big_dsn = dsn.rsplit("/", 1)[0] + "/big"
         subprocess.run([sys.executable, "-c", "import psycopg, sys; psycopg.connect(sys.argv[1], autocommit=True)"

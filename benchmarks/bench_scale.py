@@ -38,48 +38,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _server import ROOT, Server, free_port  # noqa: E402
+from _server import KEY, Server, free_port, make_config, median_seconds  # noqa: E402
 
 from cliproxy_mgmt.usage.model import Detail, Tokens  # noqa: E402
 from cliproxy_mgmt.usage.store import SqliteUsageStore  # noqa: E402
 from cliproxy_mgmt.usage.timestamps import NS, Stamp  # noqa: E402
-
-KEY = "bench-management-key"
-
-
-def make_config(folder: Path, port: int, *, entries: int = 0, extra: str = "",
-                settings: tuple = ()) -> Path:
-    """The bundled config with the secret set, `entries` client keys and gemini credentials,
-    `settings` (top-level `key: value` lines already in the file) replaced, `extra` appended."""
-    folder.mkdir(parents=True, exist_ok=True)
-    text = (ROOT / "config.yaml").read_text()
-    text = text.replace("port: 8317", f"port: {port}").replace('secret-key: ""', f'secret-key: "{KEY}"')
-    if entries:
-        keys = "".join(f'  - "client-key-{i:05d}" # client {i}\n' for i in range(entries))
-        text = text.replace("api-keys: []\n", "api-keys:\n" + keys)
-        text += "\n# Gemini credentials\ngemini-api-key:\n" + "".join(
-            f'  - api-key: "AIza-{i:05d}"\n    base-url: "https://gemini-{i}.example.test"\n'
-            f'    prefix: "team-{i % 7}"\n    excluded-models:\n      - "gemini-1.5-*"\n'
-            for i in range(entries))
-    for setting in settings:
-        key = setting.split(":")[0]
-        start = text.index(f"\n{key}:") + 1
-        text = text[:start] + setting + text[text.index("\n", start):]
-    text += extra
-    path = folder / "config.yaml"
-    path.write_text(text)
-    return path
-
-
-def timed(fn, runs: int) -> float:
-    """The median of `runs` timings of fn()."""
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
 
 def get_ok(server: Server, path: str) -> bytes:
     status, body = server.request("GET", path)
@@ -125,7 +88,7 @@ def naive_usage_seconds(path: Path) -> float:
                            "cached_tokens": cached, "total_tokens": total}, "failed": bool(failed)})
         conn.close()
         return json.dumps({"apis": apis})
-    return timed(run, 3)
+    return median_seconds(run, 3)
 
 
 def bench_usage(tmp: Path) -> list:
@@ -135,7 +98,7 @@ def bench_usage(tmp: Path) -> list:
     with Server(config, port, KEY) as server:
         body = get_ok(server, "/v0/management/usage")
         assert json.loads(body)["usage"]["total_requests"] == 100_000
-        served = timed(lambda: get_ok(server, "/v0/management/usage"), 5)
+        served = median_seconds(lambda: get_ok(server, "/v0/management/usage"), 5)
     naive = naive_usage_seconds(config.parent / "usage-statistics.sqlite3")
     return [("GET /usage, 100k details / naive SELECT + json.dumps", served / naive, "<=", 1.5,
              f"{served * 1000:.0f} ms vs {naive * 1000:.0f} ms, {len(body) >> 20} MiB")]
@@ -161,7 +124,7 @@ def bench_apikey(tmp: Path) -> list:
             body = json.loads(get_ok(server, "/v0/management/api-key-usage"))
             counted = sum(e["success"] + e["failed"] for e in body["codex"].values())
             assert counted == requests, counted
-            results[requests] = timed(lambda: get_ok(server, "/v0/management/api-key-usage"), 31)
+            results[requests] = median_seconds(lambda: get_ok(server, "/v0/management/api-key-usage"), 31)
     small, large = results[10_000], results[1_000_000]
     return [("GET /api-key-usage, 1M recorded requests / 10k", large / small, "<=", 1.5,
              f"{large * 1000:.1f} ms vs {small * 1000:.1f} ms, {API_KEYS} keys")]
@@ -206,9 +169,9 @@ def bench_logs(tmp: Path) -> list:
                 tail = json.loads(get_ok(server, "/v0/management/logs?limit=100"))
                 assert len(tail["lines"]) == 100
                 poll = f"/v0/management/logs?limit=1000&cursor={tail['next-cursor']}"
-                timings[lines] = (timed(lambda: get_ok(server, path), 5),
-                                  timed(lambda: get_ok(server, "/v0/management/logs?limit=100"), 5),
-                                  timed(lambda: get_ok(server, poll), 5), first)
+                timings[lines] = (median_seconds(lambda: get_ok(server, path), 5),
+                                  median_seconds(lambda: get_ok(server, "/v0/management/logs?limit=100"), 5),
+                                  median_seconds(lambda: get_ok(server, poll), 5), first)
         finally:
             del os.environ["WRITABLE_PATH"]
     small, large = timings[10_000], timings[1_000_000]
@@ -260,7 +223,7 @@ def bench_listing(tmp: Path) -> list:
     port = free_port()
     config = make_config(tmp / "listing", port)  # its auth-dir is "auths", beside it
     make_auth_dir(config.parent / "auths")
-    naive = timed(lambda: naive_listing(config.parent / "auths"), 5)
+    naive = median_seconds(lambda: naive_listing(config.parent / "auths"), 5)
     with Server(config, port, KEY) as server:
         started = time.perf_counter()
         body = get_ok(server, "/v0/management/auth-files")

@@ -28,16 +28,6 @@ def unix(stamp: str) -> int:
 
 
 @pytest.fixture
-def folder(tmp_path, monkeypatch):
-    """$WRITABLE_PATH/logs, which every app in the test uses as its log folder."""
-    monkeypatch.setenv("WRITABLE_PATH", str(tmp_path / "writable"))
-    monkeypatch.delenv("writable_path", raising=False)
-    path = tmp_path / "writable" / "logs"
-    path.mkdir(parents=True)
-    return path
-
-
-@pytest.fixture
 def logging_app(make_app, folder):
     """An app with logging-to-file on; its log handler is removed afterwards."""
     app = make_app(extra_yaml="logging-to-file: true\n")

@@ -23,15 +23,6 @@ def texts(body) -> list[str]:
 
 
 @pytest.fixture
-def folder(tmp_path, monkeypatch):
-    monkeypatch.setenv("WRITABLE_PATH", str(tmp_path / "writable"))
-    monkeypatch.delenv("writable_path", raising=False)
-    path = tmp_path / "writable" / "logs"
-    path.mkdir(parents=True)
-    return path
-
-
-@pytest.fixture
 def mgmt(make_app, folder):
     app = make_app(extra_yaml="logging-to-file: true\n")
     logs.close(app)  # the test writes main.log itself

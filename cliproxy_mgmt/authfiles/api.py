@@ -11,7 +11,7 @@ from ..config_api import bytes_response, upload_limit
 from ..conventions import is_kind, ok, read_body
 from ..errors import ApiError
 from ..openapi import describe
-from ..safeload import InvalidJSON, load_json
+from ..safeload import load_json
 from ..schemas import StatusOK
 from ..usage.credential_stats import auth_file_usage
 from . import auth_files, auth_index
@@ -241,15 +241,7 @@ def _delete_all(files):
 
 def _patch_body(fields: dict) -> tuple[str, dict]:
     """The JSON object of a PATCH, typed as `fields` says; (trimmed name, present fields)."""
-    try:
-        body = load_json(read_body())
-    except InvalidJSON:
-        body = None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid request body")
-    name = body.get("name")
-    if name is not None and not isinstance(name, str):
-        raise ApiError(400, "invalid request body")
+    body, name = editable_fields.named_object()
     present = {}
     for field, kind in fields.items():
         value = body.get(field)

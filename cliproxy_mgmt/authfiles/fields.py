@@ -36,8 +36,9 @@ TYPED = {"prefix": str, "proxy_url": str, "priority": int, "note": str, "disable
 NULL_REMOVES = ("weight", "request_retry")
 
 
-def parse_body() -> tuple[str, dict]:
-    """(trimmed name, {canonical path tuple: value}) of the request; 400s with upstream's texts."""
+def named_object() -> tuple[dict, str | None]:
+    """The request's JSON object and its `name` (a str or None); 400 `invalid request body`
+    for anything else (the PATCH routes of auth files all start so)."""
     try:
         body = load_json(read_body())
     except (ValueError, UnicodeDecodeError):
@@ -47,6 +48,12 @@ def parse_body() -> tuple[str, dict]:
     name = body.get("name")
     if name is not None and not isinstance(name, str):
         raise ApiError(400, "invalid request body")
+    return body, name
+
+
+def parse_body() -> tuple[str, dict]:
+    """(trimmed name, {canonical path tuple: value}) of the request; 400s with upstream's texts."""
+    body, name = named_object()
     name = (name or "").strip()
     if not name:
         raise ApiError(400, "name is required")
