@@ -432,7 +432,7 @@ class ObjectList:
     missing_message: str = "missing api-key or index"
     # With a `base-url` query parameter (the v1.22 web UI sends it), DELETE selects the
     # entries with that key AND that base-url (both trimmed; "" matches entries without
-    # one). `unique_match`: that selection must be exactly one entry (gemini's answers), and
+    # one). `unique_match` (a plugin's choice): that selection must be exactly one entry, and
     # PATCH's `match` is narrowed the same way; otherwise DELETE removes every entry
     # selected and answers 200 even for none.
     unique_match: bool = False
@@ -547,7 +547,7 @@ def add_object_list(bp: Blueprint, spec: ObjectList) -> None:
             raise invalid_body()
         index = optional_int(body, "index")
         match = optional_str(body, spec.match_param)
-        base_url = _base_url_param(spec) if spec.unique_match else None  # upstream: gemini's only
+        base_url = _base_url_param(spec) if spec.unique_match else None
 
         def change(d):
             items = spec.entries(d)

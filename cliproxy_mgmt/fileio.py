@@ -8,17 +8,14 @@ import errno
 import os
 import sys
 import tempfile
-from typing import Callable
 
 
 def replace_file(target: str, data: bytes, *, mode: int, prefix: str, suffix: str,
-                 rename_refused: Callable[[OSError], bool] = lambda exc: False,
-                 fallback: Callable[[str, bytes], None] | None = None, durable: bool = True) -> None:
+                 durable: bool = True) -> None:
     """Write `data` to a temp file beside `target` (fsync, `mode`), rename it over `target`, fsync the folder.
 
     `target` is the directory entry replaced (resolve symlinks first if you mean their
-    target). When the rename fails with an error `rename_refused(exc)` accepts, `fallback(target,
-    data)` writes instead. A failure leaves `target` as it was and removes the temp file.
+    target). A failure leaves `target` as it was and removes the temp file.
     `durable=False` skips both fsyncs, for a file rebuilt from elsewhere after a crash: readers
     still see the old or the new contents.
     """
@@ -31,14 +28,7 @@ def replace_file(target: str, data: bytes, *, mode: int, prefix: str, suffix: st
             f.flush()
             if durable:
                 os.fsync(f.fileno())
-        try:
-            os.replace(tmp, target)
-        except OSError as exc:
-            if fallback is None or not rename_refused(exc):
-                raise
-            fallback(target, data)
-            os.unlink(tmp)
-            return
+        os.replace(tmp, target)
     except BaseException:
         try:
             os.unlink(tmp)

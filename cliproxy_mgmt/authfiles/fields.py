@@ -18,11 +18,9 @@ the field (we never write null into a token file).
 from __future__ import annotations
 
 
-from ..conventions import is_kind, read_body
+from ..conventions import MAX_WEIGHT, is_kind, read_body
 from ..errors import ApiError
 from ..safeload import load_json
-
-MAX_WEIGHT = 1_000_000
 
 # Upstream's canonical spellings of the kebab-case roots it knows.
 CANONICAL = {

@@ -441,9 +441,9 @@ class _Spliced(list):
     starts a top-level key. `_shift_blocks` need not scan it for them."""
 
 
-def _splice_sequence(yaml, lines, key, start, end, old: list, new: list):
-    """Edit a block sequence item by item; return the new lines of the block, or None."""
-    block = lines[start:end]
+def _splice_sequence(yaml, block: list[str], key, old: list, new: list):
+    """Edit a block sequence (`block`, its lines: edited in place) item by item; return the
+    new lines of the block, or None (then `block` is as it was)."""
     found = _item_ranges(block)
     if found is None:
         return None
@@ -628,7 +628,7 @@ def _candidates(old: dict, new: dict, keys) -> list:
 def _edit_block(yaml: YAML, block: list[str], key, old: dict, new: dict) -> list[str]:
     """The lines of one top-level key's block, edited to hold `new[key]`."""
     if isinstance(old.get(key), list) and isinstance(new[key], list) and new[key]:
-        edited = _splice_sequence(yaml, block, key, 0, len(block), old[key], new[key])
+        edited = _splice_sequence(yaml, block, key, old[key], new[key])
         if edited is not None:
             return edited
     doc = yaml.load("".join(block))

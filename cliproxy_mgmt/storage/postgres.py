@@ -45,6 +45,7 @@ from typing import Callable
 from ..fileio import replace_file
 from .base import AuthBackend, ConfigBackend, Conflict, Storage, StorageError, Unavailable, Version
 from .files import replace_entry
+from .select import env_value
 
 try:
     import psycopg
@@ -76,7 +77,7 @@ def _digest(text: str) -> bytes:
 
 
 def _env(environ: dict, name: str) -> str:
-    return (environ.get(name) or environ.get(name.lower()) or "").strip()
+    return env_value(environ, name).strip()
 
 
 def open_postgres(config_path: str, environ: dict) -> "PostgresStorage":

@@ -10,33 +10,20 @@ from __future__ import annotations
 from flask import Blueprint
 
 from cliproxy_mgmt import hookimpl
-from cliproxy_mgmt.conventions import (
-    SCOPED_ERROR_RULE,
-    ObjectList,
-    add_object_list,
-    normalize_models,
-    normalize_shared_fields,
-    text,
-)
+from cliproxy_mgmt.conventions import ObjectList, add_object_list
+
+from ..codex.keys import FIELDS as CODEX_FIELDS
+from ..codex.keys import normalize as normalize_codex
 
 KEY = "xai-api-key"
-MODEL = {"name": str, "alias": str}
-FIELDS = {"api-key": str, "priority": int, "weight": int, "prefix": str, "base-url": str, "websockets": bool,
-          "proxy-url": str, "models": [MODEL], "headers": {str: str}, "excluded-models": [str],
-          "disable-cooling": bool, "request-retry": int, "request-scoped-errors": [SCOPED_ERROR_RULE]}
+FIELDS = {name: kind for name, kind in CODEX_FIELDS.items() if name != "alpha-search"}
 
 
 def normalize(item: dict) -> dict | None:
-    """Trim the key and URLs, clean the models; drop the entry when it has no base-url."""
-    for name in ("api-key", "base-url", "proxy-url"):
-        if name in item:
-            item[name] = text(item[name]).strip()
-    if not item.get("base-url"):
-        return None
-    item.pop("alpha-search", None)  # forced off for xAI (upstream), so never written
-    if "models" in item:
-        item["models"] = normalize_models(item["models"])
-    return normalize_shared_fields(item)
+    """A Codex key's rules (trimmed key and URLs, clean models, no entry without a base-url),
+    without `alpha-search`: forced off for xAI (upstream), so never written."""
+    item.pop("alpha-search", None)
+    return normalize_codex(item)
 
 
 XAI = ObjectList(
