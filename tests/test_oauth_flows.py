@@ -571,7 +571,8 @@ def test_xai_discovery_must_name_endpoints_it_may_trust(fake, live, discovery):
     ((400, {"error": "invalid_grant", "error_description": "bad code"}),
      "Authentication failed: xai device token error: invalid_grant: bad code"),
     ((200, {"token_type": "Bearer"}), "Authentication failed: xai device token response missing access_token"),
-], ids=["denied", "expired", "other", "no-token"])
+    ((200, b"[" * 100_000), "Authentication failed: xai device token: parse response"),  # read with limits
+], ids=["denied", "expired", "other", "no-token", "nested-too-deep"])
 def test_xai_failures_carry_their_cause(fake, live, answer, error):
     server = live(xai_fake(fake, answer))
     state = server.start("/xai-auth-url")["state"]

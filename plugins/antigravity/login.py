@@ -19,6 +19,7 @@ import requests
 from cliproxy_mgmt import hookimpl
 from cliproxy_mgmt.oauth import Credential, LoginError, OAuthStarter, rfc3339_in, unix_ms
 from cliproxy_mgmt.records import AuthFileType
+from cliproxy_mgmt.safeload import load_json
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class AntigravityLogin(OAuthStarter):
                 "redirect_uri": flow.endpoint("redirect-uri"), "grant_type": "authorization_code"}
         try:
             resp = flow.http.post(flow.endpoint("token"), data=form)
-            body = resp.json() if 200 <= resp.status_code < 300 else None
+            body = load_json(resp.content) if 200 <= resp.status_code < 300 else None
         except (requests.RequestException, ValueError):
             body = None
         if not isinstance(body, dict):
@@ -138,7 +139,7 @@ class AntigravityLogin(OAuthStarter):
         headers = {"Authorization": f"Bearer {access}", "User-Agent": USER_AGENT}
         try:
             resp = flow.http.get(flow.endpoint("userinfo"), headers=headers)
-            body = resp.json() if 200 <= resp.status_code < 300 else None
+            body = load_json(resp.content) if 200 <= resp.status_code < 300 else None
         except (requests.RequestException, ValueError):
             body = None
         email = body.get("email") if isinstance(body, dict) else None
@@ -152,7 +153,7 @@ class AntigravityLogin(OAuthStarter):
         except requests.RequestException as exc:
             raise NoProject(f"execute request: {exc}") from None
         try:
-            return resp.status_code, resp.json()
+            return resp.status_code, load_json(resp.content)
         except ValueError:
             if 200 <= resp.status_code < 300:
                 raise NoProject("decode response") from None

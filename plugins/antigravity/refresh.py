@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 import requests
 
 from cliproxy_mgmt.records import TokenContext, TokenRefreshError
+from cliproxy_mgmt.safeload import load_json
 
 from .login import CLIENT_ID, CLIENT_SECRET, AntigravityLogin
 
@@ -87,7 +88,7 @@ def _refresh(ctx: TokenContext, refresh: str) -> dict:
         resp = ctx.http.post(AntigravityLogin().endpoint(ctx.config, "token"), data=form, timeout=ctx.timeout)
         if not 200 <= resp.status_code < 300:
             raise TokenRefreshError(f"antigravity oauth token refresh failed: status {resp.status_code}")
-        got = resp.json()
+        got = load_json(resp.content)
     except (requests.RequestException, ValueError) as exc:
         raise TokenRefreshError(f"antigravity oauth token refresh failed: {exc}") from None
     access = got.get("access_token") if isinstance(got, dict) else None

@@ -11,6 +11,7 @@ import requests
 from cliproxy_mgmt import hookimpl
 from cliproxy_mgmt.oauth import Credential, LoginError, OAuthStarter, clock_state, rfc3339_in
 from cliproxy_mgmt.records import AuthFileType
+from cliproxy_mgmt.safeload import load_json
 
 # The public gemini-cli OAuth client (an installed app: the secret is not a secret).
 CLIENT_ID = "681255809395-oo8ft2oprdrnp9e3aqf6av3hmdib135j.apps.googleusercontent.com"
@@ -106,7 +107,7 @@ class GeminiCLILogin(OAuthStarter):
         if resp.status_code != 200:
             raise LoginError(f"Get user info request failed with status {resp.status_code}")
         try:
-            email = resp.json().get("email")
+            email = load_json(resp.content).get("email")
         except (ValueError, AttributeError):
             email = None
         if not isinstance(email, str) or not email:
@@ -150,7 +151,7 @@ class GeminiCLILogin(OAuthStarter):
     def _call(self, flow, method: str, url: str, body=None, headers=None) -> dict:
         try:
             resp = flow.http.request(method, url, json=body, headers=headers)
-            data = resp.json() if resp.content else {}
+            data = load_json(resp.content) if resp.content else {}
         except (requests.RequestException, ValueError) as exc:
             raise Step(str(exc)) from None
         if resp.status_code not in (200, 201):
@@ -197,7 +198,7 @@ class GeminiCLILogin(OAuthStarter):
         url = f"{flow.endpoint('service-usage')}/projects/{quote(project, safe='')}/services/{CLOUD_AI_API}"
         try:
             resp = flow.http.get(url)
-            state = resp.json().get("state") if resp.status_code == 200 else None
+            state = load_json(resp.content).get("state") if resp.status_code == 200 else None
         except (requests.RequestException, ValueError, AttributeError):
             raise LoginError("Failed to verify Cloud AI API status") from None
         if resp.status_code != 200:

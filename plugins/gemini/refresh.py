@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 import requests
 
 from cliproxy_mgmt.records import TokenContext, TokenRefreshError
+from cliproxy_mgmt.safeload import load_json
 
 from .login import CLIENT_ID, CLIENT_SECRET, GeminiCLILogin
 
@@ -116,5 +117,5 @@ def _body(resp: requests.Response) -> dict:
     kind = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if kind in ("application/x-www-form-urlencoded", "text/plain"):
         return dict(parse_qsl(resp.text))
-    got = resp.json()
+    got = load_json(resp.content)
     return got if isinstance(got, dict) else {}

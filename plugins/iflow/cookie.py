@@ -69,7 +69,7 @@ def _platform_call(http, method: str, url: str, what: str, **kw) -> dict:
     """One call to the platform's API-key endpoint; its `data` object, or 400 with the reason."""
     try:
         resp = http.request(method, url, **kw)
-        body = resp.json()
+        body = load_json(resp.content)
     except requests.RequestException as exc:
         raise OAuthError(400, f"{what} failed: {exc}") from None
     except ValueError:

@@ -10,6 +10,7 @@ from cliproxy_mgmt import hookimpl
 from cliproxy_mgmt.oauth import (Credential, LoginError, OAuthStarter, clock_state, now_rfc3339, rfc3339_in,
                                  unix_ms)
 from cliproxy_mgmt.records import AuthFileType
+from cliproxy_mgmt.safeload import load_json
 
 from .cookie import cookie_login
 
@@ -52,7 +53,7 @@ class IFlowLogin(OAuthStarter):
         tokens = self._exchange(flow, callback.code)
         try:
             resp = flow.http.get(flow.endpoint("user-info"), params={"accessToken": tokens["access_token"]})
-            info = resp.json() if resp.status_code == 200 else {}
+            info = load_json(resp.content) if resp.status_code == 200 else {}
         except (requests.RequestException, ValueError):
             info = {}
         data = info.get("data") if isinstance(info, dict) and info.get("success") else None

@@ -20,6 +20,7 @@ from cliproxy_mgmt import __version__, hookimpl
 from cliproxy_mgmt.errors import ApiError
 from cliproxy_mgmt.oauth import Credential, LoginError, OAuthStarter, clock_state, unix_ms
 from cliproxy_mgmt.records import AuthFileType
+from cliproxy_mgmt.safeload import load_json
 
 CLIENT_ID = "17e5f671-d194-4dfb-9706-5516cb48c098"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -67,7 +68,7 @@ class KimiLogin(OAuthStarter):
         headers = device_headers(device_id)
         try:
             resp = flow.http.post(flow.endpoint("device-code"), data={"client_id": CLIENT_ID}, headers=headers)
-            device = resp.json() if resp.status_code == 200 else None
+            device = load_json(resp.content) if resp.status_code == 200 else None
         except (requests.RequestException, ValueError):
             device = None
         if not isinstance(device, dict) or not str(device.get("device_code") or "").strip():
@@ -113,7 +114,7 @@ class KimiLogin(OAuthStarter):
             flow.sleep(interval)
             try:
                 resp = flow.http.post(flow.endpoint("token"), data=form, headers=flow.values["headers"])
-                body = resp.json()
+                body = load_json(resp.content)
             except requests.RequestException as exc:
                 raise DeviceError(f"kimi: token request failed: {exc}") from None
             except ValueError:

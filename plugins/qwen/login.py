@@ -11,6 +11,7 @@ from cliproxy_mgmt.errors import ApiError
 from cliproxy_mgmt.oauth import (Credential, LoginError, OAuthStarter, clock_state, now_rfc3339, pkce_pair,
                                  rfc3339_in, unix_ms)
 from cliproxy_mgmt.records import AuthFileType
+from cliproxy_mgmt.safeload import load_json
 
 CLIENT_ID = "f0304373b74a44d2b584a3fb70ca9e56"
 SCOPE = "openid profile email model.completion"
@@ -58,7 +59,7 @@ class QwenLogin(OAuthStarter):
             flow.sleep(interval)
             try:
                 resp = flow.http.post(flow.endpoint("token"), data=form, headers={"Accept": "application/json"})
-                body = resp.json()
+                body = load_json(resp.content)
             except (requests.RequestException, ValueError):
                 raise LoginError(FAILED) from None
             body = body if isinstance(body, dict) else {}

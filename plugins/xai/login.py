@@ -21,6 +21,7 @@ from cliproxy_mgmt import hookimpl
 from cliproxy_mgmt.errors import ApiError
 from cliproxy_mgmt.oauth import Credential, LoginError, OAuthStarter, clock_state, jwt_claims, unix_ms
 from cliproxy_mgmt.records import AuthFileType
+from cliproxy_mgmt.safeload import load_json
 
 CLIENT_ID = "b1a00492-073a-47ea-816f-4c329264a828"
 SCOPE = "openid profile email offline_access grok-cli:access api:access"
@@ -72,7 +73,7 @@ class XAILogin(OAuthStarter):
         url = flow.endpoint("discovery")
         try:
             resp = flow.http.get(url, headers={"Accept": "application/json"})
-            body = resp.json() if resp.status_code == 200 else None
+            body = load_json(resp.content) if resp.status_code == 200 else None
         except (requests.RequestException, ValueError) as exc:
             raise DeviceError(f"xai discovery: request failed: {exc}") from None
         if not isinstance(body, dict):
@@ -95,7 +96,7 @@ class XAILogin(OAuthStarter):
         try:
             resp = flow.http.post(device_url, data={"client_id": CLIENT_ID, "scope": SCOPE},
                                   headers={"Accept": "application/json"})
-            device = resp.json() if resp.status_code == 200 else None
+            device = load_json(resp.content) if resp.status_code == 200 else None
         except (requests.RequestException, ValueError):
             device = None
         device = device if isinstance(device, dict) else {}
@@ -150,7 +151,7 @@ class XAILogin(OAuthStarter):
             first = False
             try:
                 resp = flow.http.post(flow.values["token_url"], data=form, headers={"Accept": "application/json"})
-                body = resp.json()
+                body = load_json(resp.content)
             except requests.RequestException as exc:
                 raise DeviceError(f"xai device token request failed: {exc}") from None
             except ValueError:
