@@ -23,7 +23,7 @@ from .conventions import json_object, store
 from .errors import ApiError, invalid_body
 from .openapi import describe
 from .outbound import first_proxy, session
-from .records import TokenContext, TokenRefreshError
+from .records import TokenContext, TokenMemory, TokenRefreshError
 
 bp = Blueprint("api_call", __name__)
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def _token(name: str, data: dict, proxy: str | None) -> str:
     if kind is None or kind.access_token is None:
         token = file_token(data)
     else:
-        memory = files.state.extras.setdefault(MEMORY_KEY, {}).setdefault(kind.type, {})
+        memory = files.state.extras.setdefault(MEMORY_KEY, {}).setdefault(kind.type, TokenMemory())
         with session(proxy) as http:
             try:
                 token = kind.access_token(data, TokenContext(name, http, store(), memory, TIMEOUT))

@@ -6,6 +6,7 @@ OAuth starters are objects rather than records: see `cliproxy_mgmt.oauth.OAuthSt
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Callable
@@ -59,6 +60,27 @@ class TokenRefreshError(Exception):
     (POST /api-call then answers 400 `auth token refresh failed`)."""
 
 
+class TokenMemory:
+    """Tokens an `access_token` hook refreshed (never written to the file), kept per app and
+    auth-file type: safe for the server's threads, and bounded (the oldest refresh goes)."""
+
+    def __init__(self, limit: int = 256):
+        self._limit = limit
+        self._items: dict = {}
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            return self._items.get(key)
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+            self._items[key] = value
+            while len(self._items) > self._limit:
+                self._items.pop(next(iter(self._items)))
+
+
 @dataclass(frozen=True)
 class TokenContext:
     """What `AuthFileType.access_token` gets besides the parsed file.
@@ -68,15 +90,15 @@ class TokenContext:
              never the environment's; pass `timeout` to each request.
     config   the config store: `config.get("oauth-endpoints", ...)`, or a login's
              `endpoint(config, name)` for the provider URLs users may override.
-    memory   a dict kept per app and per auth-file type for in-memory state, e.g. refreshed
-             tokens (which are never written to the file). Keep it bounded.
+    memory   a `TokenMemory` kept per app and per auth-file type, e.g. for refreshed tokens
+             (which are never written to the file).
     timeout  seconds each request may take.
     """
 
     name: str
     http: requests.Session
     config: object
-    memory: dict
+    memory: TokenMemory
     timeout: float = 60.0
 
 

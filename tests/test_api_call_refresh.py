@@ -182,3 +182,16 @@ def test_a_live_antigravity_token_is_used_as_it_is(make_app, upstream, google):
                    "expired": later(hours=1).isoformat(timespec="seconds")}, f)
     bearer_call(ManagementClient(app.test_client()), upstream, auth_index(AG_NAME))
     assert upstream.seen[-1][2]["Authorization"] == "Bearer live" and google.seen == []
+
+
+def test_token_memory_is_bounded_and_forgets_the_oldest_refresh():
+    from cliproxy_mgmt.records import TokenMemory
+
+    memory = TokenMemory(limit=3)
+    for n in range(4):
+        memory.put(("f.json", f"r{n}"), {"access_token": f"a{n}"})
+    memory.put(("f.json", "r1"), {"access_token": "a1-again"})  # refreshed again: now the newest
+    memory.put(("f.json", "r4"), {"access_token": "a4"})
+    assert memory.get(("f.json", "r0")) is None and memory.get(("f.json", "r2")) is None
+    assert memory.get(("f.json", "r1")) == {"access_token": "a1-again"}
+    assert memory.get(("f.json", "r3")) and memory.get(("f.json", "r4"))

@@ -9,7 +9,6 @@ file has no access token. The refreshed token is kept in memory, never written t
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta, timezone
 
 import requests
@@ -20,8 +19,6 @@ from cliproxy_mgmt.safeload import load_json
 from .login import CLIENT_ID, CLIENT_SECRET, AntigravityLogin
 
 SKEW = timedelta(seconds=30)
-MEMORY_LIMIT = 256
-_lock = threading.Lock()
 
 
 def _text(data: dict, name: str) -> str:
@@ -64,18 +61,13 @@ def access_token(data: dict, ctx: TokenContext) -> str:
     token = {"access_token": _text(data, "access_token"), "expiry": expiry_of(data)}
     refresh = _text(data, "refresh_token")
     key = (ctx.name, refresh)
-    with _lock:
-        remembered = ctx.memory.get(key)
+    remembered = ctx.memory.get(key)
     if remembered and not _due(remembered["expiry"]):
         return remembered["access_token"]
     if token["access_token"] and not _due(token["expiry"]):
         return token["access_token"]
     fresh = _refresh(ctx, refresh)
-    with _lock:
-        ctx.memory.pop(key, None)
-        ctx.memory[key] = fresh
-        while len(ctx.memory) > MEMORY_LIMIT:
-            ctx.memory.pop(next(iter(ctx.memory)))
+    ctx.memory.put(key, fresh)
     return fresh["access_token"]
 
 

@@ -9,7 +9,6 @@ later calls reuse it until it expires in turn.
 from __future__ import annotations
 
 import re
-import threading
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl
 
@@ -21,8 +20,6 @@ from cliproxy_mgmt.safeload import load_json
 from .login import CLIENT_ID, CLIENT_SECRET, GeminiCLILogin
 
 EXPIRY_MARGIN = timedelta(seconds=10)  # oauth2's expiryDelta
-MEMORY_LIMIT = 256                     # refreshed tokens kept per app
-_lock = threading.Lock()               # guards the per-app memory dicts (waitress threads)
 _RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:\d\d)")
 
 
@@ -30,18 +27,13 @@ def access_token(data: dict, ctx: TokenContext) -> str:
     """The file's access token, or a fresher one: remembered, or refreshed now."""
     token = _file_token(data)
     key = (ctx.name, token["refresh_token"])
-    with _lock:
-        remembered = ctx.memory.get(key)
+    remembered = ctx.memory.get(key)
     if remembered and _later(remembered["expiry"], token["expiry"]):
         token = remembered
     if token["access_token"] and not _expired(token["expiry"]):
         return token["access_token"]
     fresh = _refresh(ctx, token)
-    with _lock:
-        ctx.memory.pop(key, None)
-        ctx.memory[key] = fresh
-        while len(ctx.memory) > MEMORY_LIMIT:
-            ctx.memory.pop(next(iter(ctx.memory)))  # the oldest refresh
+    ctx.memory.put(key, fresh)
     return fresh["access_token"]
 
 
