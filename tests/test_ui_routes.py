@@ -517,6 +517,16 @@ def test_listing_filters_by_name_and_auth_index(mgmt, auths):
     assert mgmt.get(f"/auth-files?auth_index={index}&name=b.json").get_json() == {"files": []}
 
 
+def test_a_filtered_listing_answers_the_entries_of_the_full_one(mgmt, auths):
+    for name in ("a.json", "b.json", "c.json"):
+        put(auths, name, CLAUDE)
+    full = {e["name"]: e for e in mgmt.get("/auth-files").get_json()["files"]}
+    assert mgmt.get("/auth-files?name=b.json").get_json() == {"files": [full["b.json"]]}
+    index = auth_index("c.json")
+    assert mgmt.get(f"/auth-files?auth_index={index}").get_json() == {"files": [full["c.json"]]}
+    assert mgmt.get("/auth-files?name=nothing.json").get_json() == {"files": []}
+
+
 class AcmePlugin:
     """The acme provider: a third-party plugin with a route and a config section."""
 

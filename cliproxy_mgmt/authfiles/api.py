@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -47,10 +46,9 @@ def list_auth_files():
         body = files.listing.body(folder, files.types, usage=auth_file_usage(files.state))
     except OSError as exc:
         raise ApiError(500, f"failed to read auth dir: {exc.strerror or exc}") from None
-    wanted = {key: request.args[key].strip() for key in ("name", "auth_index") if request.args.get(key, "").strip()}
-    if wanted:  # upstream's filters; the full listing stays the cached bytes
-        entries = json.loads(body)["files"]
-        return jsonify({"files": [e for e in entries if all(e.get(k) == v for k, v in wanted.items())]})
+    name, index = (request.args.get(key, "").strip() for key in ("name", "auth_index"))
+    if name or index:  # upstream's filters
+        body = files.listing.matching(name, index)
     return bytes_response(body, "application/json")
 
 

@@ -372,7 +372,14 @@ class ListingCache:
             self._body = self._join()
         return self._body
 
-    def _join(self) -> bytes:
+    def matching(self, name: str = "", index: str = "") -> bytes:
+        """The body of `body()`'s last answer cut down to the files with that name and/or that
+        auth_index (upstream's filters): the cached entries, not a parse of the whole body."""
+        with self._lock:
+            return self._join([n for _, n in self._order if (not name or n == name)
+                               and (not index or self._entries[n][2] == index)])
+
+    def _join(self, names=None) -> bytes:
         # Each entry's JSON object with the counts spliced in before its closing brace. The
         # counts of most files are one shared fragment: its tail (`,counts},`) is made once,
         # and the body is one join of the cached entries and shared tails: no copy per entry,
@@ -380,7 +387,7 @@ class ListingCache:
         entries, usage = self._entries, self._usage
         fragment = usage.fragment if usage is not None else None
         tails, parts = {}, [b'{"files":[']
-        for _, n in self._order:
+        for n in (n for _, n in self._order) if names is None else names:
             _, data, index = entries[n]
             if fragment is None:
                 tail = b"},"

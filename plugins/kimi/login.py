@@ -100,9 +100,10 @@ class KimiLogin(OAuthStarter):
         if _positive(expires):
             moment = datetime.now(timezone.utc) + timedelta(seconds=int(expires))
             data["expired"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = unix_ms()  # the file's name and its `timestamp` are the same moment
         data.update({"refresh_token": str(tokens.get("refresh_token") or ""), "scope": str(tokens.get("scope") or ""),
-                     "timestamp": unix_ms(), "token_type": str(tokens.get("token_type") or ""), "type": "kimi"})
-        return Credential(f"kimi-{unix_ms()}.json", data, indent=True)
+                     "timestamp": now, "token_type": str(tokens.get("token_type") or ""), "type": "kimi"})
+        return Credential(f"kimi-{now}.json", data, indent=True)
 
     def _poll(self, flow) -> dict:
         """Poll every interval until the user decides; Kimi answers 200 for pending too."""
