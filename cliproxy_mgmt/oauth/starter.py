@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from urllib.parse import urlencode
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -184,6 +185,10 @@ class Flow:
 
     def endpoint(self, name: str) -> str:
         return self.starter.endpoint(self.config, name)
+
+    def authorize_url(self, params: dict) -> str:
+        """The `authorize` endpoint with `params` as its query, in sorted order."""
+        return self.endpoint("authorize") + "?" + urlencode(sorted(params.items()))
 
     def post_json(self, name: str, **kwargs) -> dict | None:
         """POST to endpoint `name` asking for JSON (`kwargs` go to requests: `data=`, `json=`,

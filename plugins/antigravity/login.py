@@ -12,7 +12,6 @@ as upstream does.
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlencode
 
 import requests
 
@@ -92,7 +91,7 @@ class AntigravityLogin(OAuthStarter):
             "redirect_uri": flow.endpoint("redirect-uri"), "response_type": "code",
             "scope": " ".join(SCOPES), "state": flow.state,
         }
-        return flow.endpoint("authorize") + "?" + urlencode(sorted(params.items()))
+        return flow.authorize_url(params)
 
     def complete(self, flow) -> Credential:
         callback = flow.wait_callback()

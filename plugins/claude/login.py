@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
 
 from cliproxy_mgmt import hookimpl
 from cliproxy_mgmt.oauth import Credential, LoginError, OAuthStarter, now_rfc3339, pkce_pair, rfc3339_in
@@ -33,7 +32,7 @@ class AnthropicLogin(OAuthStarter):
             "code_challenge_method": "S256", "redirect_uri": flow.endpoint("redirect-uri"),
             "response_type": "code", "scope": SCOPE, "state": flow.state,
         }
-        return flow.endpoint("authorize") + "?" + urlencode(sorted(params.items()))
+        return flow.authorize_url(params)
 
     def complete(self, flow) -> Credential:
         callback = flow.wait_callback()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from urllib.parse import urlencode
 
 from cliproxy_mgmt import hookimpl
 from cliproxy_mgmt.oauth import (Credential, LoginError, OAuthStarter, jwt_claims, now_rfc3339, pkce_pair,
@@ -56,7 +55,7 @@ class CodexLogin(OAuthStarter):
             "prompt": "login", "redirect_uri": flow.endpoint("redirect-uri"), "response_type": "code",
             "scope": SCOPE, "state": flow.state,
         }
-        return flow.endpoint("authorize") + "?" + urlencode(sorted(params.items()))
+        return flow.authorize_url(params)
 
     def complete(self, flow) -> Credential:
         callback = flow.wait_callback()

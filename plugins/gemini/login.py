@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import requests
 
@@ -65,7 +65,7 @@ class GeminiCLILogin(OAuthStarter):
             "redirect_uri": flow.endpoint("redirect-uri"), "response_type": "code",
             "scope": " ".join(SCOPES), "state": flow.state,
         }
-        return flow.endpoint("authorize") + "?" + urlencode(sorted(params.items()))
+        return flow.authorize_url(params)
 
     def complete(self, flow) -> Credential:
         callback = flow.wait_callback()  # upstream does not compare the state here

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
 
 import requests
 
@@ -41,7 +40,7 @@ class IFlowLogin(OAuthStarter):
     def authorize(self, flow) -> str:
         params = {"client_id": CLIENT_ID, "loginMethod": "phone", "redirect": flow.endpoint("redirect-uri"),
                   "state": flow.state, "type": "phone"}
-        return flow.endpoint("authorize") + "?" + urlencode(sorted(params.items()))
+        return flow.authorize_url(params)
 
     def routes(self):
         return [(self.route, ["POST"], cookie_login(self))]
