@@ -1,5 +1,8 @@
 """The fixtures make_app, app and mgmt come from cliproxy-mgmt's opt-in pytest plugin; the
-log tests share `folder`."""
+log tests share `folder`, the time-zone tests `zone`."""
+
+import os
+import time
 
 import pytest
 
@@ -14,3 +17,20 @@ def folder(tmp_path, monkeypatch):
     path = tmp_path / "writable" / "logs"
     path.mkdir(parents=True)
     return path
+
+
+@pytest.fixture
+def zone():
+    """set_zone(name): the process's time zone (TZ, tzset) until the test ends."""
+    before = os.environ.get("TZ")
+
+    def set_zone(name: str) -> None:
+        os.environ["TZ"] = name
+        time.tzset()
+
+    yield set_zone
+    if before is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = before
+    time.tzset()

@@ -80,6 +80,21 @@ def test_unusable_files_are_listed_as_errors(mgmt, auths):
     assert (entries["untyped.json"]["type"], entries["untyped.json"]["status"]) == ("unknown", "active")
 
 
+@pytest.mark.parametrize("value,shown", [
+    (1e300, None), (10**30, None), (253402300800, None), ("0001-01-01 00:00:00", None),
+    ("0001-01-01T00:00:00+08:00", "0000-12-31T16:00:00Z"),
+    ("9999-12-31T23:59:59.999999+00:00", "9999-12-31T23:59:59.999999Z"),
+    ("2026-01-15T07:08:24.123457+08:00", "2026-01-14T23:08:24.123457Z"),
+])
+def test_a_last_refresh_out_of_range_is_left_out_not_an_error(mgmt, auths, value, shown, zone):
+    zone("UTC")
+    put(auths, "a.json", {**CLAUDE, "last_refresh": value})
+    put(auths, "b.json", CLAUDE)
+    entries = listing(mgmt)
+    assert entries["a.json"].get("last_refresh") == shown
+    assert entries["a.json"]["status"] == entries["b.json"]["status"] == "active"
+
+
 def test_a_warm_listing_reads_no_unchanged_file(mgmt, auths, app):
     path = put(auths, "claude-a.json", {**CLAUDE, "email": "aaa@example.com"})
     assert listing(mgmt)["claude-a.json"]["email"] == "aaa@example.com"
@@ -133,6 +148,8 @@ def test_auth_dir_is_relative_to_the_config_file_and_expands_home(tmp_path, monk
     ("claude-user+tag@example.com.json", True), ("Gemini-a b.JSON", True), ("x.json", True),
     ("", False), (".x.json", False), ("a..b.json", False), ("a/b.json", False), ("a\\b.json", False),
     ("a\x00.json", False), ("a\n.json", False), ("x.txt", False), ("x" * 251 + ".json", False),
+    ("x" * 250 + ".json", True), ("é" * 125 + ".json", True), ("é" * 126 + ".json", False),
+    ("a\udcff.json", False), ("a.Json", True), ("a\x7f.json", False), ("..json", False),
 ])
 def test_auth_file_names(name, ok):
     assert is_auth_file_name(name) is ok

@@ -1,8 +1,9 @@
-"""The listing's entry encoder writes the same bytes as the plain sorted JSON encoder.
+"""The listing's entry writer writes the same bytes as the plain sorted JSON encoder.
 
-`listing._encode` writes the keys every entry has through a template and merges the others in
-at their sorted places; any entry (plugin keys, odd value types, escapes) must come out
-byte-identical to `json` with sorted keys, or fall back to it.
+`listing.entry_json` writes the keys every entry has through a template and merges the others
+in at their sorted places; any entry (plugin keys, odd value types, escapes, a plugin that
+overrides a core key) must come out byte-identical to `json` with sorted keys of the entry's
+dict (`listing._entry`).
 """
 
 import json
@@ -11,6 +12,7 @@ import random
 import pytest
 
 from cliproxy_mgmt.authfiles import listing
+from cliproxy_mgmt.records import AuthFileType
 
 STRINGS = ["", "a", "é\u2028x", 'q"\\\n\x01', "\U0001f600", "user@example.com"]
 EXTRA_KEYS = ["account", "account_type", "email", "last_refresh", "prefix", "proxy_url", "note", "headers",
@@ -37,27 +39,57 @@ def a_value(rng: random.Random, depth: int = 0):
     return rng.choice(STRINGS)
 
 
-def an_entry(rng: random.Random) -> dict:
-    entry = {"id": "x.json", "auth_index": "0123456789abcdef", "name": rng.choice(STRINGS) or "n",
-             "path": "/auths/" + rng.choice(STRINGS), "source": "file", "size": rng.randrange(10**6),
-             "modtime": "2026-01-01T00:00:00Z", "runtime_only": False, "unavailable": False,
-             "status_message": rng.choice(STRINGS), "disabled": rng.choice([True, False]), "type": "claude",
-             "provider": "claude", "status": "active", "label": rng.choice(STRINGS)}
-    for _ in range(rng.randrange(6)):  # extra keys, and now and then a core key of another type
-        entry[rng.choice(EXTRA_KEYS + list(listing._CORE))] = a_value(rng)
-    return entry
+class Stat:
+    def __init__(self, size: int, mtime_ns: int):
+        self.st_size, self.st_mtime_ns = size, mtime_ns
+
+
+def a_file(rng: random.Random) -> tuple:
+    """(name, path, stat, parsed data or the reason it is unusable) of a random auth file."""
+    name = (rng.choice(STRINGS) or "n") + ".json"
+    st = Stat(rng.randrange(10**6), rng.randrange(-10**18, 10**19))
+    if rng.random() < 0.1:
+        return name, "/auths/" + name, st, rng.choice(STRINGS)
+    data = {"type": rng.choice(["claude", "codex", "Gemini ", "", 7, "plugin-kind", *STRINGS])}
+    for _ in range(rng.randrange(8)):
+        data[rng.choice(["email", "disabled", "last_refresh", "prefix", "proxy_url", "note", "headers",
+                         "excluded_models", "websockets", "weight", "using_api", "project_id"])] = a_value(rng)
+    if rng.random() < 0.3:
+        data["last_refresh"] = rng.choice(["2026-01-15T07:08:24+08:00", "2026-01-15 07:08:24", 1768432104.5])
+    if rng.random() < 0.3:
+        data["email"] = rng.choice(STRINGS)
+    return name, "/auths/" + rng.choice(STRINGS) + name, st, data
+
+
+def a_kind(core_share: float) -> AuthFileType:
+    """An auth-file type whose describe() adds keys drawn from the file (the same for the same
+    file), now and then a core key."""
+    def describe(data, email):
+        rng = random.Random(repr(data) + email)
+        keys = EXTRA_KEYS + ["account"] + (list(listing._CORE) if rng.random() < core_share else [])
+        return {rng.choice(keys): a_value(rng) for _ in range(rng.randrange(4))}
+    return AuthFileType(type="plugin-kind", provider="plugin-kind", describe=describe)
+
+
+def expected(name, path, st, data, types) -> bytes:
+    index = listing.auth_index(name)
+    return plain(listing._entry(name, path, st, index, listing._facts(name, data, types)))
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_entries_encode_as_sorted_json(seed):
     rng = random.Random(seed)
+    types = {"plugin-kind": a_kind(core_share=0.2)}
     for _ in range(2000):
-        entry = an_entry(rng)
-        assert listing._encode(entry) == plain(entry), entry
+        name, path, st, data = a_file(rng)
+        written = listing.entry_json(name, path, st, data, types)
+        assert written == expected(name, path, st, data, types), (name, data)
 
 
 def test_an_entry_built_from_a_file_encodes_as_sorted_json(tmp_path):
     path = tmp_path / "codex-a.json"
     path.write_text('{"type": "codex", "email": "a@example.com", "prefix": "team", "headers": {"X": "1"}}')
-    entry = listing.build_entry(path.name, str(path), path.stat(), json.loads(path.read_text()), {})
-    assert listing._encode(entry) == plain(entry)
+    data = json.loads(path.read_text())
+    written = listing.entry_json(path.name, str(path), path.stat(), data, {})
+    assert written == expected(path.name, str(path), path.stat(), data, {})
+    assert json.loads(written)["headers"] == {"X": "1"} and json.loads(written)["label"] == "a@example.com"

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import time
 from datetime import datetime
-
-import pytest
 
 from cliproxy_mgmt.authfiles.timefmt import rfc3339_nano
 
@@ -30,22 +26,6 @@ def test_times_of_one_second_keep_their_own_fractions():
     stamps = [base, base + 1, base + 500_000_000, base + 999_999_999, base + 120 * NS + 7]
     assert [rfc3339_nano(ns) for ns in stamps] == [_reference(ns) for ns in stamps]
     assert [rfc3339_nano(ns) for ns in stamps] == [_reference(ns) for ns in stamps]  # now cached
-
-
-@pytest.fixture
-def zone():
-    before = os.environ.get("TZ")
-
-    def set_zone(name: str) -> None:
-        os.environ["TZ"] = name
-        time.tzset()
-
-    yield set_zone
-    if before is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = before
-    time.tzset()
 
 
 def test_a_new_zone_is_seen_at_once(zone):

@@ -14,8 +14,9 @@ from ..errors import ApiError
 MAX_NAME_BYTES = 255
 
 
-# A leading dot, `..`, a separator or a control character (one regex: listings check 5,000 names).
-_REFUSED = re.compile(r"^\.|\.\.|[/\\\x00-\x1f\x7f]")
+# A separator or a control character. (A leading dot and `..` are two plain string tests:
+# together a third of one alternation regex's time, and a listing checks 5,000 names.)
+_REFUSED = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
 def is_plain_name(name: str) -> bool:
@@ -24,8 +25,10 @@ def is_plain_name(name: str) -> bool:
     A name must be UTF-8 text: a file whose name is other bytes (seen here as lone
     surrogates) could be neither listed as JSON nor named in a request.
     """
-    if not name or _REFUSED.search(name):
+    if not name or name[0] == "." or ".." in name or _REFUSED.search(name):
         return False
+    if name.isascii():  # (then also no lone surrogates, and a byte per character)
+        return len(name) <= MAX_NAME_BYTES
     try:
         return len(name.encode("utf-8")) <= MAX_NAME_BYTES
     except UnicodeEncodeError:
@@ -33,7 +36,7 @@ def is_plain_name(name: str) -> bool:
 
 
 def has_json_suffix(name: str) -> bool:
-    return name.lower().endswith(".json")
+    return name.endswith(".json") or name.lower().endswith(".json")
 
 
 def is_auth_file_name(name: str) -> bool:

@@ -192,8 +192,8 @@ class AuthDir:
             raise _not_a_directory() from None
         with it:
             for entry in it:
-                if not is_auth_file_name(entry.name) or entry.is_symlink():
-                    continue
+                if not is_auth_file_name(entry.name):
+                    continue  # (a symlink is no regular file below: neither is_file nor S_ISREG)
                 if not stat_files:
                     try:
                         regular = entry.is_file(follow_symlinks=False)
