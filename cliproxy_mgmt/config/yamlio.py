@@ -123,11 +123,11 @@ def to_plain(node):
 
 def same(a, b) -> bool:
     """Equal values of equal JSON types (Python's True == 1 is not good enough here)."""
-    if type(a) is list and type(b) is list and a != b:
-        return False  # what differs for == differs here too: found in C, without a step per item
-    if type(a) is list and type(b) is list and all_exactly(a, PLAIN_SCALARS) \
-            and all_exactly(b, PLAIN_SCALARS):  # lists of scalars: compared in C
-        return a == b and list(map(type, a)) == list(map(type, b))
+    if type(a) is list and type(b) is list:  # settled in C where it can be, no step per item
+        if a != b:
+            return False  # what differs for == differs here too
+        if all_exactly(a, PLAIN_SCALARS) and list(map(type, a)) == list(map(type, b)):
+            return True  # equal scalars of the same types (else: item by item, 1 is 1.0)
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
