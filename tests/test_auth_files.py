@@ -322,6 +322,47 @@ def test_the_listing_cache_sees_every_kind_of_change(tmp_path, watch):
     assert shown() == {"c.json": "c@x"}
 
 
+def test_a_failed_full_pass_is_made_again_in_full(tmp_path, monkeypatch):
+    """A scan that fails part way (an I/O error on the folder) has used up the watch's news:
+    the next listing still looks at every file, so no change made meanwhile is missed."""
+    from cliproxy_mgmt.authfiles import listing
+    from cliproxy_mgmt.authfiles.store import AuthDir
+
+    (tmp_path / "auths").mkdir()
+    folder, cache = AuthDir(str(tmp_path / "auths")), listing.ListingCache()
+    for name in ("a.json", "b.json"):
+        put(tmp_path / "auths", name, {"email": f"{name}@x"})
+    json.loads(cache.body(folder, {}))
+    put(tmp_path / "auths", "b.json", {"email": "changed@x"})
+    real_scan = AuthDir.scan
+
+    def failing_scan(self, **kw):
+        yield next(real_scan(self, **kw))
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(listing, "FULL_CHECK_INTERVAL", 0.0)  # this listing is a full pass
+    monkeypatch.setattr(AuthDir, "scan", failing_scan)
+    with pytest.raises(OSError):
+        cache.body(folder, {})
+    monkeypatch.setattr(listing, "FULL_CHECK_INTERVAL", 3600.0)
+    monkeypatch.setattr(AuthDir, "scan", real_scan)
+    shown = {e["name"]: e["email"] for e in json.loads(cache.body(folder, {}))["files"]}
+    assert shown == {"a.json": "a.json@x", "b.json": "changed@x"}
+
+
+@pytest.mark.parametrize("value", [5, ["a@x"], {"a": 1}, None, True])
+def test_an_email_hook_that_returns_no_string_leaves_the_entry_without_one(tmp_path, value):
+    from cliproxy_mgmt.authfiles.listing import ListingCache
+    from cliproxy_mgmt.authfiles.store import AuthDir
+    from cliproxy_mgmt.records import AuthFileType
+
+    (tmp_path / "auths").mkdir()
+    put(tmp_path / "auths", "odd.json", {"type": "odd", "email": value})
+    types = {"odd": AuthFileType(type="odd", provider="odd", email=lambda data: data.get("email"))}
+    entry = json.loads(ListingCache().body(AuthDir(str(tmp_path / "auths")), types))["files"][0]
+    assert (entry["label"], entry["status"], "email" in entry) == ("odd", "active", False)
+
+
 def test_models_of_an_auth_file_come_from_its_channel(mgmt, auths):
     put(auths, "gemini-a@x-p.json", {"type": "gemini", "email": "a@x", "project_id": "p"})
     put(auths, "mystery.json", {"type": "mystery"})

@@ -82,7 +82,7 @@ def test_entries_encode_as_sorted_json(seed):
     types = {"plugin-kind": a_kind(core_share=0.2)}
     for _ in range(2000):
         name, path, st, data = a_file(rng)
-        written = listing.entry_json(name, path, st, data, types)
+        written = listing.entry_json(name, path, st, data, types, listing.auth_index(name))
         assert written == expected(name, path, st, data, types), (name, data)
 
 
@@ -90,6 +90,6 @@ def test_an_entry_built_from_a_file_encodes_as_sorted_json(tmp_path):
     path = tmp_path / "codex-a.json"
     path.write_text('{"type": "codex", "email": "a@example.com", "prefix": "team", "headers": {"X": "1"}}')
     data = json.loads(path.read_text())
-    written = listing.entry_json(path.name, str(path), path.stat(), data, {})
+    written = listing.entry_json(path.name, str(path), path.stat(), data, {}, listing.auth_index(path.name))
     assert written == expected(path.name, str(path), path.stat(), data, {})
     assert json.loads(written)["headers"] == {"X": "1"} and json.loads(written)["label"] == "a@example.com"

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
+import pytest
+
+from cliproxy_mgmt.authfiles import timefmt
 from cliproxy_mgmt.authfiles.timefmt import rfc3339_nano
+from cliproxy_mgmt.usage.timestamps import Stamp, from_datetime, unix_ns
 
 NS = 1_000_000_000
 
@@ -38,7 +42,22 @@ def test_a_new_zone_is_seen_at_once(zone):
     assert rfc3339_nano(ns) == "2025-12-31T19:00:00.25-05:00"
 
 
-def test_many_distinct_seconds_stay_right():
-    stamps = [(1_700_000_000 + 37 * n) * NS + n for n in range(10_000)]
+def test_many_distinct_seconds_stay_right(monkeypatch):
+    monkeypatch.setattr(timefmt, "_SECONDS_MAX", 8)  # the cache fills and is emptied many times
+    stamps = [(1_700_000_000 + 37 * (n % 50)) * NS + n for n in range(1_000)]
     assert all(rfc3339_nano(ns) == _reference(ns) for ns in stamps[::97])
-    assert [rfc3339_nano(ns) for ns in stamps[-5:]] == [_reference(ns) for ns in stamps[-5:]]
+    assert [rfc3339_nano(ns) for ns in stamps] == [_reference(ns) for ns in stamps]
+    assert len(timefmt._SECONDS) <= 8
+
+
+@pytest.mark.parametrize("moment", [
+    datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=8))),
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc),
+    datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-8))),
+    datetime(2026, 1, 15, 7, 8, 24, 123457, tzinfo=timezone(timedelta(hours=8))),
+])
+def test_datetimes_become_nanoseconds_exactly_at_any_year(moment):
+    wall = (moment.replace(tzinfo=None) - datetime(1970, 1, 1)) // timedelta(microseconds=1)
+    offset = moment.utcoffset() // timedelta(microseconds=1)
+    assert unix_ns(moment) == (wall - offset) * 1000
+    assert from_datetime(moment) == Stamp(unix_ns(moment), int(moment.utcoffset().total_seconds()))

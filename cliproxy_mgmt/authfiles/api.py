@@ -106,9 +106,13 @@ def _uploaded_files() -> list:
     return [upload for field in sorted(request.files) for upload in request.files.getlist(field)]
 
 
-def _read_upload(upload, limit: int) -> tuple[str, bytes]:
+def _upload_name(upload) -> str:
     # A browser sends a bare file name; keep only its last part, as upstream does.
-    name = (upload.filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    return (upload.filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _read_upload(upload, limit: int) -> tuple[str, bytes]:
+    name = _upload_name(upload)
     auth_files().folder().path_of(name, suffix_error="file must be .json")
     content = upload.stream.read(limit + 1)
     if len(content) > limit:
@@ -133,8 +137,7 @@ def _upload_many(files, uploads: list, limit: int):
         _store_upload(files, name, content, {"suffix_error": "file must be .json"})
         return name
 
-    return _each(uploads, store, lambda u: (u.filename or "").replace("\\", "/").rsplit("/", 1)[-1],
-                 "uploaded")
+    return _each(uploads, store, _upload_name, "uploaded")
 
 
 def _each(items: list, act, shown, count_key: str):

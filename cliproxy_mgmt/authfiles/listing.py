@@ -20,13 +20,14 @@ import os
 import stat
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from ..bulk import no_gc
 from ..records import top_level_email
 from ..safeload import InvalidJSON, load_json
+from ..usage.timestamps import unix_ns
 from .names import is_auth_file_name
-from .store import AuthDir, NotRegularFile, read_regular, read_regular_stat
+from .store import AuthDir, NotRegularFile, read_regular_stat
 from .timefmt import rfc3339_nano
 from .watch import DirWatch
 
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 # made by another host of a network filesystem.
 FULL_CHECK_INTERVAL = 10.0
 
-_EPOCH, _MICROSECOND = datetime(1970, 1, 1, tzinfo=timezone.utc), timedelta(microseconds=1)
 _REFRESH_KEYS = ("last_refresh", "lastRefresh", "last_refreshed_at", "lastRefreshedAt")
 
 
@@ -75,14 +75,13 @@ def parse_auth_json(raw: bytes):
     return data if isinstance(data, dict) else "invalid auth file: not a JSON object"
 
 
-def entry_json(name: str, path: str, st, data, types: dict, index: str = "") -> bytes:
+def entry_json(name: str, path: str, st, data, types: dict, index: str) -> bytes:
     """The listing entry of one file as JSON bytes: keys sorted (as gin writes a map), compact,
-    not ASCII-escaped. `data` is the parsed object or the reason it is unusable; `index` its
-    `auth_index` when the caller has it already.
+    not ASCII-escaped. `data` is the parsed object or the reason it is unusable; `index` the
+    file's `auth_index`.
 
     Written through one template, without building the dict (a cold listing writes
     thousands); an entry the template can't write is the `_entry` dict, encoded."""
-    index = index or auth_index(name)
     facts = _facts(name, data, types)
     extras = facts[-1]
     if extras and not _CORE_KEYS.isdisjoint(extras):  # a plugin's describe() overrode one
@@ -114,13 +113,13 @@ def _facts(name: str, data, types: dict) -> tuple:
     except Exception:  # a plugin's bug must not break the listing
         log.exception("auth-file type %r: email() failed on %s", raw_type, name)
         email = ""
+    if not isinstance(email, str):  # (a plugin may hand back the file's value as it stands)
+        email = ""
     extras = {"account": email, "account_type": "oauth", "email": email} if email else {}
     refreshed = last_refresh(data)
     if refreshed:
-        extras["last_refresh"] = rfc3339_nano((refreshed - _EPOCH) // _MICROSECOND * 1000)  # (exact: no float)
-    edited = edited_fields(data)
-    if edited:
-        extras.update(edited)
+        extras["last_refresh"] = rfc3339_nano(unix_ns(refreshed))
+    extras.update(edited_fields(data))
     if kind and kind.describe:
         try:
             extras.update(kind.describe(data, email) or {})
@@ -267,33 +266,43 @@ class ListingCache:
         `usage` (`usage.credential_stats.UsageFragments`) adds each file's `success`,
         `failed` and `recent_requests`; the body is reused while its `key` stays the same."""
         with self._lock:
-            respin = False
-            if usage is not None and self._usage_key != usage.key:
-                self._usage_key, self._usage, respin = usage.key, usage, True
-            if self._folder != folder.path:
-                self._reset(folder.path)
-            full = False
-            if self._use_watch and (self._watch is None or self._watch.lost):
-                self._close_watch()
-                self._watch = DirWatch.start(folder.path)  # before the full pass: nothing slips by
-                full = True
-            changed = self._watch.changes() if self._watch is not None else None
-            now = time.monotonic()
-            if full or changed is None or self._body is None or now - self._checked > FULL_CHECK_INTERVAL:
-                # A cold cache reads every file: its fstat then stands for the scan's stat.
-                files = folder.scan(stat_files=bool(self._entries))
-                self._checked = now
-            else:
-                changed |= self._dirty
-                if not changed:
-                    if respin:
-                        self._body = self._join()
-                    return self._body
-                fresh = {name: self._restat(folder.path, name) for name in changed}
-                reread, self._dirty = self._dirty, set()
-                return self._update(fresh, types, reread, respin)
-            reread, self._dirty = self._dirty, set()
-            return self._rebuild(files, types, reread, respin)
+            respin = usage is not None and self._usage_key != usage.key
+            if respin:
+                self._usage = usage
+            try:
+                body = self._fresh_body(folder, types, respin)
+            except BaseException:
+                # A pass failed part way, maybe with the watch's news used up: look at every
+                # file next time.
+                self._checked = float("-inf")
+                raise
+            if respin:
+                self._usage_key = usage.key
+            return body
+
+    def _fresh_body(self, folder: AuthDir, types: dict, respin: bool) -> bytes:
+        if self._folder != folder.path:
+            self._reset(folder.path)
+        full = False
+        if self._use_watch and (self._watch is None or self._watch.lost):
+            self._close_watch()
+            self._watch = DirWatch.start(folder.path)  # before the full pass: nothing slips by
+            full = True
+        changed = self._watch.changes() if self._watch is not None else None
+        now = time.monotonic()
+        if full or changed is None or self._body is None or now - self._checked > FULL_CHECK_INTERVAL:
+            # A cold cache reads every file: its fstat then stands for the scan's stat.
+            body = self._rebuild(folder.scan(stat_files=bool(self._entries)), types, respin)
+            self._checked = now
+        else:
+            changed |= self._dirty
+            if not changed:
+                if respin:
+                    self._body = self._join()
+                return self._body
+            body = self._update({name: _restat(folder.path, name) for name in changed}, types, respin)
+        self._dirty = set()  # (only once they were read again)
+        return body
 
     def _reset(self, path: str) -> None:
         self._close_watch()
@@ -305,37 +314,20 @@ class ListingCache:
             self._watch.close()
             self._watch = None
 
-    @staticmethod
-    def _restat(folder: str, name: str):
-        """(path, stat) of the auth file `name`; None when there is none by that name now."""
-        if not is_auth_file_name(name):
-            return None
-        path = os.path.join(folder, name)
-        try:
-            st = os.lstat(path)
-        except OSError:
-            return None
-        return (path, st) if stat.S_ISREG(st.st_mode) else None
-
-    def _rebuild(self, files, types: dict, reread: set, respin: bool = False) -> bytes:
+    def _rebuild(self, files, types: dict, respin: bool = False) -> bytes:
         """The cache of `files`, a scan's (name, path, stat or None); the stats are dropped as
         they are used (thousands of stat results are megabytes: fresh memory, page faults)."""
         entries, changed = {}, False
         with no_gc():  # a cold listing builds thousands of entries: see bulk.py
             for name, path, st in files:
-                if st is None:  # not stat()ed (cold): read it, with its fstat
-                    found = self._read_unstated(name, path, types)
-                    if found is not None:  # (None: gone, or no longer a regular file)
-                        entries[name] = found
-                        changed = True
-                    continue
-                signature = (st.st_mtime_ns, st.st_size, st.st_ino)
                 cached = self._entries.get(name)
-                if cached is not None and cached[0] == signature and name not in reread:
+                if st is not None and cached is not None and cached[0] == _signature(st) \
+                        and name not in self._dirty:
                     entries[name] = cached
-                else:
-                    index = auth_index(name)
-                    entries[name] = (signature, self._read_entry(name, path, st, types, index), index)
+                    continue
+                item = _read(name, path, types)  # (None: gone, or no longer a regular file)
+                if item is not None:
+                    entries[name] = item
                     changed = True
         if not changed and not respin and self._body is not None and len(entries) == len(self._entries):
             return self._body
@@ -344,25 +336,24 @@ class ListingCache:
         self._body = self._join()
         return self._body
 
-    def _update(self, fresh: dict, types: dict, reread: set, respin: bool = False) -> bytes:
+    def _update(self, fresh: dict, types: dict, respin: bool = False) -> bytes:
         """Apply the changed files in place, `fresh` mapping each name to `_restat`'s answer:
         the cost of those files plus one join, and no second copy of the cache."""
         changed = False
         for name, found in fresh.items():
             cached = self._entries.get(name)
+            if found is not None and cached is not None and cached[0] == _signature(found[1]) \
+                    and name not in self._dirty:
+                continue  # told about it, but it looks the same: not read again
+            item = None if found is None else _read(name, found[0], types)
             key = (name.lower(), name)
-            if found is None:
+            if item is None:
                 if cached is not None:
                     del self._entries[name]
                     del self._order[bisect.bisect_left(self._order, key)]
                     changed = True
                 continue
-            path, st = found
-            signature = (st.st_mtime_ns, st.st_size, st.st_ino)
-            if cached is not None and cached[0] == signature and name not in reread:
-                continue  # told about it, but it looks the same: not read again
-            index = auth_index(name)
-            self._entries[name] = (signature, self._read_entry(name, path, st, types, index), index)
+            self._entries[name] = item
             if cached is None:
                 bisect.insort(self._order, key)
             changed = True
@@ -370,7 +361,7 @@ class ListingCache:
             self._body = self._join()
         return self._body
 
-    def matching(self, name: str = "", index: str = "") -> bytes:
+    def matching(self, name: str, index: str) -> bytes:
         """The body of `body()`'s last answer cut down to the files with that name and/or that
         auth_index (upstream's filters): the cached entries, not a parse of the whole body."""
         with self._lock:
@@ -401,33 +392,45 @@ class ListingCache:
         parts.append(b"]}")
         return b"".join(parts)
 
-    @staticmethod
-    def _read_unstated(name: str, path: str, types: dict):
-        """The cache item of a file the scan did not stat(); None when the scan would not have
-        listed it: gone, a symlink or not a regular file by now."""
-        index = auth_index(name)
-        try:
-            raw, st = read_regular_stat(path)
-            data = parse_auth_json(raw)
-        except (FileNotFoundError, NotRegularFile):
-            return None
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                return None
-            try:  # e.g. no permission to read: listed with the reason, as after a stat
-                st = os.lstat(path)
-            except OSError:
-                return None
-            if not stat.S_ISREG(st.st_mode):
-                return None
-            data = f"failed to read file: {exc.strerror}"
-        signature = (st.st_mtime_ns, st.st_size, st.st_ino)
-        return signature, entry_json(name, path, st, data, types, index), index
 
-    @staticmethod
-    def _read_entry(name: str, path: str, st, types: dict, index: str) -> bytes:
-        try:
-            data = parse_auth_json(read_regular(path))
-        except OSError as exc:
-            data = f"failed to read file: {exc.strerror}"
-        return entry_json(name, path, st, data, types, index)
+def _signature(st) -> tuple:
+    """What says a file changed: its (mtime, size, inode)."""
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def _regular_lstat(path: str):
+    """The lstat of `path` when it is a regular file (not a symlink); else None."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+def _restat(folder: str, name: str):
+    """(path, stat) of the auth file `name`; None when there is none by that name now."""
+    if not is_auth_file_name(name):
+        return None
+    path = os.path.join(folder, name)
+    st = _regular_lstat(path)
+    return None if st is None else (path, st)
+
+
+def _read(name: str, path: str, types: dict):
+    """The cache item (signature, entry JSON, auth_index) of the file at `path`, with the
+    signature of what was read (its fstat); None when a scan would not list it now: gone, a
+    symlink or not a regular file. A file that can't be read is listed with the reason."""
+    try:
+        raw, st = read_regular_stat(path)
+        data = parse_auth_json(raw)
+    except (FileNotFoundError, NotRegularFile):
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None
+        st = _regular_lstat(path)  # e.g. no permission to read
+        if st is None:
+            return None
+        data = f"failed to read file: {exc.strerror}"
+    index = auth_index(name)
+    return _signature(st), entry_json(name, path, st, data, types, index), index

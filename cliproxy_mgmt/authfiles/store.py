@@ -3,8 +3,8 @@
 Every name goes through `names.check_name`; a path that is a symlink or anything but a
 regular file (a directory, FIFO, socket, device) is refused, and writes
 replace the directory entry itself (temp file + rename), so a symlink placed in auth-dir
-can never redirect a write outside it. Every read of an entry goes through `read_regular`,
-which never blocks (a FIFO) and never follows a symlink.
+can never redirect a write outside it. Every read of an entry goes through `read_regular_stat`
+(or `read_regular`, its bytes alone), which never blocks (a FIFO) and never follows a symlink.
 """
 
 from __future__ import annotations

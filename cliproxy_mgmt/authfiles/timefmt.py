@@ -6,25 +6,17 @@ import time
 from datetime import datetime, timedelta
 
 
-def _zone(dt: datetime) -> str:
-    offset = dt.utcoffset() or timedelta(0)
-    if not offset:
-        return "Z"
-    minutes = int(offset.total_seconds() // 60)
-    sign = "+" if minutes >= 0 else "-"
-    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-
-
 def rfc3339(dt: datetime) -> str:
     """`time.RFC3339`: seconds, no fraction (what token files carry)."""
     dt = dt.astimezone()
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + _zone(dt)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + _zone_of(int(dt.utcoffset().total_seconds()))
 
 
 _ZONES: dict[int, str] = {}  # tm_gmtoff -> `Z` or `+hh:mm` (a listing formats two per file)
 
 
 def _zone_of(gmtoff: int) -> str:
+    """`Z`, or `+hh:mm` / `-hh:mm`, for an offset of `gmtoff` seconds east of UTC."""
     zone = _ZONES.get(gmtoff)
     if zone is None:
         offset = gmtoff // 60

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 _RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
                       r"(?:(Z)|([+-])(\d{2}):(\d{2}))$")
 _EPOCH = datetime(1970, 1, 1)
+_EPOCH_UTC, _MICROSECOND = _EPOCH.replace(tzinfo=timezone.utc), timedelta(microseconds=1)
 NS = 1_000_000_000
 
 
@@ -87,11 +88,14 @@ def now() -> Stamp:
     return Stamp(ns, time.localtime(ns // NS).tm_gmtoff)
 
 
+def unix_ns(value: datetime) -> int:
+    """Nanoseconds since the epoch of an aware datetime: exact (no float), for any year a
+    datetime holds (no conversion to UTC that could leave datetime's range)."""
+    return (value - _EPOCH_UTC) // _MICROSECOND * 1000
+
+
 def from_datetime(value: datetime) -> Stamp:
     """An aware datetime as a Stamp (a naive one is taken as local time)."""
     if value.tzinfo is None:
         value = value.astimezone()
-    offset = int(value.utcoffset().total_seconds())
-    utc = value.astimezone(timezone.utc).replace(tzinfo=None)
-    delta = utc - _EPOCH
-    return Stamp((delta.days * 86400 + delta.seconds) * NS + delta.microseconds * 1000, offset)
+    return Stamp(unix_ns(value), int(value.utcoffset().total_seconds()))
