@@ -135,3 +135,8 @@ class BackendFactory:
 
 class StorageError(RuntimeError):
     """A storage backend cannot start (an operator mistake or an unreachable database)."""
+
+
+def env_value(environ: dict, name: str) -> str:
+    """`name` from the environment, or its lower-case spelling (upstream accepts both)."""
+    return environ.get(name) or environ.get(name.lower()) or ""

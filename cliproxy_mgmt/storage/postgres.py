@@ -43,9 +43,9 @@ from contextlib import contextmanager
 from typing import Callable
 
 from ..fileio import replace_file
-from .base import AuthBackend, ConfigBackend, Conflict, Storage, StorageError, Unavailable, Version
+from .base import (AuthBackend, ConfigBackend, Conflict, Storage, StorageError, Unavailable, Version,
+                   env_value)
 from .files import replace_entry
-from .select import env_value
 
 try:
     import psycopg

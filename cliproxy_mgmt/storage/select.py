@@ -8,7 +8,7 @@ hook. `CLIPROXY_MGMT_STORAGE=<name>` picks one by name; otherwise the first back
 
 from __future__ import annotations
 
-from .base import BackendFactory, Storage, StorageError
+from .base import BackendFactory, Storage, StorageError, env_value
 from .files import FileStorage
 
 SELECT_ENV = "CLIPROXY_MGMT_STORAGE"
@@ -25,11 +25,6 @@ def builtin_backends() -> list[BackendFactory]:
         BackendFactory("postgres", lambda env: bool(env_value(env, "PGSTORE_DSN").strip()), _open_postgres),
         BackendFactory("files", lambda env: False, lambda path, env: FileStorage()),
     ]
-
-
-def env_value(environ: dict, name: str) -> str:
-    """`name` from the environment, or its lower-case spelling (upstream accepts both)."""
-    return environ.get(name) or environ.get(name.lower()) or ""
 
 
 def open_storage(pm, config_path: str, environ: dict) -> Storage:

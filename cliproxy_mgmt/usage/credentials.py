@@ -86,10 +86,9 @@ class CredentialUsage:
         last = current_bucket() if now_bucket is None else now_bucket
         self._buckets = [(b, _label(b)) for b in range(last - BUCKETS + 1, last + 1)]
 
-    def recorded(self, auth_index: str = "", source: str = "") -> bool:
-        """Whether any request is filed under `auth_index` or `source` (else `lookup` gives zeros)."""
-        totals = self._counts.totals
-        return bool(auth_index and "i:" + auth_index in totals or source and "s:" + source in totals)
+    def recorded(self, auth_index: str) -> bool:
+        """Whether any request is filed under `auth_index` (else `lookup(auth_index)` gives zeros)."""
+        return aggregate_key(auth_index, "") in self._counts.totals
 
     def lookup(self, auth_index: str = "", source: str = "") -> dict:
         """`{"success", "failed", "recent_requests": [20 x {"time", "success", "failed"}]}`
