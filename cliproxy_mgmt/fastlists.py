@@ -17,34 +17,24 @@ def all_exactly(items, kinds: frozenset) -> bool:
     return kinds.issuperset(map(type, items))
 
 
-def common_head(old: list, new: list, limit: int) -> int:
-    """How many leading items two lists share (at most `limit`): a binary search over
-    slice comparisons (==), each done in C."""
-    low, high = 0, limit
-    while low < high:
-        middle = (low + high + 1) // 2
-        if old[low:middle] == new[low:middle]:
-            low = middle
-        else:
-            high = middle - 1
-    return low
-
-
-def common_tail(old: list, new: list, limit: int) -> int:
-    """How many trailing items two lists share (at most `limit`), as `common_head` counts."""
-    low, high = 0, limit
+def _shared(old: list, new: list, limit: int, *, from_end: bool) -> int:
+    """How many leading (or trailing) items two lists share, at most `limit`: a binary search
+    over slice comparisons (==), each done in C, without copying either list."""
     a, b = len(old), len(new)
+    low, high = 0, limit
     while low < high:
         middle = (low + high + 1) // 2
-        if old[a - middle:a - low] == new[b - middle:b - low]:
-            low = middle
+        if from_end:
+            same = old[a - middle:a - low] == new[b - middle:b - low]
         else:
-            high = middle - 1
+            same = old[low:middle] == new[low:middle]
+        low, high = (middle, high) if same else (low, middle - 1)
     return low
 
 
 def changed_span(old: list, new: list) -> tuple[int, int]:
     """(head, tail): how many leading and trailing items two lists share (==); the items of
     `new` in between, new[head:len(new) - tail], are the ones that may differ."""
-    head = common_head(old, new, min(len(old), len(new)))
-    return head, common_tail(old, new, min(len(old), len(new)) - head)
+    limit = min(len(old), len(new))
+    head = _shared(old, new, limit, from_end=False)
+    return head, _shared(old, new, limit - head, from_end=True)

@@ -316,14 +316,15 @@ def _plain_items(block: list[str]):
         return None
     if all(map(str.startswith, block[1:], repeat(item))):  # one line per item (client keys)
         return indent, list(range(1, len(block))), list(range(2, len(block) + 1))
+    # Items of several lines: the other lines must be deeper content. (block[0], the key's
+    # line, is never an item line: `others` starts after it.)
     is_item = list(map(str.startswith, block, repeat(item)))
     starts = list(compress(range(len(block)), is_item))
-    if len(starts) < len(block) - 1:  # items of several lines: the others must be deeper content
-        others = list(compress(block, map(operator.not_, is_item)))[1:]
-        stripped = list(map(str.lstrip, others))
-        if not all(map(str.startswith, others, repeat(" " * (indent + 1)))) or not all(stripped) \
-                or any(map(str.startswith, stripped, repeat("#"))):
-            return None
+    others = list(compress(block, map(operator.not_, is_item)))[1:]
+    stripped = list(map(str.lstrip, others))
+    if not all(map(str.startswith, others, repeat(" " * (indent + 1)))) or not all(stripped) \
+            or any(map(str.startswith, stripped, repeat("#"))):
+        return None
     return indent, starts, starts[1:] + [len(block)]
 
 
@@ -419,10 +420,10 @@ def _equal_item(a, b) -> bool:
 def _opcodes(old: list, new: list) -> list:
     """difflib's opcodes over the items' JSON texts, the common head and tail matched first
     (a write usually changes a few items of a long list: the diff then costs those items)."""
-    limit = min(len(old), len(new))
     if all_exactly(old, STR) and all_exactly(new, STR):
         head, tail = changed_span(old, new)  # lists of strings: compared in C
     else:
+        limit = min(len(old), len(new))
         head = 0
         while head < limit and _equal_item(old[head], new[head]):
             head += 1
