@@ -83,7 +83,8 @@ def _token(name: str, data: dict, proxy: str | None) -> str:
     if kind is None or kind.access_token is None:
         token = file_token(data)
     else:
-        memory = files.state.extras.setdefault(MEMORY_KEY, {}).setdefault(kind.type, TokenMemory())
+        memories = files.state.extras.setdefault(MEMORY_KEY, {})
+        memory = memories.get(kind.type) or memories.setdefault(kind.type, TokenMemory())
         with session(proxy) as http:
             try:
                 token = kind.access_token(data, TokenContext(name, http, store(), memory, TIMEOUT))

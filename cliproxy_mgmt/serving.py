@@ -80,9 +80,9 @@ def _one_malloc_arena() -> bool:
     By default each worker thread gets an arena of its own, which hands the pages of a
     freed block of megabytes back to the system; the next write of a large config then
     maps and faults in fresh pages for its text and bytes, about a millisecond per write at
-    10,000 entries. The GIL already lets one thread at a time allocate, so one arena costs
-    no waiting, and the process keeps fewer idle pages. Elsewhere (musl, macOS) nothing
-    is done."""
+    10,000 entries. The GIL already lets one thread at a time run Python, so one arena costs
+    little waiting (C code that lets go of the GIL, such as libpq or bcrypt, may still
+    wait), and the process keeps fewer idle pages. Elsewhere (musl, macOS) nothing is done."""
     if "MALLOC_ARENA_MAX" in os.environ:
         return False
     try:

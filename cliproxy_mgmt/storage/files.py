@@ -5,8 +5,9 @@ thrown away: the new text goes to a temp file beside the config (fsync, fstat: t
 we write is that of the temp file, known before anyone else can touch it); right before
 the rename the file on disk must still be the version the edit was based on, and the swap
 itself is an atomic exchange (renameat2 RENAME_EXCHANGE) after which the file we took out
-is checked once more (after the folder's fsync, so that a writer that opened it just before
-the swap has written by then). An edit that landed in between is put back and the write
+is checked once more, after the folder's fsync: that also gives a writer that opened it just
+before the swap time to write, which narrows the window but cannot close it (no rename-based
+save can). An edit that landed in between is put back and the write
 reports `Conflict`: the config store reloads it and re-applies its change on top.
 
 The checks cost a stat and one read, not a hash of the whole file: before the swap, a file
@@ -134,8 +135,8 @@ class FileConfig(ConfigBackend):
                     raise
                 return self._write_in_place(target, data, base)
             if swapped:
-                # The rename is made durable first: that also gives a writer that opened the
-                # old file just before the exchange time to finish, before it is checked.
+                # The rename is made durable first, which also gives a writer that opened the
+                # old file just before the exchange some time to finish (no guarantee).
                 fsync_folder(folder)
                 self._check_taken_out(tmp, target, base)
         finally:

@@ -468,7 +468,8 @@ class PostgresConfig(ConfigBackend):
     @contextmanager
     def exclusive(self):
         """Lock the row for one edit across instances: the current row is put in force first,
-        and `write` inside the block stores into the same transaction (committed at its end)."""
+        and `write` inside the block stores into the same transaction (committed at its end).
+        One write per block: it compares with the row read here (the config store writes once)."""
         s = self.storage
         with s.transaction() as conn:
             row = s._config_row(conn, lock=True)
