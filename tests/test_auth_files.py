@@ -322,6 +322,28 @@ def test_the_listing_cache_sees_every_kind_of_change(tmp_path, watch):
     assert shown() == {"c.json": "c@x"}
 
 
+# Each key the listing shows from a file (edited_fields), alone in a file: (value, shown as).
+EDITED = {
+    "prefix": ("team", ("prefix", "team")), "proxy_url": ("http://p:1", ("proxy_url", "http://p:1")),
+    "disable_cooling": (True, ("disable_cooling", True)), "disable-cooling": (True, ("disable_cooling", True)),
+    "using_api": (False, ("using_api", False)), "using-api": (True, ("using_api", True)),
+    "excluded_models": (["m"], ("excluded_models", ["m"])), "excluded-models": (["m"], ("excluded_models", ["m"])),
+    "headers": ({"X": "1"}, ("headers", {"X": "1"})), "priority": (5, ("priority", 5)),
+    "weight": (7, ("weight", 7)), "request_retry": (2, ("request_retry", 2)), "note": (" hi ", ("note", "hi")),
+    "websockets": ("TRUE", ("websockets", True)), "project_id": ("p-1", ("project_id", "p-1")),
+}
+
+
+@pytest.mark.parametrize("key", sorted(EDITED))
+def test_each_edited_field_alone_is_shown(mgmt, auths, key):
+    from cliproxy_mgmt.authfiles.listing import _EDITED_KEYS
+
+    assert set(EDITED) == _EDITED_KEYS  # every key the shortcut skips for is covered here
+    value, (shown, expected) = EDITED[key]
+    put(auths, "a.json", {key: value})
+    assert listing(mgmt)["a.json"][shown] == expected
+
+
 def test_a_failed_full_pass_is_made_again_in_full(tmp_path, monkeypatch):
     """A scan that fails part way (an I/O error on the folder) has used up the watch's news:
     the next listing still looks at every file, so no change made meanwhile is missed."""
