@@ -21,17 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _server import KEY, Server, free_port  # noqa: E402
-from _server import make_config as bench_config  # noqa: E402
+from _server import KEY, Server, free_port, make_config  # noqa: E402
 
 from cliproxy_mgmt.config.yamlio import make_yaml  # noqa: E402
 
 ENTRIES = 1000
-
-
-def make_config(folder: Path, port: int) -> Path:
-    """The bundled config with 1,000 client keys and 1,000 gemini credentials, the secret set."""
-    return bench_config(folder, port, entries=ENTRIES)
 
 
 def naive_patch_seconds(path: Path) -> float:
@@ -62,7 +56,7 @@ def patch_seconds(server: Server) -> float:
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        config = make_config(Path(tmp), port)
+        config = make_config(Path(tmp), port, entries=ENTRIES)
         with Server(config, port, KEY) as server:
             server.throughput("/v0/management/debug", requests=400)  # warm up (bcrypt once)
             authed = server.throughput("/v0/management/debug")

@@ -29,10 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _server import Server, free_port  # noqa: E402
-from _server import KEY  # noqa: E402
-from _server import make_config as make_small_config  # noqa: E402
-from bench_core import make_config  # noqa: E402
+from _server import KEY, Server, free_port, make_config  # noqa: E402
+from bench_core import ENTRIES  # noqa: E402
 
 CHANGES = 50
 PATCHES = 100
@@ -71,10 +69,10 @@ class Cluster:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def pg_instance(folder: Path, dsn: str, make=make_config) -> Server:
+def pg_instance(folder: Path, dsn: str, entries: int = 0) -> Server:
     folder.mkdir()
     port = free_port()
-    config = make(folder, port)
+    config = make_config(folder, port, entries=entries)
     return Server(config, port, KEY, env={"PGSTORE_DSN": dsn, "PGSTORE_LOCAL_PATH": str(folder)},
                   args=["--port", str(port)])
 
@@ -119,18 +117,18 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory() as tmp, cluster as dsn:
         root = Path(tmp)
-        with pg_instance(root / "a", dsn, make_small_config) as a, pg_instance(root / "b", dsn, make_small_config) as b:
+        with pg_instance(root / "a", dsn) as a, pg_instance(root / "b", dsn) as b:
             delays = propagation(a, b)
         big_dsn = dsn.rsplit("/", 1)[0] + "/big"
         subprocess.run([sys.executable, "-c", "import psycopg, sys; psycopg.connect(sys.argv[1], autocommit=True)"
                         ".execute('CREATE DATABASE big')", dsn], check=True)
-        with pg_instance(root / "c", big_dsn) as a:
-            with pg_instance(root / "d", big_dsn) as b:
+        with pg_instance(root / "c", big_dsn, ENTRIES) as a:
+            with pg_instance(root / "d", big_dsn, ENTRIES) as b:
                 big_delays = propagation(a, b)
             pg_patch = patch_median(a)
         (root / "files").mkdir()
         port = free_port()
-        with Server(make_config(root / "files", port), port, KEY) as files:
+        with Server(make_config(root / "files", port, entries=ENTRIES), port, KEY) as files:
             file_patch = patch_median(files)
     median, p99 = statistics.median(delays), percentile(delays, 0.99)
     big_median, big_p99 = statistics.median(big_delays), percentile(big_delays, 0.99)
