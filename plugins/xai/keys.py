@@ -7,11 +7,14 @@ stored. The UI's form default base-url is `https://api.x.ai/v1`.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask import Blueprint
 
 from cliproxy_mgmt import hookimpl
-from cliproxy_mgmt.conventions import ObjectList, add_object_list
+from cliproxy_mgmt.conventions import add_object_list
 
+from ..codex.keys import CODEX
 from ..codex.keys import FIELDS as CODEX_FIELDS
 from ..codex.keys import normalize as normalize_codex
 
@@ -26,10 +29,9 @@ def normalize(item: dict) -> dict | None:
     return normalize_codex(item)
 
 
-XAI = ObjectList(
-    route="/xai-api-key", key=KEY, fields=FIELDS, normalize=normalize,
-    delete_trim=False, ignore_empty_match=False,
-    nullable_fields=("weight", "disable-cooling", "request-retry"),
+# Codex's list, but for its own fields and the PATCH fields upstream's PatchXAIKey accepts.
+XAI = replace(
+    CODEX, route="/xai-api-key", key=KEY, fields=FIELDS, normalize=normalize,
     patch_fields=("api-key", "priority", "weight", "prefix", "base-url", "websockets", "proxy-url", "models",
                   "headers", "excluded-models", "disable-cooling", "request-retry", "request-scoped-errors"))
 
