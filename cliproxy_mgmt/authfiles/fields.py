@@ -17,7 +17,6 @@ the field (we never write null into a token file).
 
 from __future__ import annotations
 
-
 from ..conventions import MAX_WEIGHT, is_kind, read_body
 from ..errors import ApiError
 from ..safeload import load_json

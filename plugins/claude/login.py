@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from cliproxy_mgmt import hookimpl
 from cliproxy_mgmt.oauth import Credential, LoginError, OAuthStarter, now_rfc3339, pkce_pair, rfc3339_in
 from cliproxy_mgmt.records import AuthFileType

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import requests
 
 from cliproxy_mgmt import hookimpl
