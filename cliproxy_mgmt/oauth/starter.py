@@ -191,10 +191,16 @@ class Flow:
         return self.endpoint("authorize") + "?" + urlencode(sorted(params.items()))
 
     def post_json(self, name: str, **kwargs) -> dict | None:
-        """POST to endpoint `name` asking for JSON (`kwargs` go to requests: `data=`, `json=`,
-        `auth=`); the answer's JSON object on status 200, else None, a failed request too."""
+        """`json_object` of a POST to endpoint `name`."""
+        return self.json_object("POST", self.endpoint(name), **kwargs)
+
+    def json_object(self, method: str, url: str, **kwargs) -> dict | None:
+        """Ask `url` for JSON (`kwargs` go to requests: `data=`, `json=`, `auth=`, `params=`,
+        `headers=` added to `Accept`); the answer's JSON object (read with safeload's limits)
+        on status 200, else None, a failed request too."""
+        headers = {"Accept": "application/json", **kwargs.pop("headers", {})}
         try:
-            resp = self.http.post(self.endpoint(name), headers={"Accept": "application/json"}, **kwargs)
+            resp = self.http.request(method, url, headers=headers, **kwargs)
             body = load_json(resp.content) if resp.status_code == 200 else None
         except (requests.RequestException, ValueError):
             return None

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import requests
-
 from cliproxy_mgmt import hookimpl
 from cliproxy_mgmt.oauth import (Credential, LoginError, OAuthStarter, clock_state, now_rfc3339, rfc3339_in,
                                  unix_ms)
 from cliproxy_mgmt.records import AuthFileType
-from cliproxy_mgmt.safeload import load_json
 
 from .cookie import cookie_login
 
@@ -49,12 +46,9 @@ class IFlowLogin(OAuthStarter):
         if callback.error or callback.state != flow.state or not callback.code:
             raise LoginError(FAILED)
         tokens = self._exchange(flow, callback.code)
-        try:
-            resp = flow.http.get(flow.endpoint("user-info"), params={"accessToken": tokens["access_token"]})
-            info = load_json(resp.content) if resp.status_code == 200 else {}
-        except (requests.RequestException, ValueError):
-            info = {}
-        data = info.get("data") if isinstance(info, dict) and info.get("success") else None
+        info = flow.json_object("GET", flow.endpoint("user-info"),
+                                params={"accessToken": tokens["access_token"]}) or {}
+        data = info.get("data") if info.get("success") else None
         if not isinstance(data, dict) or not data.get("apiKey"):
             raise LoginError(FAILED)
         who = str(data.get("email") or data.get("phone") or "").strip()

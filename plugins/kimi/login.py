@@ -66,12 +66,8 @@ class KimiLogin(OAuthStarter):
     def authorize(self, flow) -> str:
         device_id = str(uuid.uuid4())
         headers = device_headers(device_id)
-        try:
-            resp = flow.http.post(flow.endpoint("device-code"), data={"client_id": CLIENT_ID}, headers=headers)
-            device = load_json(resp.content) if resp.status_code == 200 else None
-        except (requests.RequestException, ValueError):
-            device = None
-        if not isinstance(device, dict) or not str(device.get("device_code") or "").strip():
+        device = flow.post_json("device-code", data={"client_id": CLIENT_ID}, headers=headers)
+        if device is None or not str(device.get("device_code") or "").strip():
             raise ApiError(500, "failed to generate authorization url")
         interval, expires = device.get("interval"), device.get("expires_in")
         flow.values.update(

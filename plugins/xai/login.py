@@ -93,13 +93,7 @@ class XAILogin(OAuthStarter):
                 device_url, token_url = device_url or found["device-code"], token_url or found["token"]
         except DeviceError:
             raise ApiError(500, START_FAILED) from None
-        try:
-            resp = flow.http.post(device_url, data={"client_id": CLIENT_ID, "scope": SCOPE},
-                                  headers={"Accept": "application/json"})
-            device = load_json(resp.content) if resp.status_code == 200 else None
-        except (requests.RequestException, ValueError):
-            device = None
-        device = device if isinstance(device, dict) else {}
+        device = flow.json_object("POST", device_url, data={"client_id": CLIENT_ID, "scope": SCOPE}) or {}
         text = {k: str(device.get(k) or "").strip() for k in
                 ("device_code", "user_code", "verification_uri", "verification_uri_complete")}
         if not text["device_code"] or not text["user_code"] or not (
