@@ -93,3 +93,17 @@ def test_an_entry_built_from_a_file_encodes_as_sorted_json(tmp_path):
     written = listing.entry_json(path.name, str(path), path.stat(), data, {}, listing.auth_index(path.name))
     assert written == expected(path.name, str(path), path.stat(), data, {})
     assert json.loads(written)["headers"] == {"X": "1"} and json.loads(written)["label"] == "a@example.com"
+
+
+def test_a_describe_that_overrides_core_keys_wins_and_stays_sorted():
+    kind = AuthFileType(type="plugin-kind", provider="plugin-kind",
+                        describe=lambda data, email: {"label": "Shown Label", "status": "custom", "size": "big"})
+
+    class St:
+        st_size, st_mtime_ns = 12, 0
+
+    written = listing.entry_json("a.json", "/auths/a.json", St, {"type": "plugin-kind", "email": "a@x"},
+                                 {"plugin-kind": kind}, "0123456789abcdef")
+    entry = json.loads(written)
+    assert (entry["label"], entry["status"], entry["size"], entry["email"]) == ("Shown Label", "custom", "big", "a@x")
+    assert list(entry) == sorted(entry) and b" " not in written.replace(b"Shown Label", b"")
