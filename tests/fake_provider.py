@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -25,6 +26,7 @@ class Seen:
     query: dict
     headers: dict
     body: bytes
+    at: float = 0.0  # time.monotonic() when it arrived
 
     def json(self):
         return json.loads(self.body or b"null")
@@ -76,7 +78,8 @@ class FakeProvider:
                 length = int(self.headers.get("Content-Length") or 0)
                 parts = urlsplit(self.path)
                 req = Seen(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True),
-                           dict(self.headers.items()), self.rfile.read(length) if length else b"")
+                           dict(self.headers.items()), self.rfile.read(length) if length else b"",
+                           time.monotonic())
                 with fake._lock:
                     fake.seen.append(req)
                     route = fake.routes.get((self.command, parts.path)) or fake.routes.get(parts.path)

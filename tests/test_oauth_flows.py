@@ -627,6 +627,26 @@ def test_kimi_device_login_polls_and_saves_upstreams_file(fake, live):
     assert entry["type"] == "kimi"
 
 
+@pytest.mark.parametrize("provider", ["kimi", "xai"])
+def test_a_device_login_told_to_slow_down_polls_less_often(fake, live, monkeypatch, provider):
+    """RFC 8628: `slow_down` adds 5 s to the interval for the rest of the login (here 0.4 s,
+    so that the test is quick); `authorization_pending` keeps it."""
+    from cliproxy_mgmt.providers.kimi.login import KimiLogin
+    from cliproxy_mgmt.providers.xai.login import XAILogin
+
+    starter, make, path = {"kimi": (KimiLogin, kimi_fake, "/k/token"),
+                           "xai": (XAILogin, xai_fake, "/x/token")}[provider]
+    monkeypatch.setattr(starter, "slow_down_step", 0.4)
+    server = live(make(fake, (200, {"error": "authorization_pending"}), (400, {"error": "slow_down"}),
+                       (400, {"error": "authorization_pending"}), (400, {"error": "access_denied"})))
+    assert server.settled(server.start(f"/{provider}-auth-url")["state"])["status"] == "error"
+    at = [r.at for r in fake.requests_to(path)]
+    assert len(at) == 4
+    assert at[1] - at[0] < 0.3          # the interval asked for: 0.05 s
+    assert at[2] - at[1] >= 0.45        # slowed down: 0.05 + 0.4 s
+    assert at[3] - at[2] >= 0.45        # and it stays slower
+
+
 def test_kimi_without_user_code_or_expiry_answers_only_what_it_knows(fake, live):
     server = live(kimi_fake(fake, (200, {"error": "access_denied"}),
                             device={"device_code": "d", "verification_uri": "https://v", "interval": 0.05}))

@@ -4,6 +4,7 @@
 Every request carries upstream's `X-Msh-*` device headers with a device id made for the
 login, which the token file keeps. The poll interval is the one the provider asks for
 (5 s when it names none); the first poll comes one interval after the start, as upstream.
+`slow_down` adds 5 s to the interval, as RFC 8628 asks (upstream polls on at the same pace).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class KimiLogin(OAuthStarter):
     name = "kimi"
     route = "/kimi-auth-url"
     complete_all = False          # only this session ends (upstream)
-    default_interval = 5.0
+    default_interval, slow_down_step = 5.0, 5.0
     max_wait = 900.0              # upstream: 15 minutes
     endpoints = {
         "device-code": "https://auth.kimi.com/api/oauth/device_authorization",
@@ -118,7 +119,10 @@ class KimiLogin(OAuthStarter):
                 raise DeviceError("kimi: failed to parse token response") from None
             body = body if isinstance(body, dict) else {}
             error = str(body.get("error") or "")
-            if error in ("authorization_pending", "slow_down"):
+            if error == "authorization_pending":
+                continue
+            if error == "slow_down":
+                interval += self.slow_down_step
                 continue
             if error == "expired_token":
                 raise DeviceError("kimi: device code expired")
