@@ -49,9 +49,14 @@ def bytes_response(body: bytes, content_type: str) -> Response:
     """A response of ready bytes, handed to the server as a file (waitress then sends it
     without copying it through its output buffers: a large body costs little more than a
     small one)."""
-    resp = Response(wrap_file(request.environ, io.BytesIO(body), buffer_size=max(len(body), 1)),
+    return file_response(io.BytesIO(body), len(body), content_type)
+
+
+def file_response(file, length: int, content_type: str) -> Response:
+    """A response read from `file` (read, seek, tell) of `length` bytes, as bytes_response."""
+    resp = Response(wrap_file(request.environ, file, buffer_size=max(length, 1)),
                     content_type=content_type, direct_passthrough=True)
-    resp.content_length = len(body)
+    resp.content_length = length
     return resp
 
 

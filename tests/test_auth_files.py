@@ -306,7 +306,7 @@ def test_the_listing_cache_sees_every_kind_of_change(tmp_path, watch):
     folder, cache = AuthDir(str(tmp_path / "auths")), ListingCache(watch=watch)
 
     def shown():
-        return {e["name"]: e.get("email") for e in json.loads(cache.body(folder, {}))["files"]}
+        return {e["name"]: e.get("email") for e in json.loads(bytes(cache.body(folder, {})))["files"]}
 
     assert shown() == {}  # the folder does not exist yet
     (tmp_path / "auths").mkdir()
@@ -354,7 +354,7 @@ def test_a_failed_full_pass_is_made_again_in_full(tmp_path, monkeypatch):
     folder, cache = AuthDir(str(tmp_path / "auths")), listing.ListingCache()
     for name in ("a.json", "b.json"):
         put(tmp_path / "auths", name, {"email": f"{name}@x"})
-    json.loads(cache.body(folder, {}))
+    json.loads(bytes(cache.body(folder, {})))
     put(tmp_path / "auths", "b.json", {"email": "changed@x"})
     real_scan = AuthDir.scan
 
@@ -368,7 +368,7 @@ def test_a_failed_full_pass_is_made_again_in_full(tmp_path, monkeypatch):
         cache.body(folder, {})
     monkeypatch.setattr(listing, "FULL_CHECK_INTERVAL", 3600.0)
     monkeypatch.setattr(AuthDir, "scan", real_scan)
-    shown = {e["name"]: e["email"] for e in json.loads(cache.body(folder, {}))["files"]}
+    shown = {e["name"]: e["email"] for e in json.loads(bytes(cache.body(folder, {})))["files"]}
     assert shown == {"a.json": "a.json@x", "b.json": "changed@x"}
 
 
@@ -381,7 +381,7 @@ def test_an_email_hook_that_returns_no_string_leaves_the_entry_without_one(tmp_p
     (tmp_path / "auths").mkdir()
     put(tmp_path / "auths", "odd.json", {"type": "odd", "email": value})
     types = {"odd": AuthFileType(type="odd", provider="odd", email=lambda data: data.get("email"))}
-    entry = json.loads(ListingCache().body(AuthDir(str(tmp_path / "auths")), types))["files"][0]
+    entry = json.loads(bytes(ListingCache().body(AuthDir(str(tmp_path / "auths")), types)))["files"][0]
     assert (entry["label"], entry["status"], "email" in entry) == ("odd", "active", False)
 
 

@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from ..config_api import bytes_response, upload_limit
+from ..config_api import bytes_response, file_response, upload_limit
 from ..conventions import is_kind, ok, read_body
 from ..errors import ApiError
 from ..openapi import describe
@@ -43,13 +43,13 @@ def list_auth_files():
     if folder is None:
         return jsonify({"files": []})
     try:
-        body = files.listing.body(folder, files.types, usage=auth_file_usage(files.state))
+        listing = files.listing.body(folder, files.types, usage=auth_file_usage(files.state))
     except OSError as exc:
         raise ApiError(500, f"failed to read auth dir: {exc.strerror or exc}") from None
     name, index = (request.args.get(key, "").strip() for key in ("name", "auth_index"))
     if name or index:  # upstream's filters
-        body = files.listing.matching(name, index)
-    return bytes_response(body, "application/json")
+        return bytes_response(files.listing.matching(name, index), "application/json")
+    return file_response(listing.reader(), listing.length, "application/json")
 
 
 @bp.get("/auth-files/download")

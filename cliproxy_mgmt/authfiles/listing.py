@@ -1,12 +1,15 @@
 """GET /auth-files: one entry per auth file, cached by (mtime, size, inode).
 
-A warm listing re-reads no unchanged file: each file's entry is kept as ready JSON bytes
-and the whole body is kept while nothing changed. Change notification (`watch.py`) says
-which names to stat again, so listing 5,000 unchanged files touches none of them; without
-it every file is stat()ed and compared (see benchmarks/bench_auth_files.py). A cold listing
-stat()s no file: the directory listing gives each entry's kind, and the fstat of the read,
-which checks what was opened, gives its signature (benchmarks/bench_scale.py listing).
-Entries have upstream's fields; keys are sorted, as gin writes maps.
+A warm listing re-reads no unchanged file: each file's entry is kept as ready JSON bytes,
+and the body is kept as the list of those entries and their count fragments (`Listing`):
+a change replaces a few parts, and the server sends the parts as it reads them, so a body
+of tens of megabytes is neither rebuilt nor copied whole for one changed file. Change
+notification (`watch.py`) says which names to stat again, so listing 5,000 unchanged files
+touches none of them; without it every file is stat()ed and compared (see
+benchmarks/bench_auth_files.py). A cold listing stat()s no file: the directory listing gives
+each entry's kind, and the fstat of the read, which checks what was opened, gives its
+signature (benchmarks/bench_scale.py listing). Entries have upstream's fields; keys are
+sorted, as gin writes maps.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import bisect
 import errno
 import hashlib
+import io
 import json
 import logging
 import os
@@ -21,6 +25,7 @@ import stat
 import threading
 import time
 from datetime import datetime
+from itertools import accumulate
 
 from ..bulk import no_gc
 from ..records import top_level_email
@@ -234,6 +239,87 @@ def _template(name: str, path: str, size: int, modtime: str, index: str, shown: 
             f'{g[15]}}}')
 
 
+_PREFIX, _SUFFIX, _COMMA = b'{"files":[', b"]}", b","
+
+
+class Listing:
+    """One state of the body `{"files":[...]}`, as its parts: the prefix, then for each entry
+    its separator (none before the first), its JSON without the closing brace, and its tail
+    (the counts and the brace), then the suffix. Never changed once made (readers may be
+    sending it); `bytes(listing)` is the body."""
+
+    __slots__ = ("parts", "length", "_ends")
+
+    def __init__(self, parts: list):
+        self.parts = parts
+        self._ends = list(accumulate(map(len, parts)))  # where each part ends in the body
+        self.length = self._ends[-1]
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.parts)
+
+    def reader(self) -> "ListingReader":
+        """A file over the body (read, seek, tell), for the server to send it from."""
+        return ListingReader(self.parts, self._ends)
+
+
+class ListingReader(io.RawIOBase):
+    """A read-only file over a Listing's parts, for the server to send the body from.
+
+    It joins the parts a block (about BLOCK bytes) at a time and hands out a block whole
+    where it can: a read returns at most the rest of the current block (a raw file may read
+    short), so sending a body of megabytes copies each byte once, into memory that the next
+    block uses again, instead of into one copy of the whole body."""
+
+    BLOCK = 1 << 18
+
+    def __init__(self, parts: list, ends: list):
+        super().__init__()
+        self._parts, self._ends, self._pos = parts, ends, 0
+        self._block, self._block_start = b"", 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = (0, self._pos, self._ends[-1])[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        total = self._ends[-1]
+        if size is None or size < 0:  # the rest, whole
+            chunks = []
+            while self._pos < total:
+                chunks.append(self.read(self.BLOCK))
+            return b"".join(chunks)
+        pos = min(self._pos, total)
+        if pos == total or size == 0:
+            return b""
+        offset = pos - self._block_start
+        if not 0 <= offset < len(self._block):
+            self._load(pos)
+            offset = pos - self._block_start
+        block = self._block
+        taken = min(size, len(block) - offset)
+        self._pos = pos + taken
+        return block if taken == len(block) else block[offset:offset + taken]
+
+    def _load(self, pos: int) -> None:
+        """Make the block the parts from the one holding `pos` on, about BLOCK bytes of them."""
+        first = bisect.bisect_right(self._ends, pos)
+        last = bisect.bisect_left(self._ends, pos + self.BLOCK, lo=first)
+        self._block = b""  # (freed before the next one is made: the same memory again)
+        self._block = b"".join(self._parts[first:last + 1])
+        self._block_start = self._ends[first] - len(self._parts[first])
+
+
 class ListingCache:
     """The per-app cache behind GET /auth-files (thread-safe).
 
@@ -247,9 +333,9 @@ class ListingCache:
         self._use_watch = watch            # False: stat every file on every listing
         self._folder: str | None = None
         self._watch: DirWatch | None = None
-        self._entries: dict[str, tuple] = {}   # name -> (signature, entry JSON bytes, auth_index)
+        self._entries: dict[str, tuple] = {}   # name -> (signature, entry JSON but its `}`, auth_index)
         self._dirty: set[str] = set()
-        self._body: bytes | None = None
+        self._listing: Listing | None = None
         self._order: list[tuple] = []          # (name.lower(), name) of the entries, sorted
         self._checked = 0.0                    # monotonic time of the last full stat pass
         self._usage = None                     # the counts the body was built with
@@ -260,8 +346,9 @@ class ListingCache:
         with self._lock:
             self._dirty.add(name)
 
-    def body(self, folder: AuthDir, types: dict, usage=None) -> bytes:
-        """The JSON body `{"files": [...]}` for `folder`; raises OSError if it can't be read.
+    def body(self, folder: AuthDir, types: dict, usage=None) -> Listing:
+        """The body `{"files": [...]}` for `folder` (`bytes()` of it, or its `reader()`);
+        raises OSError if it can't be read.
 
         `usage` (`usage.credential_stats.UsageFragments`) adds each file's `success`,
         `failed` and `recent_requests`; the body is reused while its `key` stays the same."""
@@ -280,7 +367,7 @@ class ListingCache:
                 self._usage_key = usage.key
             return body
 
-    def _fresh_body(self, folder: AuthDir, types: dict, respin: bool) -> bytes:
+    def _fresh_body(self, folder: AuthDir, types: dict, respin: bool) -> Listing:
         if self._folder != folder.path:
             self._reset(folder.path)
         full = False
@@ -290,7 +377,7 @@ class ListingCache:
             full = True
         changed = self._watch.changes() if self._watch is not None else None
         now = time.monotonic()
-        if full or changed is None or self._body is None or now - self._checked > FULL_CHECK_INTERVAL:
+        if full or changed is None or self._listing is None or now - self._checked > FULL_CHECK_INTERVAL:
             # A cold cache reads every file: its fstat then stands for the scan's stat.
             body = self._rebuild(folder.scan(stat_files=bool(self._entries)), types, respin)
             self._checked = now
@@ -298,15 +385,15 @@ class ListingCache:
             changed |= self._dirty
             if not changed:
                 if respin:
-                    self._body = self._join()
-                return self._body
+                    self._listing = self._assemble()
+                return self._listing
             body = self._update({name: _restat(folder.path, name) for name in changed}, types, respin)
         self._dirty = set()  # (only once they were read again)
         return body
 
     def _reset(self, path: str) -> None:
         self._close_watch()
-        self._folder, self._entries, self._body = path, {}, None
+        self._folder, self._entries, self._listing = path, {}, None
         self._order = []
 
     def _close_watch(self) -> None:
@@ -314,7 +401,7 @@ class ListingCache:
             self._watch.close()
             self._watch = None
 
-    def _rebuild(self, files, types: dict, respin: bool = False) -> bytes:
+    def _rebuild(self, files, types: dict, respin: bool = False) -> Listing:
         """The cache of `files`, a scan's (name, path, stat or None); the stats are dropped as
         they are used (thousands of stat results are megabytes: fresh memory, page faults)."""
         entries, changed = {}, False
@@ -329,16 +416,29 @@ class ListingCache:
                 if item is not None:
                     entries[name] = item
                     changed = True
-        if not changed and not respin and self._body is not None and len(entries) == len(self._entries):
-            return self._body
+        if not changed and not respin and self._listing is not None and len(entries) == len(self._entries):
+            return self._listing
         self._entries = entries
         self._order = sorted((n.lower(), n) for n in entries)
-        self._body = self._join()
-        return self._body
+        self._listing = self._assemble()
+        return self._listing
 
-    def _update(self, fresh: dict, types: dict, respin: bool = False) -> bytes:
+    def _update(self, fresh: dict, types: dict, respin: bool = False) -> Listing:
         """Apply the changed files in place, `fresh` mapping each name to `_restat`'s answer:
-        the cost of those files plus one join, and no second copy of the cache."""
+        the cost of those files, and a new Listing that differs from the last in their parts
+        (a copy of the list of parts, not of the body)."""
+        if respin or self._listing is None:
+            self._apply(fresh, types, None)
+            self._listing = self._assemble()
+        else:
+            parts = list(self._listing.parts)
+            if self._apply(fresh, types, parts):
+                self._listing = Listing(parts)
+        return self._listing
+
+    def _apply(self, fresh: dict, types: dict, parts: list | None) -> bool:
+        """Update the entries, and their parts in `parts` unless None, for the files in
+        `fresh`; whether any changed."""
         changed = False
         for name, found in fresh.items():
             cached = self._entries.get(name)
@@ -346,51 +446,65 @@ class ListingCache:
                     and name not in self._dirty:
                 continue  # told about it, but it looks the same: not read again
             item = None if found is None else _read(name, found[0], types)
-            key = (name.lower(), name)
-            if item is None:
-                if cached is not None:
-                    del self._entries[name]
-                    del self._order[bisect.bisect_left(self._order, key)]
-                    changed = True
+            if item is None and cached is None:
                 continue
-            self._entries[name] = item
-            if cached is None:
-                bisect.insort(self._order, key)
+            at = bisect.bisect_left(self._order, (name.lower(), name))  # its place among the entries
+            span = slice(1 + 3 * at, 4 + 3 * at)  # its separator, JSON and tail in `parts`
+            if item is None:
+                del self._entries[name], self._order[at]
+                if parts is not None:
+                    del parts[span]
+            else:
+                self._entries[name] = item
+                if cached is None:
+                    self._order.insert(at, (name.lower(), name))
+                    span = slice(span.start, span.start)
+                if parts is not None:
+                    parts[span] = (_COMMA, item[1], self._tail(item[2], {}))
+            if parts is not None:
+                _separate(parts)
             changed = True
-        if changed or respin or self._body is None:
-            self._body = self._join()
-        return self._body
+        return changed
 
     def matching(self, name: str, index: str) -> bytes:
         """The body of `body()`'s last answer cut down to the files with that name and/or that
         auth_index (upstream's filters): the cached entries, not a parse of the whole body."""
         with self._lock:
-            return self._join([n for _, n in self._order if (not name or n == name)
-                               and (not index or self._entries[n][2] == index)])
+            return bytes(self._assemble([n for _, n in self._order if (not name or n == name)
+                                         and (not index or self._entries[n][2] == index)]))
 
-    def _join(self, names=None) -> bytes:
-        # Each entry's JSON object with the counts spliced in before its closing brace. The
-        # counts of most files are one shared fragment: its tail (`,counts},`) is made once,
-        # and the body is one join of the cached entries and shared tails: no copy per entry,
-        # and one large allocation (fresh memory for a body of megabytes costs page faults).
-        entries, usage = self._entries, self._usage
-        fragment = usage.fragment if usage is not None else None
-        tails, parts = {}, [b'{"files":[']
+    def _assemble(self, names=None) -> Listing:
+        # Each entry's JSON object without its closing brace, then its tail: the counts and
+        # the brace. The counts of most files are one shared fragment, so their tail is made
+        # once; no entry is copied.
+        entries, tails = self._entries, {}
+        parts = [_PREFIX]
         for n in (n for _, n in self._order) if names is None else names:
             _, data, index = entries[n]
-            if fragment is None:
-                tail = b"},"
-            else:
-                counts = fragment(index)
-                tail = tails.get(counts)
-                if tail is None:
-                    tail = tails[counts] = b",%s}," % counts
-            parts.append(memoryview(data)[:-1])
-            parts.append(tail)
-        if len(parts) > 1:
-            parts[-1] = parts[-1][:-1]  # no comma after the last entry
-        parts.append(b"]}")
-        return b"".join(parts)
+            parts += (_COMMA, data, self._tail(index, tails))
+        parts.append(_SUFFIX)
+        _separate(parts)
+        return Listing(parts)
+
+    def _tail(self, index: str, tails: dict) -> bytes:
+        """`}`, or `,<counts>}` with usage counts; `tails` keeps those made for this body."""
+        usage = self._usage
+        if usage is None:
+            return b"}"
+        counts = usage.fragment(index)
+        tail = tails.get(counts)
+        if tail is None:
+            tail = tails[counts] = b",%s}" % counts
+        return tail
+
+
+def _separate(parts: list) -> None:
+    """No separator before the first entry, a comma before the second: after an entry was
+    put in or taken out at the front of `parts`."""
+    if len(parts) > 2:
+        parts[1] = b""
+    if len(parts) > 5:
+        parts[4] = _COMMA
 
 
 def _signature(st) -> tuple:
@@ -417,9 +531,10 @@ def _restat(folder: str, name: str):
 
 
 def _read(name: str, path: str, types: dict):
-    """The cache item (signature, entry JSON, auth_index) of the file at `path`, with the
-    signature of what was read (its fstat); None when a scan would not list it now: gone, a
-    symlink or not a regular file. A file that can't be read is listed with the reason."""
+    """The cache item (signature, entry JSON without its closing brace, auth_index) of the
+    file at `path`, with the signature of what was read (its fstat); None when a scan would
+    not list it now: gone, a symlink or not a regular file. A file that can't be read is
+    listed with the reason. (Plain bytes parts: joining them is a copy, no buffer lookups.)"""
     try:
         raw, st = read_regular_stat(path)
         data = parse_auth_json(raw)
@@ -433,4 +548,4 @@ def _read(name: str, path: str, types: dict):
             return None
         data = f"failed to read file: {exc.strerror}"
     index = auth_index(name)
-    return _signature(st), entry_json(name, path, st, data, types, index), index
+    return _signature(st), entry_json(name, path, st, data, types, index)[:-1], index
