@@ -48,16 +48,36 @@ def fsync_folder(folder: str) -> None:
         os.close(dir_fd)
 
 
-def _renameat2():
+def _libc_function(name: str):
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        return libc.renameat2 if hasattr(libc, "renameat2") else None
+        return getattr(libc, name) if hasattr(libc, name) else None
     except OSError:
         return None
 
 
-_RENAMEAT2 = _renameat2() if sys.platform.startswith("linux") else None
+_LINUX = sys.platform.startswith("linux")
+_RENAMEAT2 = _libc_function("renameat2") if _LINUX else None
 _AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+_FALLOCATE = _libc_function("fallocate") if _LINUX else None
+if _FALLOCATE is not None:
+    _FALLOCATE.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
+_FALLOC_FL_KEEP_SIZE = 1
+
+
+def reserve(fd: int, size: int) -> None:
+    """Have the disk hold `size` bytes for the open file `fd` without changing it (Linux
+    fallocate, KEEP_SIZE): a full disk then fails here (OSError ENOSPC), before a rewrite in
+    place overwrites the first old byte. A system or filesystem that cannot reserve space
+    is left to fail, if at all, in the write."""
+    if _FALLOCATE is None or size <= 0:
+        return
+    if _FALLOCATE(fd, _FALLOC_FL_KEEP_SIZE, 0, size) == 0:
+        return
+    err = ctypes.get_errno()
+    if err in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+        return
+    raise OSError(err, os.strerror(err))
 
 
 def exchange(a: str, b: str) -> bool:

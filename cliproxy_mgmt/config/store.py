@@ -37,6 +37,7 @@ from ruamel.yaml.error import YAMLError
 
 from .. import audit
 from ..bulk import no_gc
+from ..fileio import reserve
 from ..safeload import InvalidYAML, load_yaml
 from ..storage.base import ConfigBackend, Conflict, Unavailable, Version
 from ..storage.files import FileConfig
@@ -131,9 +132,11 @@ def _write_in_place(target: str, data: bytes) -> None:
     Over a longer old file the new text is padded with newlines to the old length, so a
     crash between the write and the truncate leaves the new config and blank lines, never
     the old file's tail. (A crash inside the write can still mix the two: only a rename is
-    atomic, which is why this is the fallback.)
+    atomic, which is why this is the fallback.) The space is reserved first, so that a full
+    disk leaves the old file whole.
     """
     with open(target, "r+b", buffering=0) as f:
+        reserve(f.fileno(), len(data))
         size = os.fstat(f.fileno()).st_size
         rest = memoryview(data + b"\n" * max(size - len(data), 0))
         while rest:
