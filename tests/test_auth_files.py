@@ -6,6 +6,8 @@ import hashlib
 import io
 import json
 import os
+import shutil
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -93,6 +95,30 @@ def test_a_last_refresh_out_of_range_is_left_out_not_an_error(mgmt, auths, value
     entries = listing(mgmt)
     assert entries["a.json"].get("last_refresh") == shown
     assert entries["a.json"]["status"] == entries["b.json"]["status"] == "active"
+
+
+def test_a_file_time_beyond_the_platforms_range_is_listed_with_the_zero_time():
+    """tmpfs keeps 64-bit mtimes that localtime() refuses: that entry shows Go's zero time,
+    and the listing still answers (it used to fail whole)."""
+    from cliproxy_mgmt.authfiles.listing import ListingCache
+    from cliproxy_mgmt.authfiles.store import AuthDir
+
+    if not os.path.isdir("/dev/shm"):
+        pytest.skip("no /dev/shm (tmpfs) here")
+    folder = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        for name in ("far.json", "near.json"):
+            (folder / name).write_text(json.dumps(CLAUDE))
+        try:
+            os.utime(folder / "far.json", ns=(0, 10**17 * 10**9))
+        except (OSError, OverflowError, ValueError):
+            pytest.skip("this file system does not keep such a time")
+        files = json.loads(bytes(ListingCache(watch=False).body(AuthDir(str(folder)), {})))["files"]
+        shown = {entry["name"]: entry["modtime"] for entry in files}
+        assert shown["far.json"] == "0001-01-01T00:00:00Z"
+        assert shown["near.json"].startswith(str(datetime.now().year))
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_a_warm_listing_reads_no_unchanged_file(mgmt, auths, app):

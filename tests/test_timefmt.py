@@ -61,3 +61,9 @@ def test_datetimes_become_nanoseconds_exactly_at_any_year(moment):
     offset = moment.utcoffset() // timedelta(microseconds=1)
     assert unix_ns(moment) == (wall - offset) * 1000
     assert from_datetime(moment) == Stamp(unix_ns(moment), int(moment.utcoffset().total_seconds()))
+
+
+@pytest.mark.parametrize("seconds", [10**17, -10**17, 10**40, -(10**40)])
+def test_a_time_beyond_the_platforms_range_is_the_zero_time_not_an_error(seconds):
+    """A file's mtime may be anything its file system holds (tmpfs takes 64-bit seconds)."""
+    assert rfc3339_nano(seconds * 1_000_000_000 + 5) == timefmt.NO_TIME == "0001-01-01T00:00:00Z"

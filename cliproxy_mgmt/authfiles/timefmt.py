@@ -49,10 +49,19 @@ def _second(seconds: int) -> tuple[str, str]:
     return found
 
 
+# Go's zero time.Time: shown for a time the platform can't convert (a file's mtime may be
+# anything the file system holds, years beyond what localtime() takes included).
+NO_TIME = "0001-01-01T00:00:00Z"
+
+
 def rfc3339_nano(ns: int) -> str:
-    """`time.RFC3339Nano` of a unix time in nanoseconds (what `time.Time` JSON looks like)."""
+    """`time.RFC3339Nano` of a unix time in nanoseconds (what `time.Time` JSON looks like);
+    NO_TIME for one out of the platform's range."""
     seconds, fraction = divmod(ns, 1_000_000_000)
-    text, zone = _second(seconds)
+    try:
+        text, zone = _second(seconds)
+    except (OverflowError, OSError, ValueError):
+        return NO_TIME
     if fraction:
         text = f"{text}.{fraction:09d}".rstrip("0")
     return text + zone
