@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from urllib.parse import quote
 
 import pytest
 
@@ -191,6 +192,20 @@ def test_no_key_reaches_main_log_or_get_logs(server, tmp_path):
     reload_line = next(line for line in written.splitlines() if "config reload failed" in line)
     assert re.search(r"line \d+, column \d+", reload_line)
     assert "x: [" not in written  # no snippet of the file
+
+
+def test_a_path_cannot_forge_a_log_line(server, tmp_path):
+    """A newline or NUL decoded from the path is written escaped, as the client sent it."""
+    main_log = tmp_path / "writable" / "logs" / "main.log"
+    forged = "[2026-01-02 03:04:05] [error] INJECTED"
+    with session() as s:
+        assert s.get(server.url("/x%0a" + quote(forged) + "%00"), timeout=10).status_code == 404
+        assert _wait_for(lambda: main_log.exists() and "INJECTED" in main_log.read_text())
+        served = s.get(server.url("/logs"), timeout=10).json()["lines"]
+    for lines in (main_log.read_text().splitlines(), served):
+        [shown] = [line for line in lines if "INJECTED" in line]
+        assert '"GET /v0/management/x%0A%5B2026-01-02%2003' in shown and "%00 HTTP/1.1" in shown
+        assert not shown.startswith(forged) and "\x00" not in shown
 
 
 def test_auth_file_changes_are_audited(tmp_path):

@@ -26,6 +26,7 @@ SECRET_PARAMS = frozenset({"key", "api-key", "api_key", "apikey", "token", "acce
                            "refresh_token", "id_token", "state", "code", "password", "secret",
                            "auth", "authorization"})
 _START = "cliproxy_mgmt.started"
+_PATH_SAFE = "/:@,;=+!$&'()*~"  # with letters, digits and `-._`: what a path shows as it is
 
 
 def safe_query(query: str) -> str:
@@ -53,7 +54,8 @@ def init_app(app) -> None:
         started = request.environ.get(_START)
         elapsed = (time.perf_counter() - started) * 1000 if started else 0.0
         query = request.query_string.decode("latin-1")
-        target = request.path + ("?" + safe_query(query) if query else "")
+        # The path as it would be sent: a decoded newline or NUL must not start a forged line.
+        target = quote(request.path, safe=_PATH_SAFE) + ("?" + safe_query(query) if query else "")
         log.info('%s "%s %s %s" %d %s %.1fms', request_client(), request.method, target,
                  request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"), response.status_code,
                  _size(response), elapsed)

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 
+from ..safeload import load_json
 from .reader import line_time, main_log_files
 
 FINGERPRINT_BYTES = 4 * 1024
@@ -48,7 +49,7 @@ def decode(text: str) -> dict | None:
     """The fields of a cursor, or None when it is not one of ours."""
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        data = json.loads(raw)
+        data = load_json(raw)  # (a client's text: nesting limited)
     except (ValueError, binascii.Error):
         return None
     if not isinstance(data, dict) or data.get("v") != 1:
