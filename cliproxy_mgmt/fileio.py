@@ -15,14 +15,20 @@ def replace_file(target: str, data: bytes, *, mode: int, prefix: str, suffix: st
     """Write `data` to a temp file beside `target` (fsync, `mode`), rename it over `target`, fsync the folder.
 
     `target` is the directory entry replaced (resolve symlinks first if you mean their
-    target). A failure leaves `target` as it was and removes the temp file.
+    target); the owner of the file it replaces is kept (`keep_owner`). A failure leaves
+    `target` as it was and removes the temp file.
     `durable=False` skips both fsyncs, for a file rebuilt from elsewhere after a crash: readers
     still see the old or the new contents.
     """
     folder = os.path.dirname(target)
+    try:
+        replaced = os.lstat(target)
+    except OSError:
+        replaced = None
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
+            keep_owner(f.fileno(), replaced)
             os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
@@ -37,6 +43,19 @@ def replace_file(target: str, data: bytes, *, mode: int, prefix: str, suffix: st
         raise
     if durable:
         fsync_folder(folder)
+
+
+def keep_owner(fd: int, replaced) -> None:
+    """Give the new file `fd` the owner and group of the file it replaces (`replaced`, its
+    stat, or None), so that a server run as root does not take a token or config away from
+    the proxy's user. Where this process may not (not root), the file stays its own.
+    Call it before fchmod: a change of owner may clear set-id bits."""
+    if replaced is None or (replaced.st_uid, replaced.st_gid) == (os.geteuid(), os.getegid()):
+        return
+    try:
+        os.fchown(fd, replaced.st_uid, replaced.st_gid)
+    except PermissionError:
+        pass
 
 
 def fsync_folder(folder: str) -> None:

@@ -121,6 +121,25 @@ def test_a_file_time_beyond_the_platforms_range_is_listed_with_the_zero_time():
         shutil.rmtree(folder)
 
 
+def test_rewritten_files_keep_their_owner(mgmt, auths, app):
+    """A server run as root rewrites config.yaml and token files of the proxy's user: they stay
+    that user's (a 0600 token given to root is lost to the proxy)."""
+    if os.geteuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+    nobody = 65534
+    config = Path(app.extensions["cliproxy_mgmt"].store.path)
+    token = put(auths, "claude-o.json", CLAUDE)
+    for path in (config, token):
+        os.chown(path, nobody, nobody)
+        path.chmod(0o600)
+    assert mgmt.put("/debug", json={"value": True}).status_code == 200
+    assert mgmt.patch("/auth-files/status", json={"name": "claude-o.json", "disabled": True}).status_code == 200
+    assert "debug: true" in config.read_text() and json.loads(token.read_text())["disabled"] is True
+    for path in (config, token):
+        st = path.stat()
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (nobody, nobody, 0o600), path.name
+
+
 def test_a_warm_listing_reads_no_unchanged_file(mgmt, auths, app):
     path = put(auths, "claude-a.json", {**CLAUDE, "email": "aaa@example.com"})
     assert listing(mgmt)["claude-a.json"]["email"] == "aaa@example.com"

@@ -26,7 +26,7 @@ import tempfile
 import threading
 from typing import Callable
 
-from ..fileio import exchange, fsync_folder, replace_file
+from ..fileio import exchange, fsync_folder, keep_owner, replace_file
 from .base import AuthBackend, ConfigBackend, Conflict, Storage, Version
 
 
@@ -109,14 +109,16 @@ class FileConfig(ConfigBackend):
         target = os.path.realpath(self.path)
         data = text.encode("utf-8")
         try:
-            mode = os.stat(target).st_mode & 0o7777
+            replaced = os.stat(target)
+            mode = replaced.st_mode & 0o7777
         except FileNotFoundError:
-            mode = 0o600
+            replaced, mode = None, 0o600
         folder, name = os.path.split(target)
         fd, tmp = tempfile.mkstemp(prefix="." + name + ".", suffix=".tmp", dir=folder)
         try:
             digest = _Digest(data)  # hashed while the data goes to disk
             with os.fdopen(fd, "wb") as f:
+                keep_owner(f.fileno(), replaced)
                 os.fchmod(f.fileno(), mode)
                 f.write(data)
                 f.flush()
