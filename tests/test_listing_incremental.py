@@ -103,3 +103,34 @@ def test_a_listing_changed_part_by_part_is_the_fresh_listing_and_stays_as_handed
         handed_out.append((listing, body))
     assert all(bytes(listing) == body for listing, body in handed_out)
     assert any(re.search(rb'"success":[1-9]', body) for _, body in handed_out)  # counts were shown
+
+
+def test_a_path_that_leads_to_another_folder_is_listed_at_once(tmp_path):
+    """The watch is on the folder the path led to: after a symlink is pointed elsewhere, or a
+    parent folder is moved and made again, the next listing shows the new folder's files
+    (it used to show the old ones until the next full check, up to 10 s later)."""
+    def names(cache, folder):
+        return [e["name"] for e in json.loads(bytes(cache.body(AuthDir(str(folder)), {})))["files"]]
+
+    for kind in ("symlink", "parent"):
+        base = tmp_path / kind
+        for sub in ("A", "B"):
+            (base / sub).mkdir(parents=True)
+            (base / sub / f"{sub.lower()}.json").write_text(json.dumps({"type": "claude"}))
+        if kind == "symlink":
+            path = base / "auths"
+            path.symlink_to(base / "A")
+        else:
+            path = base / "P" / "auths"
+            path.parent.mkdir()
+            os.rename(base / "A", path)
+        cache = ListingCache(watch=True)
+        assert names(cache, path) == ["a.json"]
+        if kind == "symlink":
+            (base / "new").symlink_to(base / "B")
+            os.replace(base / "new", path)
+        else:
+            os.rename(base / "P", base / "P.old")
+            path.parent.mkdir()
+            os.rename(base / "B", path)
+        assert names(cache, path) == ["b.json"], kind

@@ -333,6 +333,7 @@ class ListingCache:
         self._use_watch = watch            # False: stat every file on every listing
         self._folder: str | None = None
         self._watch: DirWatch | None = None
+        self._watched = None                   # _identity() of the folder the watch is on
         self._entries: dict[str, tuple] = {}   # name -> (signature, entry JSON but its `}`, auth_index)
         self._dirty: set[str] = set()
         self._listing: Listing | None = None
@@ -371,10 +372,16 @@ class ListingCache:
         if self._folder != folder.path:
             self._reset(folder.path)
         full = False
-        if self._use_watch and (self._watch is None or self._watch.lost):
-            self._close_watch()
-            self._watch = DirWatch.start(folder.path)  # before the full pass: nothing slips by
-            full = True
+        if self._use_watch:
+            # The path may now lead to another folder (a symlink or a parent moved): the
+            # watch is on the folder it was started on. (Looked at before the start: a move
+            # in between costs one more restart, never a stale watch.)
+            seen = _identity(folder.path)
+            if self._watch is None or self._watch.lost or seen != self._watched:
+                self._close_watch()
+                self._watch = DirWatch.start(folder.path)  # before the full pass: nothing slips by
+                self._watched = seen
+                full = True
         changed = self._watch.changes() if self._watch is not None else None
         now = time.monotonic()
         if full or changed is None or self._listing is None or now - self._checked > FULL_CHECK_INTERVAL:
@@ -505,6 +512,15 @@ def _separate(parts: list) -> None:
         parts[1] = b""
     if len(parts) > 5:
         parts[4] = _COMMA
+
+
+def _identity(path: str):
+    """(device, inode) of the folder `path` leads to now; None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _signature(st) -> tuple:
