@@ -223,6 +223,24 @@ def test_store_file_beside_the_config_by_default(app):
     assert os.path.exists(store.path)
 
 
+@pytest.mark.parametrize("route", ["/usage", "/usage/export"])
+@pytest.mark.parametrize("harm", ["removed", "damaged"])
+def test_a_store_file_gone_or_damaged_while_running_is_a_json_error(app, mgmt, route, harm):
+    """The file removed (or overwritten) under the running server: a JSON 503 that says so,
+    not a response cut off after it began, and no new empty file in its place."""
+    path = usage_service(app).store().path
+    for name in (path, path + "-wal", path + "-shm"):
+        if os.path.exists(name):
+            os.remove(name)
+    if harm == "damaged":
+        with open(path, "wb") as f:
+            f.write(b"this is not a database" * 100)
+    r = mgmt.get(route)
+    assert r.status_code == 503
+    assert r.get_json()["error"].startswith("storage unavailable: usage statistics: ")
+    assert os.path.exists(path) == (harm == "damaged")
+
+
 def test_store_file_follows_the_setting(tmp_path, mgmt):
     app = mgmt.client.application
     config = app.extensions["cliproxy_mgmt"].store

@@ -18,14 +18,18 @@ texts joined and sent in large chunks, from the database, never built whole in m
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import sqlite3
 import tempfile
 import threading
+import urllib.parse
 import weakref
 from typing import Callable, Iterable, Iterator
+
+from ..storage.base import Unavailable
 
 from .credentials import (BUCKETS, CredentialCounts, CredentialUsage, aggregate_key, bucket_of,
                           current_bucket)
@@ -101,10 +105,17 @@ _ADD_TOTAL = ("UPDATE totals SET success = success + ?, failure = failure + ?, "
 INT64_MAX = (1 << 63) - 1
 
 
-def _connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+def _connect(path: str, *, existing: bool = False) -> sqlite3.Connection:
+    """A connection to `path`; with `existing`, one that fails instead of making a new file."""
+    target = f"file:{urllib.parse.quote(path)}?mode=rw" if existing else path
+    conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, timeout=10,
+                           uri=existing)
     conn.execute("PRAGMA busy_timeout = 10000")
     return conn
+
+
+def _unavailable(exc: sqlite3.Error) -> Unavailable:
+    return Unavailable(errno.EIO, f"usage statistics: {exc}")
 
 
 def _s(text: str) -> str:
@@ -259,7 +270,8 @@ class SqliteUsageStore:
                                  "ORDER BY ts_ns, id LIMIT ?)", (excess,))
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # (SQLite may have rolled back already: a full disk)
+                    conn.execute("ROLLBACK")
                 raise
             self._count = min(self._count + added, self.max_details)
             self._credentials.apply(credential_totals, credential_buckets)
@@ -282,13 +294,21 @@ class SqliteUsageStore:
         about CHUNK characters.
 
         Read from one consistent view of the database, on a connection of its own, so
-        writers are never blocked while a large snapshot is sent.
+        writers are never blocked while a large snapshot is sent. A file that is gone or
+        unreadable (removed or damaged while the server runs) raises Unavailable at the first
+        chunk; it is not made again empty.
         """
-        conn = _connect(self.path)
         try:
-            conn.execute("BEGIN")
-            success, failure, tokens = conn.execute(
-                "SELECT success, failure, tokens FROM totals").fetchone()
+            conn = _connect(self.path, existing=True)
+        except sqlite3.Error as exc:
+            raise _unavailable(exc) from None
+        try:
+            try:
+                conn.execute("BEGIN")
+                success, failure, tokens = conn.execute(
+                    "SELECT success, failure, tokens FROM totals").fetchone()
+            except sqlite3.Error as exc:
+                raise _unavailable(exc) from None
             yield head(failure)
             out = _Chunks()
             out.add(f'{{"total_requests":{success + failure},"success_count":{success},'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 
 from flask import Blueprint, Response, current_app, jsonify
@@ -31,7 +32,11 @@ _INT = {"type": "integer"}
 
 
 def _streamed(head, tail: str) -> Response:
-    return Response(usage_service().store().stream(head, tail), mimetype="application/json")
+    chunks = usage_service().store().stream(head, tail)
+    # The store is first read here, where a failure can still be answered as JSON (once the
+    # response has started, the server could only cut it off).
+    first = next(chunks)
+    return Response(itertools.chain((first,), chunks), mimetype="application/json")
 
 
 @bp.get("/usage")
