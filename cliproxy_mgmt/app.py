@@ -83,10 +83,11 @@ def feature_blueprints() -> list[Blueprint]:
 
 
 def init_features(app: Flask) -> None:
-    """Per-app state and app-level routes of the features: usage store, log file, panel, CORS, /healthz."""
-    from . import cors, health, logs, usage, usage_queue, web_ui
+    """Per-app state and app-level routes of the features: usage store, log file, panel, CORS,
+    /healthz, the auth-dir's leftovers."""
+    from . import authfiles, cors, health, logs, usage, usage_queue, web_ui
 
-    for feature in (usage, usage_queue, logs, web_ui, cors, health):
+    for feature in (usage, usage_queue, logs, web_ui, cors, health, authfiles):
         feature.init_app(app)
 
 

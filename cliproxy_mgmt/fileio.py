@@ -8,6 +8,9 @@ import errno
 import os
 import sys
 import tempfile
+import time
+
+STALE_TEMP_SECONDS = 60  # a save holds its temp file for milliseconds; older ones are a crash's
 
 
 def replace_file(target: str, data: bytes, *, mode: int, prefix: str, suffix: str,
@@ -43,6 +46,29 @@ def replace_file(target: str, data: bytes, *, mode: int, prefix: str, suffix: st
         raise
     if durable:
         fsync_folder(folder)
+
+
+def remove_stale(folder: str, names, older_than: float = STALE_TEMP_SECONDS) -> list[str]:
+    """Delete the temp files interrupted saves (a crash, SIGKILL) left in `folder`: regular
+    files whose names `names` (a compiled pattern) matches whole, older than `older_than`
+    seconds, so that a save in flight is never touched. Returns their names."""
+    removed = []
+    now = time.time()
+    try:
+        with os.scandir(folder) as it:
+            entries = [entry for entry in it if names.fullmatch(entry.name)]
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            if (not entry.is_file(follow_symlinks=False)
+                    or now - entry.stat(follow_symlinks=False).st_mtime < older_than):
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(entry.name)
+    return removed
 
 
 def keep_owner(fd: int, replaced) -> None:

@@ -334,6 +334,23 @@ def test_stale_temp_files_are_removed_at_start(tmp_path):
     assert remove_stale_temp_files(str(config), older_than=0) == [fresh.name]
 
 
+def test_auth_file_temp_files_left_by_a_crash_are_removed_at_start(make_app, tmp_path):
+    """An upload killed mid-save leaves `.tmp-XXXXXXXX.part` in auth-dir, holding a token:
+    the next start removes it, and only it (a fresh one may be a save in flight)."""
+    auths = tmp_path / "auths"
+    auths.mkdir()
+    stale, fresh = auths / ".tmp-ab_cd123.part", auths / ".tmp-xy_z9876.part"
+    others = [auths / ".tmp-short.part", auths / "claude-a.json", auths / ".tmp-ab_cd123.json"]
+    for p in [stale, fresh] + others:
+        p.write_text('{"type": "claude", "access_token": "secret"}')
+    old = time.time() - 3600
+    for p in [stale] + others:
+        os.utime(p, (old, old))
+    make_app()
+    assert not stale.exists()
+    assert fresh.exists() and all(p.exists() for p in others)
+
+
 def test_save_error_names_the_config_not_the_temp_file(tmp_path):
     folder = tmp_path / "etc"
     folder.mkdir()

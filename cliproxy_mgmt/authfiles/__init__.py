@@ -10,6 +10,7 @@ Routes are in `api.py` (blueprint `bp`). Other code uses:
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from contextlib import contextmanager
 
@@ -17,12 +18,15 @@ from flask import current_app
 
 from ..errors import ApiError
 from ..storage.base import Unavailable
+from ..storage.files import remove_stale_entries
 from .listing import ListingCache, auth_index, parse_auth_json
 from .store import AuthDir, dump_json, resolve_auth_dir
 
 EXTRA_KEY = "authfiles"
 
-__all__ = ["AuthFiles", "auth_files", "auth_index", "find_by_auth_index"]
+__all__ = ["AuthFiles", "auth_files", "auth_index", "find_by_auth_index", "init_app"]
+
+log = logging.getLogger(__name__)
 
 
 class AuthFiles:
@@ -95,6 +99,15 @@ class AuthFiles:
                 yield
         except Unavailable as exc:
             raise ApiError(503, f"storage unavailable: {exc.strerror or exc}") from None
+
+
+def init_app(app) -> None:
+    """At start: remove the temp files that interrupted saves (a crash, SIGKILL) left in
+    auth-dir; each may hold a token."""
+    path = resolve_auth_dir(app.extensions["cliproxy_mgmt"].store)
+    removed = remove_stale_entries(path) if path else []
+    if removed:
+        log.info("removed %d temp file(s) left by interrupted saves in %s", len(removed), path)
 
 
 def auth_files(state=None) -> AuthFiles:

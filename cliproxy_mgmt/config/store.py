@@ -37,7 +37,7 @@ from ruamel.yaml.error import YAMLError
 
 from .. import audit
 from ..bulk import no_gc
-from ..fileio import reserve
+from ..fileio import STALE_TEMP_SECONDS, remove_stale, reserve
 from ..safeload import InvalidYAML, load_yaml
 from ..storage.base import ConfigBackend, Conflict, Unavailable, Version
 from ..storage.files import FileConfig
@@ -47,7 +47,6 @@ from .draft import Draft
 log = logging.getLogger(__name__)
 
 REFRESH_INTERVAL = 0.1  # seconds between two stat() checks for external edits
-STALE_TEMP_SECONDS = 60  # a save holds its temp file for milliseconds; older ones are a crash's
 EDIT_ATTEMPTS = 20  # an edit re-applied on someone else's newer text this often before giving up
 
 
@@ -97,33 +96,10 @@ def parse(text: str) -> dict:
 
 
 def remove_stale_temp_files(path: str, older_than: float = STALE_TEMP_SECONDS) -> list[str]:
-    """Delete the temp files that interrupted saves (a crash, SIGKILL) left next to `path`.
-
-    Only the file backend's own names (`.<name>.XXXXXXXX.tmp`), and only files older than
-    `older_than` seconds, so a save in flight elsewhere is never touched. Returns the names.
-    """
-    target = os.path.realpath(path)
-    folder, name = os.path.split(target)
-    ours = re.compile(re.escape("." + name + ".") + r"[A-Za-z0-9_]{8}\.tmp")
-    removed = []
-    now = time.time()
-    try:
-        with os.scandir(folder) as it:
-            entries = list(it)
-    except OSError:
-        return removed
-    for entry in entries:
-        if not ours.fullmatch(entry.name):
-            continue
-        try:
-            if (not entry.is_file(follow_symlinks=False)
-                    or now - entry.stat(follow_symlinks=False).st_mtime < older_than):
-                continue
-            os.unlink(entry.path)
-        except OSError:
-            continue
-        removed.append(entry.name)
-    return removed
+    """Delete the temp files that interrupted saves (a crash, SIGKILL) left next to `path`:
+    only the file backend's own names (`.<name>.XXXXXXXX.tmp`), see `fileio.remove_stale`."""
+    folder, name = os.path.split(os.path.realpath(path))
+    return remove_stale(folder, re.compile(re.escape("." + name + ".") + r"[A-Za-z0-9_]{8}\.tmp"), older_than)
 
 
 def _write_in_place(target: str, data: bytes) -> None:

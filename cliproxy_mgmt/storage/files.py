@@ -22,11 +22,12 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import tempfile
 import threading
 from typing import Callable
 
-from ..fileio import exchange, fsync_folder, keep_owner, replace_file
+from ..fileio import exchange, fsync_folder, keep_owner, remove_stale, replace_file
 from .base import AuthBackend, ConfigBackend, Conflict, Storage, Version
 
 
@@ -188,9 +189,18 @@ class FileConfig(ConfigBackend):
         return written
 
 
+_TEMP_ENTRY = re.compile(r"\.tmp-[a-z0-9_]{8}\.part")  # replace_entry's temp files (mkstemp)
+
+
 def replace_entry(path: str, data: bytes, mode: int = AUTH_FILE_MODE) -> None:
     """Replace the directory entry `path` (never a symlink's target) with `data`, atomically."""
     replace_file(path, data, mode=mode, prefix=".tmp-", suffix=".part")
+
+
+def remove_stale_entries(folder: str) -> list[str]:
+    """The temp files interrupted `replace_entry` saves left in `folder`, removed
+    (`fileio.remove_stale`); their names."""
+    return remove_stale(folder, _TEMP_ENTRY)
 
 
 class FileAuths(AuthBackend):
