@@ -23,6 +23,7 @@ from .redact import RedactingFormatter
 
 ROTATE_BYTES = 10 * 1024 * 1024  # lumberjack's size in upstream
 MAINTENANCE_INTERVAL = 60.0
+log = logging.getLogger(__name__)
 _LEVELS = {"DEBUG": "debug", "INFO": "info ", "WARNING": "warn ", "ERROR": "error",
            "CRITICAL": "error"}
 
@@ -114,16 +115,21 @@ def enforce_limits(folder: str, max_total_mb: int, max_error_logs: int) -> None:
         for entry in sorted(logs, key=lambda e: e.stat().st_mtime):
             if total <= max_total_mb * 1024 * 1024:
                 break
-            if entry.name != MAIN_LOG:
+            if entry.name != MAIN_LOG and _remove(entry.path):
                 total -= entry.stat().st_size
-                _remove(entry.path)
 
 
-def _remove(path: str) -> None:
+def _remove(path: str) -> bool:
+    """Delete a log file; False (and a warning) when it stays: the folder is only kept small,
+    so a file that cannot go (read-only disk, immutable file) must not fail anything else."""
     try:
         os.remove(path)
     except FileNotFoundError:
         pass
+    except OSError as exc:
+        log.warning("log folder upkeep: cannot remove %s: %s", path, exc.strerror or exc)
+        return False
+    return True
 
 
 def _int_setting(config, key: str, default: int) -> int:
@@ -158,9 +164,14 @@ class FileLogging:
             self.upkeep()
 
     def upkeep(self) -> None:
+        """Apply the two limits now. Never raises: a failure is housekeeping's, logged, and must
+        not change the answer to the request (or the start-up, or the log line) it follows."""
         max_files = _int_setting(self.config, "error-logs-max-files", 10)
-        enforce_limits(log_dir(self.config), _int_setting(self.config, "logs-max-total-size-mb", 0),
-                       10 if max_files < 0 else max_files)
+        try:
+            enforce_limits(log_dir(self.config), _int_setting(self.config, "logs-max-total-size-mb", 0),
+                           10 if max_files < 0 else max_files)
+        except OSError as exc:
+            log.warning("log folder upkeep failed: %s", exc)
 
     def _apply(self) -> None:
         wanted = log_dir(self.config) if self.config.get("logging-to-file") is True else None
