@@ -8,11 +8,15 @@ import contextlib
 import fcntl
 import logging
 import os
+import socket
 import time
 
 import pytest
 
 from cliproxy_mgmt import logs
+from cliproxy_mgmt.authfiles.store import NotRegularFile
+from cliproxy_mgmt.logs import backwards, reader
+from cliproxy_mgmt.logs.paths import open_regular
 from cliproxy_mgmt.testing import ManagementClient
 from realserver import RealServer, session
 
@@ -92,3 +96,90 @@ def test_the_server_starts_with_logs_it_cannot_remove(tmp_path):
     warnings = [x for x in srv.log().splitlines() if "cannot remove" in x]
     assert warnings and str(paths[0]) in warnings[0]
     assert "Traceback" not in srv.log()
+
+
+# -- FIFOs and sockets named like logs --------------------------------------------------------
+
+@pytest.fixture
+def server_and_folder(tmp_path):
+    """A real server with logging-to-file on, and its log folder."""
+    srv = RealServer(tmp_path, extra="logging-to-file: true\n")
+    folder = tmp_path / "writable" / "logs"
+    folder.mkdir(parents=True)
+    srv.env["WRITABLE_PATH"] = str(tmp_path / "writable")
+    srv.start()
+    yield srv, folder
+    srv.stop()
+
+
+def bind_socket(folder, name: str) -> socket.socket:
+    """A listening Unix socket at folder/name (bound by a relative name: paths may be long)."""
+    sock = socket.socket(socket.AF_UNIX)
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        sock.bind(name)
+    finally:
+        os.chdir(here)
+    sock.listen()
+    return sock
+
+
+def test_fifos_and_sockets_named_like_logs_are_not_logs(server_and_folder):
+    srv, folder = server_and_folder
+    (folder / "error-real.log").write_text("real error log")
+    (folder / "v1-chat-2026-01-15T090000-real1.log").write_text("real request log")
+    (folder / "main.log").write_text("[2026-01-01 00:00:09] [--------] [info ] [x.py:1] kept\n")
+    os.mkfifo(folder / "error-fifo.log")
+    os.mkfifo(folder / "v1-chat-2026-01-15T090000-fifo1.log")
+    os.mkfifo(folder / "main-2026-01-01T00-00-00.000.log")
+    sockets = [bind_socket(folder, name) for name in (
+        "error-sock.log", "v1-chat-2026-01-15T090000-sock1.log", "main.log.1")]
+    try:
+        with session() as s:
+            def get(path, **kw):
+                return s.get(srv.url(path), timeout=10, **kw)  # a hang fails, not blocks
+
+            for name in ("error-fifo.log", "error-sock.log"):
+                r = get(f"/request-error-logs/{name}")
+                assert r.status_code == 404 and r.json() == {"error": "log file not found"}, name
+            for rid in ("fifo1", "sock1"):
+                r = get(f"/request-log-by-id/{rid}")
+                assert r.status_code == 404, rid
+                assert r.json() == {"error": "log file not found for the given request ID"}
+            r = get("/request-error-logs/error-real.log", headers={"Range": "bytes=0-3"})
+            assert r.status_code == 206 and r.content == b"real"
+            assert r.headers["Content-Disposition"] == 'attachment; filename="error-real.log"'
+            assert get("/request-log-by-id/real1").content == b"real request log"
+            names = [f["name"] for f in get("/request-error-logs").json()["files"]]
+            assert names == ["error-real.log"]
+            for query in ({}, {"after": "5"}, {"limit": "50"}):
+                r = get("/logs", params=query)
+                assert r.status_code == 200, query
+                assert any(x.endswith("] kept") for x in r.json()["lines"]), query
+            # every worker is still free: none waits on a FIFO
+            for _ in range(srv.threads * 2):
+                assert get("/request-error-logs/error-fifo.log").status_code == 404
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def test_a_log_swapped_for_a_fifo_after_the_listing_is_read_as_gone(folder):
+    """The readers open what the folder listing named; by then it may be a FIFO or a socket."""
+    fifo, sock_name = folder / "main-2026-01-01T00-00-00.000.log", "main.log.1"
+    os.mkfifo(fifo)
+    sock = bind_socket(folder, sock_name)
+    try:
+        for path in (str(fifo), str(folder / sock_name), str(folder / "main.log.2")):
+            assert list(reader._lines(path)) == []
+            assert list(backwards.reverse_lines(path)) == []
+            assert backwards.LineCounts().total([path]) == 0
+    finally:
+        sock.close()
+    with pytest.raises(NotRegularFile):
+        open_regular(str(fifo))
+    (folder / "main.log").write_text("one\n")
+    (folder / "link.log").symlink_to(folder / "main.log")
+    with pytest.raises(NotRegularFile):
+        open_regular(str(folder / "link.log"))

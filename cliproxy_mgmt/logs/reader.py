@@ -8,7 +8,8 @@ import time
 from collections import deque
 from datetime import datetime
 
-from .paths import regular_files, rotation_order
+from ..authfiles.store import NotRegularFile
+from .paths import open_regular, regular_files, rotation_order
 
 _STAMP = re.compile(rb"^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})")
 
@@ -31,10 +32,21 @@ def main_log_files(folder: str) -> list[str]:
     return [path for _, path in sorted(ranked, key=lambda r: (-r[0], r[1]))]
 
 
+def open_log(path: str):
+    """A listed log file opened for reading (`open_regular`), or None when it has gone or was
+    swapped for something else (a FIFO, a socket) since the folder was listed."""
+    try:
+        return open_regular(path)[0]
+    except (FileNotFoundError, NotRegularFile):
+        return None
+
+
 def _lines(path: str):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        for raw in f:
+    f = open_log(path)
+    if f is None:
+        return
+    with f, (gzip.GzipFile(fileobj=f, mode="rb") if path.endswith(".gz") else f) as stream:
+        for raw in stream:
             line = raw[:-1] if raw.endswith(b"\n") else raw
             yield line[:-1] if line.endswith(b"\r") else line
 
