@@ -6,6 +6,7 @@ from __future__ import annotations
 import array
 import contextlib
 import fcntl
+import gzip
 import logging
 import os
 import socket
@@ -183,3 +184,46 @@ def test_a_log_swapped_for_a_fifo_after_the_listing_is_read_as_gone(folder):
     (folder / "link.log").symlink_to(folder / "main.log")
     with pytest.raises(NotRegularFile):
         open_regular(str(folder / "link.log"))
+
+
+# -- broken rotated archives ------------------------------------------------------------------
+
+def log_line(stamp: str, text: str) -> str:
+    return f"[{stamp}] [--------] [info ] [x.py:1] {text}\n"
+
+
+def test_broken_archives_are_read_up_to_the_break_and_the_rest_is_served(make_app, folder, caplog):
+    old = "".join(log_line("2026-01-01 00:00:01", f"old {n} {os.urandom(8).hex()}")
+                  for n in range(20000)).encode()
+    whole = gzip.compress(old)
+    truncated = folder / "main-2026-01-01T00-00-00.000.log.gz"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    (folder / "main-2026-01-02T00-00-00.000.log.gz").write_bytes(b"not gzip at all\n")
+    corrupt = bytearray(gzip.compress(log_line("2026-01-02 12:00:00", "corrupt").encode()))
+    corrupt[-8] ^= 0xFF  # the CRC
+    (folder / "main-2026-01-02T12-00-00.000.log.gz").write_bytes(bytes(corrupt))
+    with gzip.open(folder / "main-2026-01-03T00-00-00.000.log.gz", "wt") as f:
+        f.write(log_line("2026-01-03 00:00:00", "good archive"))
+    (folder / "main.log").write_text(log_line("2026-01-04 00:00:00", "current"))
+    app = make_app(extra_yaml="logging-to-file: true\n")
+    try:
+        mgmt = ManagementClient(app.test_client())
+        caplog.set_level(logging.WARNING, logger="cliproxy_mgmt.logs")
+        body = mgmt.get("/logs").get_json()
+        # (the warnings are log lines too: with logging-to-file on, they end main.log)
+        texts = [x.split("] ")[-1] for x in body["lines"] if "broken log archive" not in x]
+        assert texts[-2:] == ["good archive", "current"]
+        assert texts[0].startswith("old 0 ") and 0 < sum(t.startswith("old ") for t in texts) < 20000
+        for query in ({"after": "5"}, {"limit": "10"}, {"after": "5", "limit": "100000"}):
+            r = mgmt.get("/logs", query_string=query)
+            assert r.status_code == 200, query
+            assert any(x.endswith("] current") for x in r.get_json()["lines"]), query
+        cursor = mgmt.get("/logs", query_string={"limit": "1"}).get_json()["next-cursor"]
+        assert mgmt.get("/logs", query_string={"cursor": cursor}).status_code == 200
+        warnings = [r.getMessage() for r in caplog.records if "broken log archive" in r.getMessage()]
+        for name in ("main-2026-01-01T00-00-00.000.log.gz", "main-2026-01-02T00-00-00.000.log.gz",
+                     "main-2026-01-02T12-00-00.000.log.gz"):
+            assert sum(name in w for w in warnings) == 1, name  # once, not on every read
+        assert not any("good archive" in w for w in warnings)
+    finally:
+        logs.close(app)

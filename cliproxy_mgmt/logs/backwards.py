@@ -12,13 +12,12 @@ only grows, so only its new bytes are counted).
 
 from __future__ import annotations
 
-import gzip
 import os
 import threading
 
 from ..authfiles.store import NotRegularFile
 from .paths import open_regular
-from .reader import line_time, main_log_files, open_log
+from .reader import gzip_data, line_time, main_log_files, open_log
 
 BLOCK = 64 * 1024
 # Lines up to this many seconds older than `after` are still looked at (and skipped), in
@@ -36,8 +35,8 @@ def reverse_lines(path: str):
     if f is None:
         return
     if path.endswith(".gz"):
-        with f, gzip.GzipFile(fileobj=f, mode="rb") as z:
-            lines = z.read().split(b"\n")
+        with f:
+            lines = gzip_data(path, f).split(b"\n")
         if lines[-1] == b"":
             lines.pop()
         for line in reversed(lines):
@@ -152,8 +151,7 @@ class LineCounts:
         if path.endswith(".gz"):
             if entry and entry[:4] == (*ident, st.st_size, st.st_mtime_ns):
                 return entry
-            with gzip.GzipFile(fileobj=f, mode="rb") as z:
-                data = z.read()
+            data = gzip_data(path, f)
             return (*ident, st.st_size, st.st_mtime_ns, data.count(b"\n"), data[-1:])
         start, newlines, last = 0, 0, b""
         if entry and entry[:2] == ident and entry[2] <= st.st_size:
