@@ -227,3 +227,37 @@ def test_broken_archives_are_read_up_to_the_break_and_the_rest_is_served(make_ap
         assert not any("good archive" in w for w in warnings)
     finally:
         logs.close(app)
+
+
+# -- a log file that cannot be opened ---------------------------------------------------------
+
+@pytest.mark.parametrize("break_folder, problem", [
+    (lambda folder: (folder / "main.log" / "x").mkdir(parents=True), "cannot write"),
+    (lambda folder: folder.rmdir() or folder.write_text("a file"), "cannot create"),
+])
+def test_logging_to_a_file_that_cannot_be_opened_keeps_the_console(tmp_path, break_folder, problem):
+    srv = RealServer(tmp_path, extra="logging-to-file: false\n")
+    folder = tmp_path / "writable" / "logs"
+    folder.mkdir(parents=True)
+    srv.env["WRITABLE_PATH"] = str(tmp_path / "writable")
+    break_folder(folder)
+    srv.start()
+    try:
+        with session() as s:
+            r = s.put(srv.url("/logging-to-file"), json={"value": True}, timeout=10)
+            assert r.status_code == 200  # saved, as upstream does
+            assert s.get(srv.url("/logging-to-file"), timeout=10).json() == {"logging-to-file": True}
+            r = s.put(srv.url("/api-keys"), json=["after-the-switch"], timeout=10)
+            assert r.status_code == 200
+            deadline = time.monotonic() + 10
+            while "/api-keys" not in srv.log().split("logging-to-file: " + problem)[-1]:
+                assert time.monotonic() < deadline, srv.log()
+                time.sleep(0.05)
+    finally:
+        srv.stop()
+    console = srv.log()
+    reports = [x for x in console.splitlines() if "logging-to-file: " + problem in x]
+    assert reports and str(folder) in reports[0]
+    after = console.split(reports[0])[-1]
+    assert "PUT /v0/management/api-keys" in after  # the access line still reaches the console
+    assert "Logging error" not in console and "Traceback" not in console

@@ -14,6 +14,7 @@ import logging
 import logging.handlers
 import os
 import sys
+import tempfile
 import threading
 import time
 import weakref
@@ -52,6 +53,17 @@ class MainLogHandler(logging.handlers.RotatingFileHandler):
         self.on_rotate = on_rotate
         super().__init__(os.path.join(folder, MAIN_LOG), mode="a", maxBytes=ROTATE_BYTES,
                          encoding="utf-8", delay=True)
+
+    def check_writable(self) -> None:
+        """Raise the OSError that writing main.log would meet (read-only folder, main.log a
+        folder), before the console is muted: a log that cannot be written must not leave
+        the server silent. An existing main.log is opened now; a missing one is still
+        created by the first line (the folder is probed with a nameless temp file)."""
+        if os.path.lexists(self.baseFilename):
+            self.stream = self._open()
+        else:
+            with tempfile.TemporaryFile(dir=self.folder):
+                pass
 
     def doRollover(self):
         if self.stream:
@@ -184,9 +196,16 @@ class FileLogging:
         try:
             os.makedirs(wanted, exist_ok=True)
         except OSError as exc:
-            logging.getLogger(__name__).error("logging-to-file: cannot create %s: %s", wanted, exc)
+            log.error("logging-to-file: cannot create %s: %s", wanted, exc)
             return
         handler = MainLogHandler(wanted, on_rotate=self.upkeep)
+        try:
+            handler.check_writable()
+        except OSError as exc:
+            handler.close()
+            log.error("logging-to-file: cannot write %s: %s; logging to the console",
+                      handler.baseFilename, exc.strerror or exc)
+            return
         handler.setFormatter(UpstreamFormatter())
         for console in _console_handlers():
             console.addFilter(self._mute)
