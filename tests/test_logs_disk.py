@@ -10,6 +10,7 @@ import gzip
 import logging
 import os
 import socket
+import sys
 import time
 
 import pytest
@@ -261,3 +262,18 @@ def test_logging_to_a_file_that_cannot_be_opened_keeps_the_console(tmp_path, bre
     after = console.split(reports[0])[-1]
     assert "PUT /v0/management/api-keys" in after  # the access line still reaches the console
     assert "Logging error" not in console and "Traceback" not in console
+
+
+def test_a_folder_where_main_log_cannot_be_created_keeps_the_console(make_app, folder, caplog):
+    console = logging.StreamHandler(sys.stderr)
+    logging.getLogger().addHandler(console)
+    try:
+        with immutable(folder):  # nothing can be created in it, not even by root
+            app = make_app(extra_yaml="logging-to-file: true\n")
+            assert app.extensions["cliproxy_mgmt"].extras["logs"]._handler is None
+            assert console.filters == []  # not muted
+            assert f"logging-to-file: cannot write {folder / 'main.log'}" in caplog.text
+        assert list(folder.iterdir()) == []  # the probe left nothing behind
+        logs.close(app)
+    finally:
+        logging.getLogger().removeHandler(console)
