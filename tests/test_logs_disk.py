@@ -277,3 +277,29 @@ def test_a_folder_where_main_log_cannot_be_created_keeps_the_console(make_app, f
         logs.close(app)
     finally:
         logging.getLogger().removeHandler(console)
+
+
+def test_a_log_file_that_stops_taking_lines_hands_back_to_the_console(tmp_path):
+    """main.log on a full disk (a link to /dev/full: it opens, every write fails)."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    srv = RealServer(tmp_path, extra="logging-to-file: true\n")
+    folder = tmp_path / "writable" / "logs"
+    folder.mkdir(parents=True)
+    (folder / "main.log").symlink_to("/dev/full")
+    srv.env["WRITABLE_PATH"] = str(tmp_path / "writable")
+    srv.start()
+    try:
+        with session() as s:
+            for keys in (["one"], ["two"]):
+                assert s.put(srv.url("/api-keys"), json=keys, timeout=10).status_code == 200
+            deadline = time.monotonic() + 10
+            while srv.log().count("PUT /v0/management/api-keys") < 2:
+                assert time.monotonic() < deadline, srv.log()
+                time.sleep(0.05)
+    finally:
+        srv.stop()
+    console = srv.log()
+    assert "logging-to-file: cannot write" in console and "No space left on device" in console
+    assert "audit: config" in console  # the audit lines are not lost either
+    assert "Logging error" not in console and "Traceback" not in console

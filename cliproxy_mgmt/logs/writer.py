@@ -48,9 +48,11 @@ class UpstreamFormatter(RedactingFormatter):
 class MainLogHandler(logging.handlers.RotatingFileHandler):
     """main.log, rotated by size into lumberjack's `main-<time>.log` names (no backup limit)."""
 
-    def __init__(self, folder: str, on_rotate=None):
+    def __init__(self, folder: str, on_rotate=None, on_failure=None):
         self.folder = folder
         self.on_rotate = on_rotate
+        self.on_failure = on_failure
+        self.failed = False
         super().__init__(os.path.join(folder, MAIN_LOG), mode="a", maxBytes=ROTATE_BYTES,
                          encoding="utf-8", delay=True)
 
@@ -64,6 +66,16 @@ class MainLogHandler(logging.handlers.RotatingFileHandler):
         else:
             with tempfile.TemporaryFile(dir=self.folder):
                 pass
+
+    def handleError(self, record):
+        """A write or rotation that fails (disk full, folder gone read-only) goes to
+        `on_failure` once, instead of a traceback on stderr for every line."""
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError) or self.on_failure is None:
+            super().handleError(record)
+        elif not self.failed:
+            self.failed = True
+            self.on_failure(self, record, exc)
 
     def doRollover(self):
         if self.stream:
@@ -187,7 +199,7 @@ class FileLogging:
 
     def _apply(self) -> None:
         wanted = log_dir(self.config) if self.config.get("logging-to-file") is True else None
-        current = self._handler.folder if self._handler else None
+        current = self._handler.folder if self._handler and not self._handler.failed else None
         if wanted == current:
             return
         self.close()
@@ -198,7 +210,7 @@ class FileLogging:
         except OSError as exc:
             log.error("logging-to-file: cannot create %s: %s", wanted, exc)
             return
-        handler = MainLogHandler(wanted, on_rotate=self.upkeep)
+        handler = MainLogHandler(wanted, on_rotate=self.upkeep, on_failure=self._file_failed)
         try:
             handler.check_writable()
         except OSError as exc:
@@ -213,6 +225,31 @@ class FileLogging:
         self._handler = handler
         # Detached when the app goes away without close() (apps made by tests).
         self._finalizer = weakref.finalize(self, _detach, handler, self._mute)
+
+    def _file_failed(self, handler: MainLogHandler, record: logging.LogRecord, exc: OSError) -> None:
+        """main.log stopped taking lines: back to the console, with one line saying why.
+
+        Runs inside the handler's emit (its lock held, maybe under self._lock), so it only
+        flips filters; the handler is detached by the next config change, which tries the
+        file again."""
+        handler.addFilter(self._mute)
+        root = logging.getLogger()
+        handlers = list(root.handlers)
+        before = handlers.index(handler) if handler in handlers else len(handlers)
+        for h in handlers:
+            if h is not handler:
+                h.removeFilter(self._mute)
+        for console in _console_handlers():
+            if handlers.index(console) < before:
+                console.handle(record)  # it was dropped there while the console was muted
+        try:
+            if handler.stream is not None:
+                handler.stream.close()  # a full disk fails the flush here too
+        except OSError:
+            pass
+        handler.stream = None
+        log.error("logging-to-file: cannot write %s: %s; logging to the console",
+                  handler.baseFilename, exc.strerror or exc)
 
     def close(self) -> None:
         """Stop writing to the file (the console handlers speak again)."""
