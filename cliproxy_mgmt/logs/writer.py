@@ -1,7 +1,8 @@
 """The server's own log in the log folder (`logging-to-file`), and keeping that folder small.
 
 While `logging-to-file` is true, the root logger writes to `<log dir>/main.log` in
-upstream's line format; the console handlers are muted. main.log is rotated at 10 MB into
+upstream's line format; the console handlers are muted (unless main.log cannot be written:
+then the console keeps the log and one error line says why). main.log is rotated at 10 MB into
 `main-<UTC time>.log` (lumberjack's names, which GET /logs reads). The folder is kept within
 `logs-max-total-size-mb` (oldest files first, never main.log) and to the newest
 `error-logs-max-files` request error logs; this runs at start-up, after every rotation, after
@@ -239,9 +240,10 @@ class FileLogging:
         for h in handlers:
             if h is not handler:
                 h.removeFilter(self._mute)
-        for console in _console_handlers():
-            if handlers.index(console) < before:
-                console.handle(record)  # it was dropped there while the console was muted
+        consoles = _console_handlers()
+        for h in handlers[:before]:
+            if h in consoles:
+                h.handle(record)  # it was dropped there while the console was muted
         try:
             if handler.stream is not None:
                 handler.stream.close()  # a full disk fails the flush here too
