@@ -12,11 +12,12 @@ only grows, so only its new bytes are counted).
 
 from __future__ import annotations
 
-import gzip
 import os
 import threading
 
-from .reader import line_time, main_log_files
+from ..authfiles.store import NotRegularFile
+from .paths import open_regular
+from .reader import gzip_data, line_time, main_log_files, open_log
 
 BLOCK = 64 * 1024
 # Lines up to this many seconds older than `after` are still looked at (and skipped), in
@@ -30,15 +31,18 @@ def _strip(line: bytes) -> bytes:
 
 def reverse_lines(path: str):
     """The lines of a file, last first (without their line ends)."""
+    f = open_log(path)
+    if f is None:
+        return
     if path.endswith(".gz"):
-        with gzip.open(path, "rb") as f:
-            lines = f.read().split(b"\n")
+        with f:
+            lines = gzip_data(path, f).split(b"\n")
         if lines[-1] == b"":
             lines.pop()
         for line in reversed(lines):
             yield _strip(line)
         return
-    with open(path, "rb") as f:
+    with f:
         end = f.seek(0, os.SEEK_END)
         if end == 0:
             return
@@ -112,6 +116,9 @@ def newer_than(folder: str, after: int, limit: int | None) -> dict:
             "latest-timestamp": max(latest, after)}
 
 
+NO_LINES = (0, 0, 0, 0, 0, b"")
+
+
 class LineCounts:
     """Lines per log file, kept between requests and updated by what was appended."""
 
@@ -131,26 +138,32 @@ class LineCounts:
 
     @staticmethod
     def _count(path: str, entry):
-        st = os.stat(path)
+        try:
+            f, st = open_regular(path)
+        except (FileNotFoundError, NotRegularFile):
+            return NO_LINES  # gone, or not a log file any more
+        with f:
+            return LineCounts._count_open(path, f, st, entry)
+
+    @staticmethod
+    def _count_open(path: str, f, st, entry):
         ident = (st.st_dev, st.st_ino)
         if path.endswith(".gz"):
             if entry and entry[:4] == (*ident, st.st_size, st.st_mtime_ns):
                 return entry
-            with gzip.open(path, "rb") as f:
-                data = f.read()
+            data = gzip_data(path, f)
             return (*ident, st.st_size, st.st_mtime_ns, data.count(b"\n"), data[-1:])
         start, newlines, last = 0, 0, b""
         if entry and entry[:2] == ident and entry[2] <= st.st_size:
             if entry[2:4] == (st.st_size, st.st_mtime_ns):
                 return entry
             start, newlines, last = entry[2], entry[4], entry[5]  # only the appended bytes
-        with open(path, "rb") as f:
-            f.seek(start)
-            size = start
-            while block := f.read(1 << 20):
-                newlines += block.count(b"\n")
-                last = block[-1:]
-                size += len(block)
+        f.seek(start)
+        size = start
+        while block := f.read(1 << 20):
+            newlines += block.count(b"\n")
+            last = block[-1:]
+            size += len(block)
         return (*ident, size, st.st_mtime_ns, newlines, last)
 
 

@@ -17,7 +17,8 @@ import json
 import os
 
 from ..safeload import load_json
-from .reader import line_time, main_log_files
+from .paths import open_regular
+from .reader import line_time, main_log_files, open_log
 
 FINGERPRINT_BYTES = 4 * 1024
 BLOCK = 64 * 1024
@@ -36,8 +37,8 @@ def _fingerprint(f, offset: int) -> str:
 
 def encode(path: str, offset: int, latest: int) -> str:
     """A cursor for `offset` bytes into `path`."""
-    st = os.stat(path)
-    with open(path, "rb") as f:
+    f, st = open_regular(path)
+    with f:
         fingerprint = _fingerprint(f, offset)
     raw = json.dumps({"v": 1, "file": os.path.basename(path), "offset": offset,
                       "dev": st.st_dev, "ino": st.st_ino, "fingerprint": fingerprint,
@@ -80,10 +81,10 @@ def _locate(files: list[str], cursor: dict) -> int | None:
         if path.endswith(".gz"):
             continue
         try:
-            st = os.stat(path)
-            if (st.st_dev, st.st_ino) != (cursor["dev"], cursor["ino"]) or st.st_size < cursor["offset"]:
-                continue
-            with open(path, "rb") as f:
+            f, st = open_regular(path)
+            with f:
+                if (st.st_dev, st.st_ino) != (cursor["dev"], cursor["ino"]) or st.st_size < cursor["offset"]:
+                    continue
                 if _fingerprint(f, cursor["offset"]) == cursor["fingerprint"]:
                     return i
         except OSError:
@@ -110,7 +111,10 @@ def read_from(folder: str, text: str, limit: int | None) -> dict | None:
         newest = i == len(files) - 1
         offset = cursor["offset"] if i == start else 0
         position = (path, offset)
-        with open(path, "rb") as f:
+        f = open_log(path)
+        if f is None:
+            return None  # gone or replaced since the folder was listed: start again
+        with f:
             f.seek(offset)
             rest = b""
             while limit is None or len(lines) < limit:

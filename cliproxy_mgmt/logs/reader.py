@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import gzip
+import io
+import logging
+import os
 import re
+import threading
 import time
+import zlib
 from collections import deque
 from datetime import datetime
 
-from .paths import regular_files, rotation_order
+from ..authfiles.store import NotRegularFile
+from .paths import open_regular, regular_files, rotation_order
+
+log = logging.getLogger(__name__)
+GZIP_BLOCK = 64 * 1024
+_broken_seen: set = set()  # (path, size, mtime) of archives already warned about
+_broken_lock = threading.Lock()
 
 _STAMP = re.compile(rb"^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})")
 
@@ -31,10 +42,45 @@ def main_log_files(folder: str) -> list[str]:
     return [path for _, path in sorted(ranked, key=lambda r: (-r[0], r[1]))]
 
 
+def open_log(path: str):
+    """A listed log file opened for reading (`open_regular`), or None when it has gone or was
+    swapped for something else (a FIFO, a socket) since the folder was listed."""
+    try:
+        return open_regular(path)[0]
+    except (FileNotFoundError, NotRegularFile):
+        return None
+
+
+def gzip_data(path: str, f) -> bytes:
+    """The decompressed bytes of the rotated archive open as `f`, up to where it breaks.
+
+    A truncated archive, a `.gz` that is not gzip or corrupt data is logged (once per version
+    of the file) and read as far as it goes: one broken archive must not hide the rest of the
+    log from GET /logs.
+    """
+    chunks = []
+    try:
+        with gzip.GzipFile(fileobj=f, mode="rb") as z:
+            while block := z.read1(GZIP_BLOCK):  # read1: what decompressed before a break is kept
+                chunks.append(block)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        st = os.fstat(f.fileno())
+        key = (path, st.st_size, st.st_mtime_ns)
+        with _broken_lock:
+            first = key not in _broken_seen
+            _broken_seen.add(key)
+        if first:
+            log.warning("broken log archive %s (read up to the break): %s", path, exc)
+    return b"".join(chunks)
+
+
 def _lines(path: str):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        for raw in f:
+    f = open_log(path)
+    if f is None:
+        return
+    with f:
+        stream = io.BytesIO(gzip_data(path, f)) if path.endswith(".gz") else f
+        for raw in stream:
             line = raw[:-1] if raw.endswith(b"\n") else raw
             yield line[:-1] if line.endswith(b"\r") else line
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import re
+import zlib
 from urllib.parse import quote
 
 from flask import Blueprint, jsonify, request, send_file
 
+from ..authfiles.store import NotRegularFile
 from ..conventions import store
 from ..errors import ApiError
 from ..openapi import describe
-from .paths import MAIN_LOG, is_error_log, log_dir, regular_files
+from .paths import MAIN_LOG, is_error_log, log_dir, open_regular, regular_files
 from . import backwards, cursor
 from .reader import main_log_files, read_logs
 
@@ -156,23 +158,34 @@ def list_request_error_logs():
                               for name, st in found]})
 
 
-def _attachment(folder: str, name: str):
-    """Serve `name` from the log folder as a download (Range and If-Modified-Since work)."""
+def _attachment(folder: str, name: str, not_found: str = "log file not found"):
+    """Serve `name` from the log folder as a download (Range and If-Modified-Since work).
+
+    Only a regular file is sent: a FIFO, socket or device named like a log is `not_found`,
+    as a missing file is (opened without waiting, see `open_regular`)."""
     root = os.path.realpath(folder)
     path = os.path.realpath(os.path.join(folder, name))
     if os.path.dirname(path) != root:
         raise ApiError(400, "invalid log file path")
+    if os.path.isdir(path):
+        raise ApiError(400, "invalid log file")
     try:
-        is_dir = os.path.isdir(path)
-        if not is_dir:
-            os.stat(path)
-    except FileNotFoundError:
-        raise ApiError(404, "log file not found") from None
+        f, st = open_regular(path)
+    except (FileNotFoundError, NotRegularFile):
+        raise ApiError(404, not_found) from None
     except OSError as exc:
         raise ApiError(500, f"failed to read log file: {exc}") from None
-    if is_dir:
-        raise ApiError(400, "invalid log file")
-    response = send_file(path, mimetype="text/plain", conditional=True)
+    try:
+        # The file object, not the path: what was checked is what is sent. send_file cannot
+        # size a file object, so the length (for Range) and the ETag come from the fstat.
+        response = send_file(f, mimetype="text/plain", conditional=False, last_modified=st.st_mtime,
+                             etag=f"{st.st_mtime}-{st.st_size}-{zlib.adler32(os.fsencode(path))}")
+        response.content_length = st.st_size
+        response = response.make_conditional(request.environ, accept_ranges=True,
+                                             complete_length=st.st_size)
+    except BaseException:
+        f.close()
+        raise
     response.headers["Content-Disposition"] = (
         f'attachment; filename="{name}"' if name.isascii()
         else f"attachment; filename*=UTF-8''{quote(name, safe='')}")
@@ -203,10 +216,11 @@ def request_log_by_id(request_id: str):
         raise ApiError(404, "log directory not found")
     suffix = f"-{request_id}.log"
     try:
-        names = sorted(e.name for e in os.scandir(folder) if not e.is_dir())
+        names = sorted(e.name for e in os.scandir(folder) if e.is_file())  # no FIFOs, sockets
     except OSError as exc:
         raise ApiError(500, f"failed to list log directory: {exc}") from None
     name = next((n for n in names if n.endswith(suffix)), None)
+    not_found = "log file not found for the given request ID"
     if name is None:
-        raise ApiError(404, "log file not found for the given request ID")
-    return _attachment(folder, name)
+        raise ApiError(404, not_found)
+    return _attachment(folder, name, not_found)

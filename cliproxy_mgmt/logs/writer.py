@@ -1,7 +1,8 @@
 """The server's own log in the log folder (`logging-to-file`), and keeping that folder small.
 
 While `logging-to-file` is true, the root logger writes to `<log dir>/main.log` in
-upstream's line format; the console handlers are muted. main.log is rotated at 10 MB into
+upstream's line format; the console handlers are muted (unless main.log cannot be written:
+then the console keeps the log and one error line says why). main.log is rotated at 10 MB into
 `main-<UTC time>.log` (lumberjack's names, which GET /logs reads). The folder is kept within
 `logs-max-total-size-mb` (oldest files first, never main.log) and to the newest
 `error-logs-max-files` request error logs; this runs at start-up, after every rotation, after
@@ -14,6 +15,7 @@ import logging
 import logging.handlers
 import os
 import sys
+import tempfile
 import threading
 import time
 import weakref
@@ -23,6 +25,7 @@ from .redact import RedactingFormatter
 
 ROTATE_BYTES = 10 * 1024 * 1024  # lumberjack's size in upstream
 MAINTENANCE_INTERVAL = 60.0
+log = logging.getLogger(__name__)
 _LEVELS = {"DEBUG": "debug", "INFO": "info ", "WARNING": "warn ", "ERROR": "error",
            "CRITICAL": "error"}
 
@@ -46,11 +49,34 @@ class UpstreamFormatter(RedactingFormatter):
 class MainLogHandler(logging.handlers.RotatingFileHandler):
     """main.log, rotated by size into lumberjack's `main-<time>.log` names (no backup limit)."""
 
-    def __init__(self, folder: str, on_rotate=None):
+    def __init__(self, folder: str, on_rotate=None, on_failure=None):
         self.folder = folder
         self.on_rotate = on_rotate
+        self.on_failure = on_failure
+        self.failed = False
         super().__init__(os.path.join(folder, MAIN_LOG), mode="a", maxBytes=ROTATE_BYTES,
                          encoding="utf-8", delay=True)
+
+    def check_writable(self) -> None:
+        """Raise the OSError that writing main.log would meet (read-only folder, main.log a
+        folder), before the console is muted: a log that cannot be written must not leave
+        the server silent. An existing main.log is opened now; a missing one is still
+        created by the first line (the folder is probed with a nameless temp file)."""
+        if os.path.lexists(self.baseFilename):
+            self.stream = self._open()
+        else:
+            with tempfile.TemporaryFile(dir=self.folder):
+                pass
+
+    def handleError(self, record):
+        """A write or rotation that fails (disk full, folder gone read-only) goes to
+        `on_failure` once, instead of a traceback on stderr for every line."""
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError) or self.on_failure is None:
+            super().handleError(record)
+        elif not self.failed:
+            self.failed = True
+            self.on_failure(self, record, exc)
 
     def doRollover(self):
         if self.stream:
@@ -114,16 +140,21 @@ def enforce_limits(folder: str, max_total_mb: int, max_error_logs: int) -> None:
         for entry in sorted(logs, key=lambda e: e.stat().st_mtime):
             if total <= max_total_mb * 1024 * 1024:
                 break
-            if entry.name != MAIN_LOG:
+            if entry.name != MAIN_LOG and _remove(entry.path):
                 total -= entry.stat().st_size
-                _remove(entry.path)
 
 
-def _remove(path: str) -> None:
+def _remove(path: str) -> bool:
+    """Delete a log file; False (and a warning) when it stays: the folder is only kept small,
+    so a file that cannot go (read-only disk, immutable file) must not fail anything else."""
     try:
         os.remove(path)
     except FileNotFoundError:
         pass
+    except OSError as exc:
+        log.warning("log folder upkeep: cannot remove %s: %s", path, exc.strerror or exc)
+        return False
+    return True
 
 
 def _int_setting(config, key: str, default: int) -> int:
@@ -158,13 +189,18 @@ class FileLogging:
             self.upkeep()
 
     def upkeep(self) -> None:
+        """Apply the two limits now. Never raises: a failure is housekeeping's, logged, and must
+        not change the answer to the request (or the start-up, or the log line) it follows."""
         max_files = _int_setting(self.config, "error-logs-max-files", 10)
-        enforce_limits(log_dir(self.config), _int_setting(self.config, "logs-max-total-size-mb", 0),
-                       10 if max_files < 0 else max_files)
+        try:
+            enforce_limits(log_dir(self.config), _int_setting(self.config, "logs-max-total-size-mb", 0),
+                           10 if max_files < 0 else max_files)
+        except OSError as exc:
+            log.warning("log folder upkeep failed: %s", exc)
 
     def _apply(self) -> None:
         wanted = log_dir(self.config) if self.config.get("logging-to-file") is True else None
-        current = self._handler.folder if self._handler else None
+        current = self._handler.folder if self._handler and not self._handler.failed else None
         if wanted == current:
             return
         self.close()
@@ -173,9 +209,16 @@ class FileLogging:
         try:
             os.makedirs(wanted, exist_ok=True)
         except OSError as exc:
-            logging.getLogger(__name__).error("logging-to-file: cannot create %s: %s", wanted, exc)
+            log.error("logging-to-file: cannot create %s: %s", wanted, exc)
             return
-        handler = MainLogHandler(wanted, on_rotate=self.upkeep)
+        handler = MainLogHandler(wanted, on_rotate=self.upkeep, on_failure=self._file_failed)
+        try:
+            handler.check_writable()
+        except OSError as exc:
+            handler.close()
+            log.error("logging-to-file: cannot write %s: %s; logging to the console",
+                      handler.baseFilename, exc.strerror or exc)
+            return
         handler.setFormatter(UpstreamFormatter())
         for console in _console_handlers():
             console.addFilter(self._mute)
@@ -183,6 +226,32 @@ class FileLogging:
         self._handler = handler
         # Detached when the app goes away without close() (apps made by tests).
         self._finalizer = weakref.finalize(self, _detach, handler, self._mute)
+
+    def _file_failed(self, handler: MainLogHandler, record: logging.LogRecord, exc: OSError) -> None:
+        """main.log stopped taking lines: back to the console, with one line saying why.
+
+        Runs inside the handler's emit (its lock held, maybe under self._lock), so it only
+        flips filters; the handler is detached by the next config change, which tries the
+        file again."""
+        handler.addFilter(self._mute)
+        root = logging.getLogger()
+        handlers = list(root.handlers)
+        before = handlers.index(handler) if handler in handlers else len(handlers)
+        for h in handlers:
+            if h is not handler:
+                h.removeFilter(self._mute)
+        consoles = _console_handlers()
+        for h in handlers[:before]:
+            if h in consoles:
+                h.handle(record)  # it was dropped there while the console was muted
+        try:
+            if handler.stream is not None:
+                handler.stream.close()  # a full disk fails the flush here too
+        except OSError:
+            pass
+        handler.stream = None
+        log.error("logging-to-file: cannot write %s: %s; logging to the console",
+                  handler.baseFilename, exc.strerror or exc)
 
     def close(self) -> None:
         """Stop writing to the file (the console handlers speak again)."""
