@@ -228,6 +228,8 @@ def test_non_ascii_names_download_with_an_encoded_filename(mgmt, folder):
     ("%20", 400, "invalid log file name"),
     ("main.log", 404, "log file not found"),
     ("error-missing.log", 404, "log file not found"),
+    ("error-%00.log", 400, "invalid log file name"),  # (a NUL was a ValueError: 500)
+    ("error-" + "x" * 300 + ".log", 404, "log file not found"),  # (too long for any file: was a 500 naming the folder)
 ])
 def test_bad_error_log_names(mgmt, folder, name, status, error):
     r = mgmt.get(f"/request-error-logs/{name}")
@@ -250,6 +252,7 @@ def test_request_log_by_id(mgmt, folder):
     for rid, status, error in (("%20", 400, "missing request ID"),
                                ("a\\b", 400, "invalid request ID"),
                                ("a/b", 400, "invalid request ID"),
+                               ("a%00b", 400, "invalid request ID"),
                                ("ffff", 404, "log file not found for the given request ID")):
         r = mgmt.get(f"/request-log-by-id/{rid}")
         assert r.status_code == status and r.get_json() == {"error": error}, rid

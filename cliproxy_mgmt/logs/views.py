@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import zlib
@@ -174,7 +175,9 @@ def _attachment(folder: str, name: str, not_found: str = "log file not found"):
     except (FileNotFoundError, NotRegularFile):
         raise ApiError(404, not_found) from None
     except OSError as exc:
-        raise ApiError(500, f"failed to read log file: {exc}") from None
+        if exc.errno == errno.ENAMETOOLONG:  # no file can have that name
+            raise ApiError(404, not_found) from None
+        raise ApiError(500, f"failed to read log file: {exc.strerror or exc}") from None  # (no path)
     try:
         # The file object, not the path: what was checked is what is sent. send_file cannot
         # size a file object, so the length (for Range) and the ETag come from the fstat.
@@ -196,7 +199,7 @@ def _attachment(folder: str, name: str, not_found: str = "log file not found"):
 @describe("Download one request error log", **_DOWNLOAD)
 def download_request_error_log(name: str):
     name = name.strip()
-    if not name or "/" in name or "\\" in name:
+    if not name or "/" in name or "\\" in name or "\0" in name:
         raise ApiError(400, "invalid log file name")
     if not is_error_log(name):
         raise ApiError(404, "log file not found")
@@ -209,7 +212,7 @@ def request_log_by_id(request_id: str):
     request_id = request_id.strip() or request.args.get("id", "").strip()
     if not request_id:
         raise ApiError(400, "missing request ID")
-    if "/" in request_id or "\\" in request_id:
+    if "/" in request_id or "\\" in request_id or "\0" in request_id:
         raise ApiError(400, "invalid request ID")
     folder = log_dir(store())
     if not os.path.isdir(folder):
