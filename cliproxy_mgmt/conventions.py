@@ -611,3 +611,15 @@ def add_object_list(bp: Blueprint, spec: ObjectList) -> None:
     bp.add_url_rule(spec.route, f"put_{name}", put_view, methods=["PUT"])
     bp.add_url_rule(spec.route, f"patch_{name}", patch_view, methods=["PATCH"])
     bp.add_url_rule(spec.route, f"delete_{name}", delete_view, methods=["DELETE"])
+
+
+_ATOI = re.compile(r"[+-]?[0-9]+")
+
+
+def go_atoi(text: str) -> int | None:
+    """Go's strconv.Atoi on a 64-bit machine: ASCII digits with an optional sign, within
+    int64 (no spaces, `_` or other scripts' digits, which Python's int() takes); else None."""
+    if not _ATOI.fullmatch(text):
+        return None
+    value = int(text)
+    return value if INT64_MIN <= value <= INT64_MAX else None

@@ -16,6 +16,7 @@ from datetime import datetime
 from flask import Blueprint, current_app, jsonify, request
 
 from . import hookimpl
+from .conventions import go_atoi
 from .errors import ApiError
 from .openapi import describe
 
@@ -90,13 +91,8 @@ def init_app(app) -> None:
 @describe("Pop the oldest queued usage records", query=[("count", "integer", "how many (default 1)")],
           ok={"type": "array", "items": {"type": "object"}})
 def get_usage_queue():
-    raw = request.args.get("count")
-    count = 1
-    if raw is not None:
-        try:
-            count = int(raw.strip())
-        except ValueError:
-            count = 0
-        if count <= 0:
-            raise ApiError(400, "count must be a positive integer")
+    raw = request.args.get("count", "").strip()
+    count = go_atoi(raw) if raw else 1  # (upstream: trimmed, empty is 1, Go's Atoi)
+    if count is None or count <= 0:
+        raise ApiError(400, "count must be a positive integer")
     return jsonify(current_app.extensions["cliproxy_mgmt"].extras[EXTRA_KEY].pop(count))

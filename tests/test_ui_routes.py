@@ -475,6 +475,22 @@ def test_usage_queue_pops_records_while_statistics_are_on(make_app):
     assert mgmt.get("/usage-queue?count=0").get_json() == {"error": "count must be a positive integer"}
 
 
+@pytest.mark.parametrize("count, popped", [("", 1), ("%20", 1), ("%202%20", 2), ("+2", 2), ("1_0", None),
+                                           ("\u0663", None), ("2.0", None), ("9" * 20, None)])
+def test_usage_queue_reads_count_as_upstream_does(make_app, count, popped):
+    """Trimmed, empty meaning 1, then Go's Atoi: ASCII digits within int64 only."""
+    app = make_app(extra_yaml="usage-statistics-enabled: true\n")
+    mgmt = ManagementClient(app.test_client())
+    for model in ("m1", "m2", "m3"):
+        record_usage(UsageRecord(model=model, api_key="k", input_tokens=1), app=app)
+    r = mgmt.get(f"/usage-queue?count={count}")
+    if popped is None:
+        assert r.status_code == 400 and r.get_json() == {"error": "count must be a positive integer"}
+        assert len(mgmt.get("/usage-queue?count=9").get_json()) == 3  # nothing was taken
+    else:
+        assert [x["model"] for x in r.get_json()] == ["m1", "m2"][:popped]
+
+
 def test_gemini_patch_match_is_narrowed_by_base_url(make_app):
     mgmt, _ = seeded(make_app, GEMINI_KEYS)
     r = mgmt.patch("/gemini-api-key?base-url=https://a.example.com", json={"match": "h", "value": {"prefix": "p"}})

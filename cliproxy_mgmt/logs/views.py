@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import zlib
 from urllib.parse import quote
 
 from flask import Blueprint, jsonify, request, send_file
 
 from ..authfiles.store import NotRegularFile
-from ..conventions import store
+from ..conventions import go_atoi, store
 from ..errors import ApiError
 from ..openapi import describe
 from .paths import MAIN_LOG, is_error_log, log_dir, open_regular, regular_files
@@ -19,17 +18,6 @@ from . import backwards, cursor
 from .reader import main_log_files, read_logs
 
 bp = Blueprint("logs", __name__)
-
-_ATOI = re.compile(r"^[+-]?\d+$")
-INT64 = (-(1 << 63), (1 << 63) - 1)
-
-
-def go_atoi(text: str) -> int | None:
-    """Go's strconv.Atoi on a 64-bit machine: digits with an optional sign, within int64."""
-    if not _ATOI.match(text):
-        return None
-    value = int(text)
-    return value if INT64[0] <= value <= INT64[1] else None
 
 _DOWNLOAD = {"ok_type": "text/plain"}
 
@@ -41,7 +29,7 @@ def _logging_dir() -> str:
 
 
 def _limit() -> int | None:
-    text = request.args.get("limit", "")
+    text = request.args.get("limit", "").strip()
     if text == "":
         return None
     value = go_atoi(text)
@@ -53,7 +41,7 @@ def _limit() -> int | None:
 
 
 def _after() -> int:
-    text = request.args.get("after", "")
+    text = request.args.get("after", "").strip()
     return max(go_atoi(text) or 0, 0)
 
 
