@@ -24,7 +24,7 @@ from .oauth.starter import OAuthStarter
 from .openapi import describe
 from .plugin_manager import DEFAULT_PLUGINS
 from .plugin_state import gate, is_valid_id, plugin_configs
-from .safeload import load_json
+from .safeload import INT64_MAX, INT64_MIN, load_json
 
 bp = Blueprint("plugins_api", __name__)
 
@@ -136,6 +136,8 @@ def _check_config(config: dict) -> None:
     priority = config.get("priority")
     if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
         raise ApiError(400, "invalid_config", message="priority must be an integer")
+    if priority is not None and not INT64_MIN <= priority <= INT64_MAX:  # (Go's int)
+        raise ApiError(400, "invalid_config", message="priority is out of range")
 
 
 def _write_config(ident: str, change) -> None:

@@ -399,6 +399,8 @@ def test_plugin_config_routes(mgmt):
     ("GET", "/plugins/nothing/config", {}, 404, "plugin_not_found"),
     ("PUT", "/plugins/codex/config", {"json": [1]}, 400, "invalid_body"),
     ("PATCH", "/plugins/codex/config", {"json": {"enabled": "yes"}}, 400, "invalid_config"),
+    ("PUT", "/plugins/codex/config", {"json": {"priority": 2 ** 64}}, 400, "invalid_config"),
+    ("PATCH", "/plugins/codex/config", {"json": {"priority": -(2 ** 63) - 1}}, 400, "invalid_config"),
     ("DELETE", "/plugins/codex", {}, 409, "plugin_delete_unsupported"),
     ("DELETE", "/plugins/nothing", {}, 404, "plugin_not_found"),
     ("POST", "/plugin-store/acme/install", {}, 404, "plugin_store_unavailable"),
