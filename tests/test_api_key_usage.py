@@ -151,3 +151,13 @@ def test_interactions_and_xai_keys_are_filed_under_upstreams_provider_names(make
     body = get_usage(app)
     assert body["gemini-interactions"]["|AIza-int"]["success"] == 1
     assert body["xai"]["https://api.x.ai/v1|xai-1"]["success"] == 0
+
+
+def test_keys_the_proxy_does_not_register_are_not_listed(make_app):
+    """A disabled openai-compatibility upstream, and the keys of a plugin switched off."""
+    app = make_app(extra_yaml=KEYS.replace('  - name: "My-Compat"\n', '  - name: "My-Compat"\n    disabled: true\n'))
+    body = get_usage(app)
+    assert "my-compat" not in body and {"gemini", "codex"} <= set(body)
+    off = ManagementClient(app.test_client()).patch("/plugins/codex/enabled", json={"enabled": False})
+    assert off.status_code == 200
+    assert "codex" not in get_usage(app) and "gemini" in get_usage(app)

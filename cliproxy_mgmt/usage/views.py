@@ -13,6 +13,7 @@ from ..config_api import upload_limit
 from ..conventions import read_body, store
 from ..errors import ApiError
 from ..openapi import describe
+from ..plugin_state import gate
 from ..safeload import InvalidJSON, load_json
 from .schema import ImportSchema, load_import
 from .service import usage_service
@@ -94,8 +95,9 @@ def api_key_usage():
     one lookup per configured key, whatever number of requests was recorded."""
     usage = usage_service().credential_usage()
     data = store().data
+    state = current_app.extensions["cliproxy_mgmt"]
     out: dict = {}
-    for section in current_app.extensions["cliproxy_mgmt"].registry.config_sections.values():
+    for section in gate(state).live_sections(state.registry.config_sections, data).values():
         if section.credentials is None:
             continue
         for provider, base_url, api_key in section.credentials(data):

@@ -71,9 +71,10 @@ OPENAI_COMPAT = ObjectList(
 
 
 def credentials(data: dict) -> list:
-    """Each key of each upstream, filed under the upstream's lower-cased `name` (GET /api-key-usage)."""
+    """Each key of each upstream, filed under the upstream's lower-cased `name` (GET /api-key-usage);
+    none of a `disabled` upstream, which the proxy does not register."""
     return [(text(item.get("name")).strip().lower() or "unknown", item["base-url"], entry["api-key"])
-            for item in OPENAI_COMPAT.entries(data)
+            for item in OPENAI_COMPAT.entries(data) if item.get("disabled") is not True
             for entry in item.get("api-key-entries") or () if entry.get("api-key")]
 
 
