@@ -232,6 +232,25 @@ def test_delete_all_removes_only_auth_files(mgmt, auths, tmp_path):
     assert target.exists()
 
 
+@pytest.mark.parametrize("value", ["TRUE", "True", " true", "true ", " 1", "*\t", "yes"])
+def test_delete_all_takes_only_the_exact_values(mgmt, auths, value):
+    """Upstream compares `all` exactly: any other spelling is no delete-all, so with no names
+    the request is 400 `invalid name` and nothing is removed."""
+    put(auths, "a.json", {})
+    put(auths, "b.json", {})
+    r = mgmt.delete("/auth-files", query_string={"all": value})
+    assert (r.status_code, r.get_json()) == (400, {"error": "invalid name"})
+    assert sorted(p.name for p in auths.iterdir()) == ["a.json", "b.json"]
+
+
+def test_delete_with_an_inexact_all_deletes_only_the_named_file(mgmt, auths):
+    put(auths, "a.json", {})
+    put(auths, "b.json", {})
+    r = mgmt.delete("/auth-files", query_string={"all": "TRUE", "name": "a.json"})
+    assert (r.status_code, r.get_json()) == (200, {"status": "ok"})
+    assert sorted(p.name for p in auths.iterdir()) == ["b.json"]
+
+
 # -- lookup by auth_index (for api-call) -------------------------------------------------------
 
 def test_find_by_auth_index(app, mgmt, auths):

@@ -162,7 +162,7 @@ def _each(items: list, act, shown, count_key: str):
           ok=_DELETED, also={207: _DELETED}, query=[_NAME, ("all", "string", "true, 1 or *: delete every auth file")])
 def delete_auth_files():
     files = auth_files()
-    if request.args.get("all", "").strip().lower() in _ALL:
+    if request.args.get("all", "") in _ALL:  # exactly these, as upstream: "TRUE" deletes nothing
         return _delete_all(files)
     query_names = request.args.getlist("name")
     if len(query_names) == 1:  # the seed-era single delete, answers unchanged
