@@ -67,8 +67,9 @@ def test_batch_delete_reports_each_failure_with_207(mgmt, auths):
     assert not (auths / "a.json").exists()
 
 
-@pytest.mark.parametrize("body", [{"names": ["a.json"]}, {"name": "a.json"}, ["a.json"]],
-                         ids=["names", "name", "array"])
+@pytest.mark.parametrize("body", [{"names": ["a.json"]}, {"name": "a.json"}, ["a.json"],
+                                  {"name": "a.json", "names": None}, {"name": None, "names": ["a.json", None]}],
+                         ids=["names", "name", "array", "null-names", "null-name"])
 def test_single_name_in_a_body_answers_ok(mgmt, auths, body):
     put(auths, "a.json", CLAUDE)
     r = mgmt.delete("/auth-files", json=body)
@@ -82,6 +83,12 @@ def test_single_name_in_a_body_answers_ok(mgmt, auths, body):
     ({"json": {"names": []}}, 400, "invalid name"),
     ({"data": "{nope", "content_type": "application/json"}, 400, "invalid request body"),
     ({"json": {"names": [1]}}, 400, "invalid request body"),
+    ({"json": {"name": "a.json", "names": 5}}, 400, "invalid request body"),
+    ({"json": {"name": "a.json", "names": {"x": 1}}}, 400, "invalid request body"),
+    ({"json": {"name": "a.json", "names": "b.json"}}, 400, "invalid request body"),
+    ({"json": {"name": "a.json", "names": True}}, 400, "invalid request body"),
+    ({"json": {"name": 5, "names": ["a.json"]}}, 400, "invalid request body"),
+    ({"data": "null", "content_type": "application/json"}, 400, "invalid name"),
     ({}, 400, "invalid name"),
 ])
 def test_batch_delete_errors(mgmt, auths, kw, status, error):

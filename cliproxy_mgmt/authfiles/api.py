@@ -198,11 +198,17 @@ def _body_names() -> list:
         body = load_json(raw)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid request body") from None
+    if body is None:  # JSON null: no names, as upstream's decoder reads it
+        return []
     if isinstance(body, list):
         names = body
     elif isinstance(body, dict):
         listed = body.get("names")
-        names = [body.get("name")] + (listed if isinstance(listed, list) else [])
+        if listed is None:
+            listed = []
+        elif not isinstance(listed, list):  # upstream decodes into []string: 5 or {} is refused
+            raise ApiError(400, "invalid request body")
+        names = [body.get("name")] + listed
     else:
         raise ApiError(400, "invalid request body")
     if not all(n is None or isinstance(n, str) for n in names):
