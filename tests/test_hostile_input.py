@@ -147,6 +147,47 @@ def test_an_auth_file_nested_too_deep_is_listed_as_an_error(server, clean_auths)
     assert r.status_code == 422 and error_of(r).startswith("failed to update auth: invalid auth file")
 
 
+@pytest.mark.parametrize("levels", [MAX_JSON_DEPTH + 1, 600, 3000])
+def test_a_field_path_deeper_than_the_json_limit_is_refused(server, clean_auths, levels):
+    content = b'{"type":"claude","email":"a@example.com"}'
+    (clean_auths / "p.json").write_bytes(content)
+    path = ".".join(["a"] * levels)
+    r = call(server, "PATCH", "/auth-files/fields", json={"name": "p.json", path: 1})
+    assert (r.status_code, error_of(r)) == (400, f"invalid field {path}")
+    assert (clean_auths / "p.json").read_bytes() == content
+
+
+@pytest.mark.parametrize("levels,value,status", [
+    (MAX_JSON_DEPTH, 1, 200),                      # the file's object, then 99 more: 100 levels
+    (MAX_JSON_DEPTH - 1, {"k": 1}, 200),
+    (MAX_JSON_DEPTH - 1, {"k": [1]}, 400),         # the value takes it to 101
+    (MAX_JSON_DEPTH - 1, [[]], 400),
+    (2, json.loads("[" * (MAX_JSON_DEPTH - 1) + "]" * (MAX_JSON_DEPTH - 1)), 400),  # the deepest body value
+    (1, json.loads("[" * (MAX_JSON_DEPTH - 1) + "]" * (MAX_JSON_DEPTH - 1)), 200),
+])
+def test_a_field_path_and_its_value_together_stay_within_the_json_limit(server, clean_auths, levels, value, status):
+    """What the fields route accepts, the server can list and edit again."""
+    content = b'{"type":"claude","email":"a@example.com"}'
+    (clean_auths / "p.json").write_bytes(content)
+    path = ".".join(["a"] * levels)
+    r = call(server, "PATCH", "/auth-files/fields", json={"name": "p.json", path: value})
+    assert r.status_code == status, r.text
+    if status == 400:
+        assert error_of(r) == f"invalid field {path}"
+        assert (clean_auths / "p.json").read_bytes() == content
+        return
+    entry = {f["name"]: f for f in call(server, "GET", "/auth-files").json()["files"]}["p.json"]
+    assert entry["status"] == "active", entry
+    r = call(server, "PATCH", "/auth-files/fields", json={"name": "p.json", "note": "again"})
+    assert r.status_code == 200, r.text
+    saved = json.loads((clean_auths / "p.json").read_text())
+    assert saved["note"] == "again"
+    node = saved
+    for _ in range(levels - 1):
+        node = node["a"]
+    assert node["a"] == value
+
+
 UNREADABLE_UPLOADS = {
     "nan": b'{"type":"claude","x":NaN}', "infinity": b'{"type":"claude","x":Infinity}',
     "minus-infinity": b'{"type":"claude","x":-Infinity}', "huge-float": b'{"type":"claude","x":1e999}',

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ..conventions import MAX_WEIGHT, is_kind, read_body
 from ..errors import ApiError
-from ..safeload import load_json
+from ..safeload import MAX_JSON_DEPTH, load_json
 
 # Upstream's canonical spellings of the kebab-case roots it knows.
 CANONICAL = {
@@ -111,6 +111,10 @@ def _go_quoted(text: str) -> str:
 
 def _check(path: tuple, value) -> None:
     root = path[0]
+    # The file would nest len(path) objects deep, then the value: deeper than any JSON we
+    # read back (the server itself could neither list nor edit the file again).
+    if len(path) + _depth(value) > MAX_JSON_DEPTH:
+        raise ApiError(400, f"invalid field {'.'.join(path)}")
     if root in ("weight", "request_retry") and len(path) > 1:
         raise ApiError(400, f"{root} does not support nested fields")
     if len(path) > 1:
@@ -127,6 +131,16 @@ def _check(path: tuple, value) -> None:
         raise ApiError(400, "invalid request body")
     elif root in TYPED and not is_kind(value, TYPED[root]):
         raise ApiError(400, "invalid request body")
+
+
+def _depth(value) -> int:
+    """How deep `value` nests arrays and objects (0 for a scalar); a body holds at most
+    MAX_JSON_DEPTH levels, so this recursion is bounded."""
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
 
 
 def apply(data: dict, fields: dict) -> None:
