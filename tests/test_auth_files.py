@@ -183,6 +183,60 @@ def test_written_files_are_private(mgmt, auths):
     assert [p.name for p in auths.iterdir()] == ["p.json"]  # no temp file left behind
 
 
+SPACES = ["%20", "%09", "%E3%80%80", "%C2%A0"]  # space, tab, ideographic space, no-break space
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_names_in_the_query_are_trimmed(mgmt, auths, space):
+    """Upstream trims the name of a raw upload, a download and a delete (strings.TrimSpace)."""
+    r = mgmt.post(f"/auth-files?name={space}t.json{space}", data=b'{"type":"claude"}')
+    assert (r.status_code, r.get_json()) == (200, {"status": "ok"})
+    assert [p.name for p in auths.iterdir()] == ["t.json"]
+    for query in (f"{space}t.json", f"t.json{space}"):
+        r = mgmt.get(f"/auth-files/download?name={query}")
+        assert (r.status_code, r.data) == (200, b'{"type":"claude"}')
+        assert r.headers["Content-Disposition"] == 'attachment; filename="t.json"'
+    r = mgmt.delete(f"/auth-files?name={space}t.json")
+    assert (r.status_code, r.get_json()) == (200, {"status": "ok"})
+    assert list(auths.iterdir()) == []
+
+
+def test_a_name_is_trimmed_only_of_white_space(mgmt, auths):
+    """Go's TrimSpace leaves the separator controls (\\x1c-\\x1f) that Python's strip() takes: they
+    stay in the name, which is then refused."""
+    r = mgmt.post("/auth-files?name=%1Ct.json", data=b'{"type":"claude"}')
+    assert (r.status_code, r.get_json()) == (400, {"error": "invalid name"})
+    r = mgmt.post("/auth-files?name=t.json%1F", data=b'{"type":"claude"}')
+    assert (r.status_code, r.get_json()) == (400, {"error": "invalid name"})
+    assert list(auths.iterdir()) == []
+
+
+def test_a_blank_query_name_leaves_the_body_to_name_the_files(mgmt, auths):
+    put(auths, "a.json", {})
+    put(auths, "b.json", {})
+    r = mgmt.delete("/auth-files?name=%20", json={"names": ["a.json"]})
+    assert (r.status_code, r.get_json()) == (200, {"status": "ok"})
+    assert [p.name for p in auths.iterdir()] == ["b.json"]
+    r = mgmt.delete("/auth-files?name=%20")
+    assert (r.status_code, r.get_json()) == (400, {"error": "invalid name"})
+    assert [p.name for p in auths.iterdir()] == ["b.json"]
+
+
+def test_multipart_file_names_are_trimmed(mgmt, auths):
+    """Upstream stores `filepath.Base(strings.TrimSpace(filename))`; a failure shows the name
+    as sent."""
+    r = mgmt.post("/auth-files", data={"file": (io.BytesIO(b'{"type":"claude"}'), " e.json ")},
+                  content_type="multipart/form-data")
+    assert (r.status_code, r.get_json()) == (200, {"status": "ok"})
+    assert [p.name for p in auths.iterdir()] == ["e.json"]
+    r = mgmt.post("/auth-files", data={"file": [(io.BytesIO(b'{"type":"codex"}'), "\tf.json "),
+                                                (io.BytesIO(b"{}"), " g.txt ")]},
+                  content_type="multipart/form-data")
+    assert (r.status_code, r.get_json()) == (207, {"status": "partial", "uploaded": 1, "files": ["f.json"],
+                                                   "failed": [{"name": " g.txt ", "error": "file must be .json"}]})
+    assert sorted(p.name for p in auths.iterdir()) == ["e.json", "f.json"]
+
+
 # -- PATCH status and fields ------------------------------------------------------------------
 
 def test_patch_keeps_the_file_layout_and_other_fields(mgmt, auths):
