@@ -371,6 +371,51 @@ def test_vertex_import_refuses_a_key_that_is_not_rsa(mgmt, auths):
     assert list(auths.iterdir()) == []
 
 
+@pytest.fixture(scope="module")
+def rsa_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return pem(rsa.generate_private_key(public_exponent=65537, key_size=1024), serialization.PrivateFormat.PKCS8)
+
+
+def vertex_import(mgmt, account: bytes):
+    return mgmt.post("/vertex/import", data={"file": (io.BytesIO(account), "sa.json")},
+                     content_type="multipart/form-data")
+
+
+@pytest.mark.parametrize("project,name", [
+    (" team/proj:x y\u3000", "vertex-team_proj_x-y.json"),   # upstream's sanitising, after its trim
+    ("a.b", "vertex-a.b.json"),
+    ("p" * 243, "vertex-" + "p" * 243 + ".json"),             # 255 bytes, the longest name
+])
+def test_vertex_import_names_the_file_as_upstream_does(mgmt, auths, rsa_pem, project, name):
+    r = vertex_import(mgmt, service_account(rsa_pem, project))
+    assert r.status_code == 200, r.data
+    assert r.get_json()["auth-file"] == str(auths / name)
+    assert r.get_json()["project_id"] == project.strip()
+    assert [p.name for p in auths.iterdir()] == [name]
+
+
+@pytest.mark.parametrize("project", ["a..b", "..", "p\x01q", "p\x7f", "p" * 244, "\u00e9" * 122])
+def test_vertex_import_of_a_project_id_that_cannot_name_a_file_is_400(mgmt, auths, rsa_pem, project):
+    """Upstream writes such a name (or fails with a 500 when it is too long); our names refuse
+    `..`, control characters and more than 255 bytes: 400, and nothing is written."""
+    r = vertex_import(mgmt, service_account(rsa_pem, project))
+    assert r.status_code == 400, r.data
+    assert r.get_json()["error"] == "invalid service account"
+    assert r.get_json()["message"].startswith("project_id cannot name an auth file: vertex-")
+    assert list(auths.iterdir()) == []
+
+
+def test_vertex_import_over_a_symlink_is_refused_not_a_500(mgmt, auths, rsa_pem, tmp_path):
+    target = put(tmp_path, "outside.json", {})
+    (auths / "vertex-my-proj.json").symlink_to(target)
+    r = vertex_import(mgmt, service_account(rsa_pem))
+    assert (r.status_code, r.get_json()) == (400, {"error": "invalid name"})
+    assert json.loads(target.read_text()) == {}
+
+
 @pytest.mark.parametrize("watch", [True, False], ids=["inotify", "stat-only"])
 def test_the_listing_cache_sees_every_kind_of_change(tmp_path, watch):
     from cliproxy_mgmt.authfiles.listing import ListingCache
