@@ -228,6 +228,60 @@ def test_written_files_are_private(mgmt, auths):
     assert [p.name for p in auths.iterdir()] == ["p.json"]  # no temp file left behind
 
 
+SPACES = ["%20", "%09", "%E3%80%80", "%C2%A0"]  # space, tab, ideographic space, no-break space
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_names_in_the_query_are_trimmed(mgmt, auths, space):
+    """Upstream trims the name of a raw upload, a download and a delete (strings.TrimSpace)."""
+    r = mgmt.post(f"/auth-files?name={space}t.json{space}", data=b'{"type":"claude"}')
+    assert (r.status_code, r.get_json()) == (200, {"status": "ok"})
+    assert [p.name for p in auths.iterdir()] == ["t.json"]
+    for query in (f"{space}t.json", f"t.json{space}"):
+        r = mgmt.get(f"/auth-files/download?name={query}")
+        assert (r.status_code, r.data) == (200, b'{"type":"claude"}')
+        assert r.headers["Content-Disposition"] == 'attachment; filename="t.json"'
+    r = mgmt.delete(f"/auth-files?name={space}t.json")
+    assert (r.status_code, r.get_json()) == (200, {"status": "ok"})
+    assert list(auths.iterdir()) == []
+
+
+def test_a_name_is_trimmed_only_of_white_space(mgmt, auths):
+    """Go's TrimSpace leaves the separator controls (\\x1c-\\x1f) that Python's strip() takes: they
+    stay in the name, which is then refused."""
+    r = mgmt.post("/auth-files?name=%1Ct.json", data=b'{"type":"claude"}')
+    assert (r.status_code, r.get_json()) == (400, {"error": "invalid name"})
+    r = mgmt.post("/auth-files?name=t.json%1F", data=b'{"type":"claude"}')
+    assert (r.status_code, r.get_json()) == (400, {"error": "invalid name"})
+    assert list(auths.iterdir()) == []
+
+
+def test_a_blank_query_name_leaves_the_body_to_name_the_files(mgmt, auths):
+    put(auths, "a.json", {})
+    put(auths, "b.json", {})
+    r = mgmt.delete("/auth-files?name=%20", json={"names": ["a.json"]})
+    assert (r.status_code, r.get_json()) == (200, {"status": "ok"})
+    assert [p.name for p in auths.iterdir()] == ["b.json"]
+    r = mgmt.delete("/auth-files?name=%20")
+    assert (r.status_code, r.get_json()) == (400, {"error": "invalid name"})
+    assert [p.name for p in auths.iterdir()] == ["b.json"]
+
+
+def test_multipart_file_names_are_trimmed(mgmt, auths):
+    """Upstream stores `filepath.Base(strings.TrimSpace(filename))`; a failure shows the name
+    as sent."""
+    r = mgmt.post("/auth-files", data={"file": (io.BytesIO(b'{"type":"claude"}'), " e.json ")},
+                  content_type="multipart/form-data")
+    assert (r.status_code, r.get_json()) == (200, {"status": "ok"})
+    assert [p.name for p in auths.iterdir()] == ["e.json"]
+    r = mgmt.post("/auth-files", data={"file": [(io.BytesIO(b'{"type":"codex"}'), "\tf.json "),
+                                                (io.BytesIO(b"{}"), " g.txt ")]},
+                  content_type="multipart/form-data")
+    assert (r.status_code, r.get_json()) == (207, {"status": "partial", "uploaded": 1, "files": ["f.json"],
+                                                   "failed": [{"name": " g.txt ", "error": "file must be .json"}]})
+    assert sorted(p.name for p in auths.iterdir()) == ["e.json", "f.json"]
+
+
 # -- PATCH status and fields ------------------------------------------------------------------
 
 def test_patch_keeps_the_file_layout_and_other_fields(mgmt, auths):
@@ -275,6 +329,25 @@ def test_delete_all_removes_only_auth_files(mgmt, auths, tmp_path):
     assert mgmt.delete("/auth-files", query_string={"all": "true"}).get_json() == {"status": "ok", "deleted": 2}
     assert sorted(p.name for p in auths.iterdir()) == ["keep.txt", "link.json"]
     assert target.exists()
+
+
+@pytest.mark.parametrize("value", ["TRUE", "True", " true", "true ", " 1", "*\t", "yes"])
+def test_delete_all_takes_only_the_exact_values(mgmt, auths, value):
+    """Upstream compares `all` exactly: any other spelling is no delete-all, so with no names
+    the request is 400 `invalid name` and nothing is removed."""
+    put(auths, "a.json", {})
+    put(auths, "b.json", {})
+    r = mgmt.delete("/auth-files", query_string={"all": value})
+    assert (r.status_code, r.get_json()) == (400, {"error": "invalid name"})
+    assert sorted(p.name for p in auths.iterdir()) == ["a.json", "b.json"]
+
+
+def test_delete_with_an_inexact_all_deletes_only_the_named_file(mgmt, auths):
+    put(auths, "a.json", {})
+    put(auths, "b.json", {})
+    r = mgmt.delete("/auth-files", query_string={"all": "TRUE", "name": "a.json"})
+    assert (r.status_code, r.get_json()) == (200, {"status": "ok"})
+    assert sorted(p.name for p in auths.iterdir()) == ["b.json"]
 
 
 # -- lookup by auth_index (for api-call) -------------------------------------------------------
@@ -341,6 +414,51 @@ def test_vertex_import_refuses_a_key_that_is_not_rsa(mgmt, auths):
     assert (r.status_code, r.get_json()) == (400, {"error": "invalid service account",
                                                    "message": "private_key is not an RSA key"})
     assert list(auths.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def rsa_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return pem(rsa.generate_private_key(public_exponent=65537, key_size=1024), serialization.PrivateFormat.PKCS8)
+
+
+def vertex_import(mgmt, account: bytes):
+    return mgmt.post("/vertex/import", data={"file": (io.BytesIO(account), "sa.json")},
+                     content_type="multipart/form-data")
+
+
+@pytest.mark.parametrize("project,name", [
+    (" team/proj:x y\u3000", "vertex-team_proj_x-y.json"),   # upstream's sanitising, after its trim
+    ("a.b", "vertex-a.b.json"),
+    ("p" * 243, "vertex-" + "p" * 243 + ".json"),             # 255 bytes, the longest name
+])
+def test_vertex_import_names_the_file_as_upstream_does(mgmt, auths, rsa_pem, project, name):
+    r = vertex_import(mgmt, service_account(rsa_pem, project))
+    assert r.status_code == 200, r.data
+    assert r.get_json()["auth-file"] == str(auths / name)
+    assert r.get_json()["project_id"] == project.strip()
+    assert [p.name for p in auths.iterdir()] == [name]
+
+
+@pytest.mark.parametrize("project", ["a..b", "..", "p\x01q", "p\x7f", "p" * 244, "\u00e9" * 122])
+def test_vertex_import_of_a_project_id_that_cannot_name_a_file_is_400(mgmt, auths, rsa_pem, project):
+    """Upstream writes such a name (or fails with a 500 when it is too long); our names refuse
+    `..`, control characters and more than 255 bytes: 400, and nothing is written."""
+    r = vertex_import(mgmt, service_account(rsa_pem, project))
+    assert r.status_code == 400, r.data
+    assert r.get_json()["error"] == "invalid service account"
+    assert r.get_json()["message"].startswith("project_id cannot name an auth file: vertex-")
+    assert list(auths.iterdir()) == []
+
+
+def test_vertex_import_over_a_symlink_is_refused_not_a_500(mgmt, auths, rsa_pem, tmp_path):
+    target = put(tmp_path, "outside.json", {})
+    (auths / "vertex-my-proj.json").symlink_to(target)
+    r = vertex_import(mgmt, service_account(rsa_pem))
+    assert (r.status_code, r.get_json()) == (400, {"error": "invalid name"})
+    assert json.loads(target.read_text()) == {}
 
 
 @pytest.mark.parametrize("watch", [True, False], ids=["inotify", "stat-only"])

@@ -25,6 +25,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cliproxy_mgmt.authfiles.names import trimmed
 from cliproxy_mgmt.config.store import ConfigStore
 from cliproxy_mgmt.safeload import INT64_MAX, MAX_JSON_DEPTH, MAX_YAML_DEPTH
 from realserver import RealServer, session
@@ -145,6 +146,47 @@ def test_an_auth_file_nested_too_deep_is_listed_as_an_error(server, clean_auths)
     assert files["ok.json"]["status"] == "active"
     r = call(server, "PATCH", "/auth-files/status", json={"name": "deep.json", "disabled": True})
     assert r.status_code == 422 and error_of(r).startswith("failed to update auth: invalid auth file")
+
+
+@pytest.mark.parametrize("levels", [MAX_JSON_DEPTH + 1, 600, 3000])
+def test_a_field_path_deeper_than_the_json_limit_is_refused(server, clean_auths, levels):
+    content = b'{"type":"claude","email":"a@example.com"}'
+    (clean_auths / "p.json").write_bytes(content)
+    path = ".".join(["a"] * levels)
+    r = call(server, "PATCH", "/auth-files/fields", json={"name": "p.json", path: 1})
+    assert (r.status_code, error_of(r)) == (400, f"invalid field {path}")
+    assert (clean_auths / "p.json").read_bytes() == content
+
+
+@pytest.mark.parametrize("levels,value,status", [
+    (MAX_JSON_DEPTH, 1, 200),                      # the file's object, then 99 more: 100 levels
+    (MAX_JSON_DEPTH - 1, {"k": 1}, 200),
+    (MAX_JSON_DEPTH - 1, {"k": [1]}, 400),         # the value takes it to 101
+    (MAX_JSON_DEPTH - 1, [[]], 400),
+    (2, json.loads("[" * (MAX_JSON_DEPTH - 1) + "]" * (MAX_JSON_DEPTH - 1)), 400),  # the deepest body value
+    (1, json.loads("[" * (MAX_JSON_DEPTH - 1) + "]" * (MAX_JSON_DEPTH - 1)), 200),
+])
+def test_a_field_path_and_its_value_together_stay_within_the_json_limit(server, clean_auths, levels, value, status):
+    """What the fields route accepts, the server can list and edit again."""
+    content = b'{"type":"claude","email":"a@example.com"}'
+    (clean_auths / "p.json").write_bytes(content)
+    path = ".".join(["a"] * levels)
+    r = call(server, "PATCH", "/auth-files/fields", json={"name": "p.json", path: value})
+    assert r.status_code == status, r.text
+    if status == 400:
+        assert error_of(r) == f"invalid field {path}"
+        assert (clean_auths / "p.json").read_bytes() == content
+        return
+    entry = {f["name"]: f for f in call(server, "GET", "/auth-files").json()["files"]}["p.json"]
+    assert entry["status"] == "active", entry
+    r = call(server, "PATCH", "/auth-files/fields", json={"name": "p.json", "note": "again"})
+    assert r.status_code == 200, r.text
+    saved = json.loads((clean_auths / "p.json").read_text())
+    assert saved["note"] == "again"
+    node = saved
+    for _ in range(levels - 1):
+        node = node["a"]
+    assert node["a"] == value
 
 
 UNREADABLE_UPLOADS = {
@@ -566,14 +608,15 @@ def test_any_name_alphabet_round_trips(server, clean_auths, name):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40))
 def test_name_alphabets_property(mgmt, name):
-    """In-process, over any Unicode: a name is refused (400) or fully usable, never a 500."""
+    """In-process, over any Unicode: a name is refused (400) or fully usable, never a 500.
+    (White space around a name is not part of it: the name as stored is trimmed.)"""
     name = name + ".json"
     r = mgmt.post("/auth-files", query_string={"name": name}, json={"type": "claude"})
     assert r.status_code in (200, 400), r.get_data(as_text=True)
     if r.status_code == 400:
         return
     listed = {f["name"] for f in mgmt.get("/auth-files").get_json()["files"]}
-    assert name in listed
+    assert trimmed(name) in listed
     r = mgmt.get("/auth-files/download", query_string={"name": name})
     assert r.status_code == 200
     r.headers["Content-Disposition"].encode("latin-1")

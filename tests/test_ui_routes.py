@@ -67,8 +67,9 @@ def test_batch_delete_reports_each_failure_with_207(mgmt, auths):
     assert not (auths / "a.json").exists()
 
 
-@pytest.mark.parametrize("body", [{"names": ["a.json"]}, {"name": "a.json"}, ["a.json"]],
-                         ids=["names", "name", "array"])
+@pytest.mark.parametrize("body", [{"names": ["a.json"]}, {"name": "a.json"}, ["a.json"],
+                                  {"name": "a.json", "names": None}, {"name": None, "names": ["a.json", None]}],
+                         ids=["names", "name", "array", "null-names", "null-name"])
 def test_single_name_in_a_body_answers_ok(mgmt, auths, body):
     put(auths, "a.json", CLAUDE)
     r = mgmt.delete("/auth-files", json=body)
@@ -82,6 +83,12 @@ def test_single_name_in_a_body_answers_ok(mgmt, auths, body):
     ({"json": {"names": []}}, 400, "invalid name"),
     ({"data": "{nope", "content_type": "application/json"}, 400, "invalid request body"),
     ({"json": {"names": [1]}}, 400, "invalid request body"),
+    ({"json": {"name": "a.json", "names": 5}}, 400, "invalid request body"),
+    ({"json": {"name": "a.json", "names": {"x": 1}}}, 400, "invalid request body"),
+    ({"json": {"name": "a.json", "names": "b.json"}}, 400, "invalid request body"),
+    ({"json": {"name": "a.json", "names": True}}, 400, "invalid request body"),
+    ({"json": {"name": 5, "names": ["a.json"]}}, 400, "invalid request body"),
+    ({"data": "null", "content_type": "application/json"}, 400, "invalid name"),
     ({}, 400, "invalid name"),
 ])
 def test_batch_delete_errors(mgmt, auths, kw, status, error):
@@ -172,6 +179,22 @@ def test_fields_null_weight_removes_it_and_headers_can_empty(mgmt, auths):
     ({"a..b": 1}, "invalid field path: a..b"),
     ({"": 1}, "field name is required"),
     ({"note": 5}, "invalid request body"),
+    # names are trimmed, and each part of a path: the same checks apply
+    ({" weight": "abc"}, "weight must be an integer"),
+    ({"weight ": 99999999999}, "weight must not exceed 1000000"),
+    ({" weight . x": 1}, "weight does not support nested fields"),
+    ({" request_retry": "x"}, "request_retry must be an integer or null"),
+    ({"priority ": "x"}, "invalid request body"),
+    ({"disabled ": "x"}, "invalid request body"),
+    ({" note ": 5}, "invalid request body"),
+    ({"a. .b": 1}, "invalid field path: a..b"),
+    ({"  ": 1}, "field name is required"),
+    ({"note": "x", " note": "y"}, 'auth file fields "note" and " note" refer to the same field'),
+    ({" weight": 1, "weight ": 99999999999}, 'auth file fields " weight" and "weight " refer to the same field'),
+    ({"note": None, " note ": "y"}, 'auth file fields "note" and " note " refer to the same field'),
+    ({"meta.tier": 1, "meta . tier": 2}, 'auth file fields "meta.tier" and "meta . tier" refer to the same field'),
+    ({"proxy-url": "a", " proxy-url": "b"}, 'auth file fields "proxy-url" and " proxy-url" refer to the same field'),
+    ({"note\t": "x", "note": "y"}, 'auth file fields "note\\t" and "note" refer to the same field'),
 ])
 def test_fields_errors(mgmt, auths, body, error):
     path = put(auths, "c.json", CLAUDE)
@@ -179,6 +202,15 @@ def test_fields_errors(mgmt, auths, body, error):
     r = mgmt.patch("/auth-files/fields", json={"name": "c.json", **body})
     assert (r.status_code, r.get_json()) == (400, {"error": error})
     assert path.read_bytes() == before
+
+
+def test_fields_names_and_path_parts_are_trimmed(mgmt, auths):
+    put(auths, "c.json", CLAUDE)
+    r = mgmt.patch("/auth-files/fields", json={"name": "c.json", " weight ": 5, " meta . tier ": "pro",
+                                               "note ": " n ", " proxy-url": "http://a", "proxy_url ": "http://b"})
+    assert (r.status_code, r.get_json()) == (200, {"status": "ok"})
+    data = json.loads((auths / "c.json").read_text())
+    assert data == {**CLAUDE, "weight": 5, "meta": {"tier": "pro"}, "note": "n", "proxy_url": "http://b"}
 
 
 def test_fields_snake_case_spelling_wins(mgmt, auths):

@@ -16,6 +16,7 @@ from ..usage.credential_stats import auth_file_usage
 from . import auth_files, auth_index
 from . import fields as editable_fields
 from .listing import parse_auth_json
+from .names import trimmed
 
 bp = Blueprint("authfiles", __name__)
 
@@ -55,7 +56,7 @@ def list_auth_files():
 @bp.get("/auth-files/download")
 @describe("Download an auth file", query=[_NAME], ok=_OBJECT)
 def download_auth_file():
-    name = request.args.get("name", "")
+    name = trimmed(request.args.get("name", ""))
     content = auth_files().folder().read(name)
     resp = Response(content, content_type="application/json")
     resp.headers["Content-Disposition"] = attachment(name)
@@ -92,7 +93,7 @@ def upload_auth_file():
         name, content = _read_upload(uploads[0], limit)
         _store_upload(files, name, content, {"suffix_error": "file must be .json"})
         return ok()
-    name = request.args.get("name", "")
+    name = trimmed(request.args.get("name", ""))
     files.folder().path_of(name)
     content = read_body(limit)
     if len(content) > limit:
@@ -106,13 +107,18 @@ def _uploaded_files() -> list:
     return [upload for field in sorted(request.files) for upload in request.files.getlist(field)]
 
 
-def _upload_name(upload) -> str:
+def _last_part(filename: str) -> str:
     # A browser sends a bare file name; keep only its last part, as upstream does.
-    return (upload.filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    return filename.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _upload_name(upload) -> str:
+    """The name a failed upload is shown by: the sent name's last part, untrimmed (upstream's)."""
+    return _last_part(upload.filename or "")
 
 
 def _read_upload(upload, limit: int) -> tuple[str, bytes]:
-    name = _upload_name(upload)
+    name = _last_part(trimmed(upload.filename or ""))  # upstream trims, then takes the last part
     auth_files().folder().path_of(name, suffix_error="file must be .json")
     content = upload.stream.read(limit + 1)
     if len(content) > limit:
@@ -162,16 +168,17 @@ def _each(items: list, act, shown, count_key: str):
           ok=_DELETED, also={207: _DELETED}, query=[_NAME, ("all", "string", "true, 1 or *: delete every auth file")])
 def delete_auth_files():
     files = auth_files()
-    if request.args.get("all", "").strip().lower() in _ALL:
+    if request.args.get("all", "") in _ALL:  # exactly these, as upstream: "TRUE" deletes nothing
         return _delete_all(files)
     query_names = request.args.getlist("name")
-    if len(query_names) == 1:  # the seed-era single delete, answers unchanged
+    names = _unique(query_names)
+    if len(query_names) == 1 and names:  # the seed-era single delete, answers unchanged
         with files.lock:
-            name = query_names[0]
+            name = names[0]
             files.folder().remove(name)
             files.listing.forget(name)
         return ok()
-    names = _unique(query_names) if query_names else _body_names()
+    names = names or _body_names()  # upstream reads the body when no name is left
     if not names:
         raise ApiError(400, "invalid name")
     if len(names) == 1:
@@ -186,7 +193,7 @@ def delete_auth_files():
 
 def _unique(names) -> list:
     """Trimmed, empty ones and repeats dropped, in order."""
-    return list(dict.fromkeys(n.strip() for n in names if isinstance(n, str) and n.strip()))
+    return list(dict.fromkeys(trimmed(n) for n in names if isinstance(n, str) and trimmed(n)))
 
 
 def _body_names() -> list:
@@ -198,11 +205,17 @@ def _body_names() -> list:
         body = load_json(raw)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid request body") from None
+    if body is None:  # JSON null: no names, as upstream's decoder reads it
+        return []
     if isinstance(body, list):
         names = body
     elif isinstance(body, dict):
         listed = body.get("names")
-        names = [body.get("name")] + (listed if isinstance(listed, list) else [])
+        if listed is None:
+            listed = []
+        elif not isinstance(listed, list):  # upstream decodes into []string: 5 or {} is refused
+            raise ApiError(400, "invalid request body")
+        names = [body.get("name")] + listed
     else:
         raise ApiError(400, "invalid request body")
     if not all(n is None or isinstance(n, str) for n in names):

@@ -1,7 +1,7 @@
 """PATCH /auth-files/fields: set any field of a token file (upstream's metadata editor).
 
 The body is `{"name": "<file>", <field>: <value>, ...}`. A field is a path: `a.b` writes
-into nested objects. Known kebab-case roots are stored in snake_case (`disable-cooling` ->
+into nested objects; the name and each part of the path are trimmed (` weight` is `weight`). Known kebab-case roots are stored in snake_case (`disable-cooling` ->
 `disable_cooling`), and the other spelling is removed from the file so the two never
 disagree; when both spellings are sent the snake_case one wins.
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ..conventions import MAX_WEIGHT, is_kind, read_body
 from ..errors import ApiError
-from ..safeload import load_json
+from ..safeload import MAX_JSON_DEPTH, load_json
 
 # Upstream's canonical spellings of the kebab-case roots it knows.
 CANONICAL = {
@@ -49,42 +49,72 @@ def named_object() -> tuple[dict, str | None]:
 
 
 def parse_body() -> tuple[str, dict]:
-    """(trimmed name, {canonical path tuple: value}) of the request; 400s with upstream's texts."""
+    """(trimmed name, {canonical path tuple: value}) of the request; 400s with upstream's texts.
+
+    A field name is trimmed, and so is each part of a dotted path (` weight` is `weight`, with
+    its checks). Two names for one field are refused, unless one spells the root in
+    snake_case and the other in kebab-case: then the snake_case one wins (upstream's rules)."""
     body, name = named_object()
     name = (name or "").strip()
     if not name:
         raise ApiError(400, "name is required")
-    fields: dict = {}
-    spelled: dict = {}
+    chosen: dict = {}  # canonical path -> (key as sent, value, root spelled canonically)
     for key, value in body.items():
         if key == "name":
             continue
-        path = _path(key)
+        parts = tuple(part.strip() for part in key.strip().split("."))
+        path = (CANONICAL.get(parts[0], parts[0]),) + parts[1:]
+        canonical = parts[0] == path[0]
+        if path in chosen:
+            other, _, other_canonical = chosen[path]
+            if canonical == other_canonical:
+                raise ApiError(400, f"auth file fields {_go_quoted(other)} and {_go_quoted(key)} "
+                                    "refer to the same field")
+            if not canonical:
+                continue  # the snake_case spelling wins
+        chosen[path] = (key, value, canonical)
+    fields: dict = {}
+    for path, (_, value, _) in chosen.items():
+        if not path[0] and len(path) == 1:
+            raise ApiError(400, "field name is required")
+        if not all(path):
+            raise ApiError(400, f"invalid field path: {'.'.join(path)}")
         if value is None and path[0] not in NULL_REMOVES:
             continue  # JSON null counts as absent
         _check(path, value)
-        if path in fields:
-            snake, other_snake = key.split(".")[0] == path[0], spelled[path].split(".")[0] == path[0]
-            if snake == other_snake:
-                raise ApiError(400, f'auth file fields "{spelled[path]}" and "{key}" refer to the same field')
-            if not snake:
-                continue  # the snake_case spelling wins
-        fields[path], spelled[path] = value, key
+        fields[path] = value
     return name, fields
 
 
-def _path(key: str) -> tuple:
-    if not key.strip():
-        raise ApiError(400, "field name is required")
-    parts = key.split(".")
-    if any(not part.strip() for part in parts):
-        raise ApiError(400, f"invalid field path: {key}")
-    parts[0] = CANONICAL.get(parts[0], parts[0])
-    return tuple(parts)
+_NAMED_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+
+
+def _go_quoted(text: str) -> str:
+    """`text` quoted as Go's %q writes it (upstream's error texts quote field names so)."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif char.isprintable():
+            out.append(char)
+        elif char in _NAMED_ESCAPES:
+            out.append(_NAMED_ESCAPES[char])
+        elif code < 0x80:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return '"' + "".join(out) + '"'
 
 
 def _check(path: tuple, value) -> None:
     root = path[0]
+    # The file would nest len(path) objects deep, then the value: deeper than any JSON we
+    # read back (the server itself could neither list nor edit the file again).
+    if len(path) + _depth(value) > MAX_JSON_DEPTH:
+        raise ApiError(400, f"invalid field {'.'.join(path)}")
     if root in ("weight", "request_retry") and len(path) > 1:
         raise ApiError(400, f"{root} does not support nested fields")
     if len(path) > 1:
@@ -101,6 +131,16 @@ def _check(path: tuple, value) -> None:
         raise ApiError(400, "invalid request body")
     elif root in TYPED and not is_kind(value, TYPED[root]):
         raise ApiError(400, "invalid request body")
+
+
+def _depth(value) -> int:
+    """How deep `value` nests arrays and objects (0 for a scalar); a body holds at most
+    MAX_JSON_DEPTH levels, so this recursion is bounded."""
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
 
 
 def apply(data: dict, fields: dict) -> None:

@@ -19,6 +19,17 @@ MAX_NAME_BYTES = 255
 _REFUSED = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
+# Go's unicode.IsSpace, what upstream's strings.TrimSpace takes off a name sent to it.
+# (Python's strip() also takes \x1c-\x1f: control characters, refused in a name, not trimmed.)
+_GO_SPACE = ("\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
+             + "\u2028\u2029\u202f\u205f\u3000")
+
+
+def trimmed(name: str) -> str:
+    """A name as a client sent it, without the white space around it (as upstream reads it)."""
+    return name.strip(_GO_SPACE)
+
+
 def is_plain_name(name: str) -> bool:
     """True for a name that can only mean a file directly inside auth-dir.
 

@@ -14,6 +14,7 @@ from flask import jsonify, request
 
 from cliproxy_mgmt import hookimpl
 from cliproxy_mgmt.authfiles import auth_files
+from cliproxy_mgmt.authfiles.names import is_auth_file_name, trimmed
 from cliproxy_mgmt.config_api import upload_limit
 from cliproxy_mgmt.errors import ApiError
 from cliproxy_mgmt.oauth import Login
@@ -60,6 +61,7 @@ def _pem_body(text: str) -> bytes:
 
 
 def file_name(project_id: str) -> str:
+    """Upstream's file name for a project: separators and colons as `_`, spaces as `-`."""
     return "vertex-" + re.sub(r"[/\\:]", "_", project_id).replace(" ", "-") + ".json"
 
 
@@ -90,17 +92,23 @@ def import_service_account():
         account["private_key"] = normalize_private_key(account.get("private_key"))
     except ValueError as exc:
         raise ApiError(400, "invalid service account", message=str(exc)) from None
-    project = str(account.get("project_id") or "").strip()
+    project = trimmed(str(account.get("project_id") or ""))
     if not project:
         raise ApiError(400, "project_id missing")
+    name = file_name(project)
+    if not is_auth_file_name(name):  # `..`, a control character, over 255 bytes: upstream's name, not ours
+        raise ApiError(400, "invalid service account", message=f"project_id cannot name an auth file: {name}")
     location = (request.form.get("location") or request.args.get("location") or "").strip() or DEFAULT_LOCATION
     email = str(account.get("client_email") or "")
     try:
-        path = files.save(file_name(project), {"service_account": account, "project_id": project,
-                                               "email": email, "location": location, "type": "vertex"},
-                          indent=True)
-    except (OSError, ApiError) as exc:
-        raise ApiError(500, "save_failed", message=str(getattr(exc, "error", exc))) from None
+        path = files.save(name, {"service_account": account, "project_id": project,
+                                 "email": email, "location": location, "type": "vertex"}, indent=True)
+    except ApiError as exc:
+        if exc.status < 500:
+            raise  # e.g. a symlink where the file would go: refused as on every auth-file route
+        raise ApiError(500, "save_failed", message=exc.error) from None
+    except OSError as exc:
+        raise ApiError(500, "save_failed", message=str(exc)) from None
     return jsonify({"auth-file": path, "email": email, "location": location, "project_id": project,
                     "status": "ok"})
 
