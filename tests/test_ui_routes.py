@@ -298,6 +298,44 @@ def test_put_refuses_weight_over_the_limit(mgmt, key, entry):
     assert (r.status_code, r.get_json()) == (400, {"error": f"{key}[0].weight: weight must not exceed 1000000"})
 
 
+OPENAI_P = 'openai-compatibility:\n  - name: "p"\n    base-url: "https://x"\n    api-key-entries:\n      - api-key: "k"\n'
+
+
+def test_openai_compat_put_refuses_a_key_weight_over_the_limit(make_app):
+    mgmt, path = seeded(make_app, OPENAI_P)
+    before = path.read_bytes()
+    body = [{"name": "p", "base-url": "https://x", "api-key-entries": [{"api-key": "k", "weight": 1_000_000}]},
+            {"name": "q", "base-url": "https://y", "api-key-entries": [{"api-key": "a"}, {"api-key": "k",
+                                                                                        "weight": 5_000_000}]}]
+    r = mgmt.put("/openai-compatibility", json=body)
+    assert (r.status_code, r.get_json()) == (
+        400, {"error": "openai-compatibility[1].api-key-entries[1].weight: weight must not exceed 1000000"})
+    assert path.read_bytes() == before
+    assert mgmt.put("/openai-compatibility", json=body[:1]).status_code == 200
+    assert yaml.safe_load(path.read_text())["openai-compatibility"][0]["api-key-entries"][0]["weight"] == 1_000_000
+
+
+def test_openai_compat_patch_refuses_a_key_weight_over_the_limit(make_app):
+    mgmt, path = seeded(make_app, OPENAI_P)
+    before = path.read_bytes()
+    value = {"api-key-entries": [{"api-key": "k", "weight": 9_000_000}]}
+    r = mgmt.patch("/openai-compatibility", json={"name": "p", "value": value})
+    assert (r.status_code, r.get_json()) == (400, {"error": "api-key-entries[0].weight: weight must not exceed 1000000"})
+    r = mgmt.patch("/openai-compatibility", json={"name": "nobody", "value": value})
+    assert (r.status_code, r.get_json()) == (404, {"error": "item not found"})
+    assert path.read_bytes() == before
+    # an upstream has no weight of its own: upstream ignores one in the value, as any unknown field
+    assert mgmt.patch("/openai-compatibility", json={"name": "p", "value": {"weight": "x"}}).status_code == 200
+
+
+def test_openai_compat_patch_that_drops_the_entry_does_not_check_its_weights(make_app):
+    """As upstream: an empty base-url removes the upstream before the new key entries are looked at."""
+    mgmt, _ = seeded(make_app, OPENAI_P)
+    value = {"base-url": " ", "api-key-entries": [{"api-key": "k", "weight": 9_000_000}]}
+    assert mgmt.patch("/openai-compatibility", json={"name": "p", "value": value}).status_code == 200
+    assert mgmt.get("/openai-compatibility").get_json()["openai-compatibility"] == []
+
+
 @pytest.mark.parametrize("key,entry", [("xai-api-key", {"base-url": "https://api.x.ai/v1"}),
                                        ("interactions-api-key", {})])
 def test_patch_null_clears_weight_on_the_new_lists(make_app, key, entry):
