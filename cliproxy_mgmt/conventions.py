@@ -452,9 +452,10 @@ class ObjectList:
     missing_message: str = "missing api-key or index"
     # With a `base-url` query parameter (the v1.22 web UI sends it), DELETE selects the
     # entries with that key AND that base-url (both trimmed; "" matches entries without
-    # one). `unique_match` (a plugin's choice): that selection must be exactly one entry, and
-    # PATCH's `match` is narrowed the same way; otherwise DELETE removes every entry
-    # selected and answers 200 even for none.
+    # one). `unique_match` (a plugin's choice): that selection must be exactly one entry;
+    # PATCH's `match` is narrowed the same way and must not select several entries, with or
+    # without `base-url` (400 `multiple items match; index is required`). Otherwise DELETE
+    # removes every entry selected and answers 200 even for none, and PATCH takes the first.
     unique_match: bool = False
     nullable_fields: tuple = ()            # PATCH: null removes these (e.g. weight)
     show: Callable[[dict], dict] | None = None  # GET and GET /config: an entry as shown
@@ -580,7 +581,7 @@ def add_object_list(bp: Blueprint, spec: ObjectList) -> None:
                 wanted = match.strip()
                 hits = [i for i, item in enumerate(items) if text(item.get(spec.key_field)) == wanted
                         and (base_url is None or text(item.get("base-url")).strip() == base_url)]
-                if base_url is not None and spec.unique_match and len(hits) > 1:
+                if spec.unique_match and len(hits) > 1:
                     raise ApiError(400, "multiple items match; index is required")
                 target = hits[0] if hits else None
             if target is None:

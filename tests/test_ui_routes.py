@@ -262,6 +262,38 @@ def test_gemini_delete_by_key_and_base_url_needs_exactly_one(make_app):
     assert [e["api-key"] for e in mgmt.get("/gemini-api-key").get_json()["gemini-api-key"]] == ["h"]
 
 
+INTERACTIONS_TWINS = """interactions-api-key:
+  - api-key: "k1"
+    base-url: "https://a.example.com"
+  - api-key: "k1"
+    base-url: "https://b.example.com"
+"""
+
+
+def test_interactions_patch_by_an_ambiguous_match_is_refused(make_app):
+    mgmt, path = seeded(make_app, INTERACTIONS_TWINS)
+    before = path.read_bytes()
+    r = mgmt.patch("/interactions-api-key", json={"match": "k1", "value": {"prefix": "p"}})
+    assert (r.status_code, r.get_json()) == (400, {"error": "multiple items match; index is required"})
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("how,patched", [({"params": "?base-url=https://b.example.com"}, 1),
+                                         ({"body": {"index": 1}}, 1)], ids=["base-url", "index"])
+def test_interactions_patch_narrowed_to_one_entry_patches_it(make_app, how, patched):
+    mgmt, _ = seeded(make_app, INTERACTIONS_TWINS)
+    body = {"match": "k1", "value": {"prefix": "p"}, **how.get("body", {})}
+    assert mgmt.patch("/interactions-api-key" + how.get("params", ""), json=body).get_json() == {"status": "ok"}
+    entries = mgmt.get("/interactions-api-key").get_json()["interactions-api-key"]
+    assert [e.get("prefix") for e in entries] == [None, "p"]
+
+
+def test_claude_patch_by_a_shared_key_takes_the_first_entry_as_upstream(make_app):
+    mgmt, _ = seeded(make_app, CLAUDE_KEYS)
+    assert mgmt.patch("/claude-api-key", json={"match": "k", "value": {"prefix": "p"}}).status_code == 200
+    assert [e.get("prefix") for e in mgmt.get("/claude-api-key").get_json()["claude-api-key"]] == ["p", None, None]
+
+
 def test_openai_compat_disabled_is_patched_stored_and_shown(make_app):
     mgmt, path = seeded(make_app, 'openai-compatibility:\n  - name: "p"\n    base-url: "https://x.example.com/v1"\n')
     assert mgmt.get("/openai-compatibility").get_json()["openai-compatibility"][0]["disabled"] is False
