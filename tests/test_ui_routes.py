@@ -522,6 +522,33 @@ def test_oauth_request_scoped_errors(mgmt, config_path):
         assert r.get_json() == {"error": error}
 
 
+def test_oauth_request_scoped_errors_keep_only_the_rules_upstream_keeps(mgmt, config_path):
+    """A rule needs a positive status, a match or match-regexr, and an action."""
+    body = {"claude": [{"status": 0, "match": ["x"], "action": "stop"}, {"match": ["y"]}],
+            "codex": [{"status": 429, "match-regexr": [" ^q "], "action": " Continue "},
+                      {"status": -1, "match": ["a"], "action": "stop"}, {"status": 400, "match": [" "], "action": "stop"},
+                      {"status": 400, "match": ["z"]}, {"status": 400, "action": "stop"}]}
+    assert mgmt.put("/oauth-request-scoped-errors", json=body).get_json() == {"status": "ok"}
+    kept = {"codex": [{"status": 429, "match-regexr": ["^q"], "action": "continue"}]}
+    assert mgmt.get("/oauth-request-scoped-errors").get_json() == {"oauth-request-scoped-errors": kept}
+    assert yaml.safe_load(config_path.read_text())["oauth-request-scoped-errors"] == kept
+    before = config_path.read_bytes()
+    r = mgmt.patch("/oauth-request-scoped-errors", json={"channel": "claude", "rules": [{"status": 500}]})
+    assert (r.status_code, r.get_json()) == (404, {"error": "channel not found"})
+    assert config_path.read_bytes() == before
+    # rules that are all dropped remove the channel, as no rules do
+    r = mgmt.patch("/oauth-request-scoped-errors", json={"channel": "codex", "rules": [{"status": 500}]})
+    assert r.get_json() == {"status": "ok"}
+    assert "oauth-request-scoped-errors" not in yaml.safe_load(config_path.read_text())
+
+
+def test_oauth_request_scoped_errors_loaded_rules_upstream_drops_are_not_shown(make_app):
+    mgmt, _ = seeded(make_app, "oauth-request-scoped-errors:\n  claude:\n    - status: 0\n      match: [x]\n"
+                               "      action: stop\n  codex:\n    - status: 500\n      match: [y]\n")
+    assert mgmt.get("/oauth-request-scoped-errors").get_json() == {"oauth-request-scoped-errors": {}}
+    assert mgmt.get("/config").get_json().get("oauth-request-scoped-errors", {}) == {}
+
+
 def test_reset_quota(mgmt, auths):
     put(auths, "a.json", CLAUDE)
     index = auth_index("a.json")
