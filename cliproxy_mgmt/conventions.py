@@ -400,6 +400,22 @@ def dict_items(data: dict, key: str) -> list:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
+MAX_WEIGHT = 1_000_000
+
+
+def own_weight(item: dict) -> list:
+    """The routing weight of a key entry: its own `weight` field."""
+    return [("weight", item.get("weight"))]
+
+
+def weight_over_limit(weights) -> str | None:
+    """The path of the first integer weight above MAX_WEIGHT among (path, value) pairs, or None."""
+    for path, value in weights:
+        if is_kind(value, int) and value > MAX_WEIGHT:
+            return path
+    return None
+
+
 @dataclass(frozen=True)
 class ObjectList:
     """How one provider's list of credential objects behaves.
@@ -413,6 +429,10 @@ class ObjectList:
     wrongly typed field is `invalid body`, a loaded config with one is refused. `read(data)`
     returns the raw items (default: the dict items under `key`) and `legacy_keys` are
     top-level keys `read` folds in, dropped from the file when the list is written.
+
+    `weights(item)` lists the routing weights an item holds as (path, value) pairs, by default
+    its own `weight`; none may exceed MAX_WEIGHT (upstream's proxy refuses to load such a
+    config), in a loaded config, a PUT or a PATCH value.
     """
 
     route: str
@@ -432,12 +452,14 @@ class ObjectList:
     missing_message: str = "missing api-key or index"
     # With a `base-url` query parameter (the v1.22 web UI sends it), DELETE selects the
     # entries with that key AND that base-url (both trimmed; "" matches entries without
-    # one). `unique_match` (a plugin's choice): that selection must be exactly one entry, and
-    # PATCH's `match` is narrowed the same way; otherwise DELETE removes every entry
-    # selected and answers 200 even for none.
+    # one). `unique_match` (a plugin's choice): that selection must be exactly one entry;
+    # PATCH's `match` is narrowed the same way and must not select several entries, with or
+    # without `base-url` (400 `multiple items match; index is required`). Otherwise DELETE
+    # removes every entry selected and answers 200 even for none, and PATCH takes the first.
     unique_match: bool = False
     nullable_fields: tuple = ()            # PATCH: null removes these (e.g. weight)
     show: Callable[[dict], dict] | None = None  # GET and GET /config: an entry as shown
+    weights: Callable[[dict], list] = own_weight
 
     def shown(self, data: dict) -> list:
         """The cleaned list as GET shows it."""
@@ -465,6 +487,10 @@ class ObjectList:
         """The check of a loaded config value (`ConfigSection.validate`)."""
         if not fits(value, [self.fields], strict=False):
             raise ValueError("expected a list of objects with correctly typed fields")
+        for i, item in enumerate(value or ()):
+            path = weight_over_limit(self.weights(item)) if isinstance(item, dict) else None
+            if path:
+                raise ValueError(f"{self.key}[{i}].{path}: weight must not exceed {MAX_WEIGHT}")
 
     def credentials(self, provider: str, data: dict) -> list:
         """(provider, base-url, api-key) of each entry with a non-empty `api-key`."""
@@ -483,7 +509,6 @@ class ObjectList:
                              legacy_keys=self.legacy_keys, credentials=credentials)
 
 
-MAX_WEIGHT = 1_000_000
 # One rule of `request-scoped-errors` (per key entry) and `oauth-request-scoped-errors`.
 SCOPED_ERROR_RULE = {"status": int, "match": [str], "match-regexr": [str], "action": str}
 
@@ -528,21 +553,19 @@ def add_object_list(bp: Blueprint, spec: ObjectList) -> None:
         return jsonify({spec.key: store().derived(f"list:{spec.key}", spec.shown)})
 
     def put_view():
-        raw = read_json()
-        listed = raw.get("items") if isinstance(raw, dict) else raw
-        for i, item in enumerate(listed if isinstance(listed, list) else ()):
-            weight = item.get("weight") if isinstance(item, dict) else None
-            if is_kind(weight, int) and weight > MAX_WEIGHT:
-                raise ApiError(400, f"{spec.key}[{i}].weight: weight must not exceed {MAX_WEIGHT}")
-        items = _list_of(raw, spec.item_ok)
+        items = _list_of(read_json(), spec.item_ok)
+        for i, item in enumerate(items):
+            path = weight_over_limit(spec.weights(item))
+            if path:
+                raise ApiError(400, f"{spec.key}[{i}].{path}: weight must not exceed {MAX_WEIGHT}")
         store().edit(lambda d: spec.store_entries(d, items))
         return ok()
 
     def patch_view():
         body = json_object()
         value = body.get("value")
-        if isinstance(value, dict):
-            check_shared_values(value)
+        patched = {k: v for k, v in value.items() if k in spec.patch_fields} if isinstance(value, dict) else {}
+        check_shared_values(patched)
         if not isinstance(value, dict) or not fits(value, spec.fields):
             raise invalid_body()
         index = optional_int(body, "index")
@@ -558,7 +581,7 @@ def add_object_list(bp: Blueprint, spec: ObjectList) -> None:
                 wanted = match.strip()
                 hits = [i for i, item in enumerate(items) if text(item.get(spec.key_field)) == wanted
                         and (base_url is None or text(item.get("base-url")).strip() == base_url)]
-                if base_url is not None and spec.unique_match and len(hits) > 1:
+                if spec.unique_match and len(hits) > 1:
                     raise ApiError(400, "multiple items match; index is required")
                 target = hits[0] if hits else None
             if target is None:
@@ -572,6 +595,11 @@ def add_object_list(bp: Blueprint, spec: ObjectList) -> None:
                         item.pop(field_name, None)
                     continue
                 item[field_name] = field_value.strip() if isinstance(field_value, str) else field_value
+            # Weights nested in the value (its own `weight` was checked above); as upstream,
+            # not when the change drops the entry.
+            nested = weight_over_limit(spec.weights(patched))
+            if nested and spec.normalize(dict(item)) is not None:
+                raise ApiError(400, f"{nested}: weight must not exceed {MAX_WEIGHT}")
             items[target] = item
             spec.store_entries(d, items)
         store().edit(change)

@@ -5,14 +5,16 @@ Config key `oauth-request-scoped-errors`: a map channel -> list of rules
 same rule list can sit on a key entry as `request-scoped-errors`. Upstream's routes: GET
 (the sanitised map, `{}` when empty), PUT (the whole map, or `{"items": {...}}`), PATCH
 `{"channel"|"provider": <name>, "rules": [...]}` (no rules removes the channel), DELETE
-`?channel=` (or `?provider=`). Channel names are trimmed and lower-cased.
+`?channel=` (or `?provider=`). Channel names are trimmed and lower-cased. A rule counts only
+with a positive `status`, a `match` or `match-regexr` and an `action`; the others are dropped,
+so a PATCH whose rules are all dropped removes the channel (404 when it is not there).
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from .conventions import SCOPED_ERROR_RULE, fits, json_object, ok, read_json, store, text
+from .conventions import SCOPED_ERROR_RULE, fits, is_kind, json_object, ok, read_json, store, text
 from .errors import ApiError, invalid_body
 from .openapi import describe
 from .schemas import StatusOK
@@ -26,8 +28,9 @@ _MAP = {"type": "object", "additionalProperties": _RULES}
 
 
 def clean_rule(rule) -> dict | None:
-    """A rule with its lists trimmed (empties dropped) and its action lower-cased; None if
-    it says nothing (no status and no pattern)."""
+    """A rule with its lists trimmed (empties dropped) and its action trimmed and lower-cased;
+    None unless it has a positive status, a pattern (`match` or `match-regexr`) and an action:
+    upstream drops any other rule."""
     if not isinstance(rule, dict):
         return None
     rule = dict(rule)
@@ -42,7 +45,9 @@ def clean_rule(rule) -> dict | None:
         rule["action"] = action
     else:
         rule.pop("action", None)
-    if not rule.get("status") and "match" not in rule and "match-regexr" not in rule:
+    status = rule.get("status")
+    if not (is_kind(status, int) and status > 0) or not action or (
+            "match" not in rule and "match-regexr" not in rule):
         return None
     return rule
 

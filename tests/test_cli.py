@@ -54,6 +54,15 @@ def test_check_config(tmp_path):
     assert cli("check-config", str(broken)).returncode == 1
 
 
+def test_check_config_refuses_a_key_weight_the_proxy_would_refuse(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(config_text(tmp_path) + 'openai-compatibility:\n  - name: "p"\n    base-url: "https://x"\n'
+                      '    api-key-entries:\n      - api-key: "k"\n        weight: 5000000\n')
+    result = cli("check-config", str(config))
+    assert result.returncode == 1
+    assert "openai-compatibility[0].api-key-entries[0].weight: weight must not exceed 1000000" in result.stderr
+
+
 def test_plugins_lists_built_ins():
     result = cli("plugins")
     assert result.returncode == 0

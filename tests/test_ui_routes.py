@@ -294,6 +294,38 @@ def test_gemini_delete_by_key_and_base_url_needs_exactly_one(make_app):
     assert [e["api-key"] for e in mgmt.get("/gemini-api-key").get_json()["gemini-api-key"]] == ["h"]
 
 
+INTERACTIONS_TWINS = """interactions-api-key:
+  - api-key: "k1"
+    base-url: "https://a.example.com"
+  - api-key: "k1"
+    base-url: "https://b.example.com"
+"""
+
+
+def test_interactions_patch_by_an_ambiguous_match_is_refused(make_app):
+    mgmt, path = seeded(make_app, INTERACTIONS_TWINS)
+    before = path.read_bytes()
+    r = mgmt.patch("/interactions-api-key", json={"match": "k1", "value": {"prefix": "p"}})
+    assert (r.status_code, r.get_json()) == (400, {"error": "multiple items match; index is required"})
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("how,patched", [({"params": "?base-url=https://b.example.com"}, 1),
+                                         ({"body": {"index": 1}}, 1)], ids=["base-url", "index"])
+def test_interactions_patch_narrowed_to_one_entry_patches_it(make_app, how, patched):
+    mgmt, _ = seeded(make_app, INTERACTIONS_TWINS)
+    body = {"match": "k1", "value": {"prefix": "p"}, **how.get("body", {})}
+    assert mgmt.patch("/interactions-api-key" + how.get("params", ""), json=body).get_json() == {"status": "ok"}
+    entries = mgmt.get("/interactions-api-key").get_json()["interactions-api-key"]
+    assert [e.get("prefix") for e in entries] == [None, "p"]
+
+
+def test_claude_patch_by_a_shared_key_takes_the_first_entry_as_upstream(make_app):
+    mgmt, _ = seeded(make_app, CLAUDE_KEYS)
+    assert mgmt.patch("/claude-api-key", json={"match": "k", "value": {"prefix": "p"}}).status_code == 200
+    assert [e.get("prefix") for e in mgmt.get("/claude-api-key").get_json()["claude-api-key"]] == ["p", None, None]
+
+
 def test_openai_compat_disabled_is_patched_stored_and_shown(make_app):
     mgmt, path = seeded(make_app, 'openai-compatibility:\n  - name: "p"\n    base-url: "https://x.example.com/v1"\n')
     assert mgmt.get("/openai-compatibility").get_json()["openai-compatibility"][0]["disabled"] is False
@@ -328,6 +360,44 @@ def test_patch_refuses_bad_weight_and_cooling(make_app, value, error):
 def test_put_refuses_weight_over_the_limit(mgmt, key, entry):
     r = mgmt.put(f"/{key}", json=[{"api-key": "k", **entry, "weight": 1_000_001}])
     assert (r.status_code, r.get_json()) == (400, {"error": f"{key}[0].weight: weight must not exceed 1000000"})
+
+
+OPENAI_P = 'openai-compatibility:\n  - name: "p"\n    base-url: "https://x"\n    api-key-entries:\n      - api-key: "k"\n'
+
+
+def test_openai_compat_put_refuses_a_key_weight_over_the_limit(make_app):
+    mgmt, path = seeded(make_app, OPENAI_P)
+    before = path.read_bytes()
+    body = [{"name": "p", "base-url": "https://x", "api-key-entries": [{"api-key": "k", "weight": 1_000_000}]},
+            {"name": "q", "base-url": "https://y", "api-key-entries": [{"api-key": "a"}, {"api-key": "k",
+                                                                                        "weight": 5_000_000}]}]
+    r = mgmt.put("/openai-compatibility", json=body)
+    assert (r.status_code, r.get_json()) == (
+        400, {"error": "openai-compatibility[1].api-key-entries[1].weight: weight must not exceed 1000000"})
+    assert path.read_bytes() == before
+    assert mgmt.put("/openai-compatibility", json=body[:1]).status_code == 200
+    assert yaml.safe_load(path.read_text())["openai-compatibility"][0]["api-key-entries"][0]["weight"] == 1_000_000
+
+
+def test_openai_compat_patch_refuses_a_key_weight_over_the_limit(make_app):
+    mgmt, path = seeded(make_app, OPENAI_P)
+    before = path.read_bytes()
+    value = {"api-key-entries": [{"api-key": "k", "weight": 9_000_000}]}
+    r = mgmt.patch("/openai-compatibility", json={"name": "p", "value": value})
+    assert (r.status_code, r.get_json()) == (400, {"error": "api-key-entries[0].weight: weight must not exceed 1000000"})
+    r = mgmt.patch("/openai-compatibility", json={"name": "nobody", "value": value})
+    assert (r.status_code, r.get_json()) == (404, {"error": "item not found"})
+    assert path.read_bytes() == before
+    # an upstream has no weight of its own: upstream ignores one in the value, as any unknown field
+    assert mgmt.patch("/openai-compatibility", json={"name": "p", "value": {"weight": "x"}}).status_code == 200
+
+
+def test_openai_compat_patch_that_drops_the_entry_does_not_check_its_weights(make_app):
+    """As upstream: an empty base-url removes the upstream before the new key entries are looked at."""
+    mgmt, _ = seeded(make_app, OPENAI_P)
+    value = {"base-url": " ", "api-key-entries": [{"api-key": "k", "weight": 9_000_000}]}
+    assert mgmt.patch("/openai-compatibility", json={"name": "p", "value": value}).status_code == 200
+    assert mgmt.get("/openai-compatibility").get_json()["openai-compatibility"] == []
 
 
 @pytest.mark.parametrize("key,entry", [("xai-api-key", {"base-url": "https://api.x.ai/v1"}),
@@ -484,6 +554,33 @@ def test_oauth_request_scoped_errors(mgmt, config_path):
                      (mgmt.patch("/oauth-request-scoped-errors", json={"channel": "x", "rules": []}),
                       "channel not found")):
         assert r.get_json() == {"error": error}
+
+
+def test_oauth_request_scoped_errors_keep_only_the_rules_upstream_keeps(mgmt, config_path):
+    """A rule needs a positive status, a match or match-regexr, and an action."""
+    body = {"claude": [{"status": 0, "match": ["x"], "action": "stop"}, {"match": ["y"]}],
+            "codex": [{"status": 429, "match-regexr": [" ^q "], "action": " Continue "},
+                      {"status": -1, "match": ["a"], "action": "stop"}, {"status": 400, "match": [" "], "action": "stop"},
+                      {"status": 400, "match": ["z"]}, {"status": 400, "action": "stop"}]}
+    assert mgmt.put("/oauth-request-scoped-errors", json=body).get_json() == {"status": "ok"}
+    kept = {"codex": [{"status": 429, "match-regexr": ["^q"], "action": "continue"}]}
+    assert mgmt.get("/oauth-request-scoped-errors").get_json() == {"oauth-request-scoped-errors": kept}
+    assert yaml.safe_load(config_path.read_text())["oauth-request-scoped-errors"] == kept
+    before = config_path.read_bytes()
+    r = mgmt.patch("/oauth-request-scoped-errors", json={"channel": "claude", "rules": [{"status": 500}]})
+    assert (r.status_code, r.get_json()) == (404, {"error": "channel not found"})
+    assert config_path.read_bytes() == before
+    # rules that are all dropped remove the channel, as no rules do
+    r = mgmt.patch("/oauth-request-scoped-errors", json={"channel": "codex", "rules": [{"status": 500}]})
+    assert r.get_json() == {"status": "ok"}
+    assert "oauth-request-scoped-errors" not in yaml.safe_load(config_path.read_text())
+
+
+def test_oauth_request_scoped_errors_loaded_rules_upstream_drops_are_not_shown(make_app):
+    mgmt, _ = seeded(make_app, "oauth-request-scoped-errors:\n  claude:\n    - status: 0\n      match: [x]\n"
+                               "      action: stop\n  codex:\n    - status: 500\n      match: [y]\n")
+    assert mgmt.get("/oauth-request-scoped-errors").get_json() == {"oauth-request-scoped-errors": {}}
+    assert mgmt.get("/config").get_json().get("oauth-request-scoped-errors", {}) == {}
 
 
 def test_reset_quota(mgmt, auths):

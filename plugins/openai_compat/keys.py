@@ -54,6 +54,13 @@ def normalize(item: dict) -> dict | None:
     return item
 
 
+def key_weights(item: dict) -> list:
+    """The routing weights of an upstream: one per `api-key-entries` item (it has none of its own)."""
+    entries = item.get("api-key-entries")
+    return [(f"api-key-entries[{k}].weight", entry.get("weight"))
+            for k, entry in enumerate(entries if isinstance(entries, list) else ()) if isinstance(entry, dict)]
+
+
 def show(item: dict) -> dict:
     """As upstream shows a provider: `disabled` always present (a disabled one registers no
     credentials but stays in the config)."""
@@ -64,7 +71,7 @@ def show(item: dict) -> dict:
 OPENAI_COMPAT = ObjectList(
     route="/openai-compatibility", key="openai-compatibility", fields=FIELDS, normalize=normalize,
     key_field="name", match_param="name", delete_param="name", delete_trim=False,
-    ignore_empty_match=False, missing_message="missing name or index", show=show,
+    ignore_empty_match=False, missing_message="missing name or index", show=show, weights=key_weights,
     nullable_fields=("disable-cooling", "request-retry"),
     patch_fields=("name", "prefix", "disabled", "disable-cooling", "base-url", "api-key-entries", "models",
                   "headers", "support-prompt-cache-key", "request-retry", "request-scoped-errors"))
