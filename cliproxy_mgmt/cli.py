@@ -69,13 +69,14 @@ def _check_config(args) -> int:
     from .config.store import ConfigError, parse
     from .plugin_manager import get_plugin_manager
     from .registry import PluginError, collect_sections
+    from .storage.base import NotText, utf8_text
 
     try:
         sections = collect_sections(get_plugin_manager(), CORE_KEYS)
-        with open(args.path, encoding="utf-8") as f:
-            data = parse(f.read())
+        with open(args.path, "rb") as f:
+            data = parse(utf8_text(f.read()))
         make_validator(sections)(data)
-    except (ConfigError, PluginError, OSError, UnicodeDecodeError) as exc:
+    except (ConfigError, PluginError, OSError, NotText) as exc:
         print(f"{args.path}: invalid: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
         return 1
     for warning in unknown_key_warnings(data, sections):

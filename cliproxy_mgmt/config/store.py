@@ -38,7 +38,7 @@ from ruamel.yaml.error import YAMLError
 from .. import audit
 from ..bulk import no_gc
 from ..safeload import InvalidYAML, load_yaml
-from ..storage.base import ConfigBackend, Conflict, Unavailable, Version
+from ..storage.base import ConfigBackend, Conflict, NotText, Unavailable, Version
 from ..storage.files import FileConfig
 from . import fastload, yamlio
 from .draft import Draft
@@ -176,7 +176,10 @@ class ConfigStore:
         self._next_check = 0.0
         self.version = 0
         self.last_error: str | None = None
-        text, version = self._backend.read()
+        try:
+            text, version = self._backend.read()
+        except NotText as exc:
+            raise ConfigError(f"{self.path}: {exc}") from None
         data = parse(text)
         validate(data)
         self._install(text, data, version)
@@ -425,6 +428,9 @@ class ConfigStore:
                 text, version = self._backend.read()
             except OSError:
                 return False
+            except NotText as exc:  # as an edit that does not parse
+                self._keep_last_good(str(exc), exc.version)
+                return False
             if version == self._seen:
                 return False
             if not text.strip():
@@ -439,10 +445,7 @@ class ConfigStore:
                 data = self._backend.parsed(version) or parse(text)
                 self._validate(data)
             except ConfigError as exc:
-                if self.last_error != str(exc):
-                    log.error("config reload failed, keeping the last good config: %s", exc)
-                self.last_error = str(exc)
-                self._seen = version  # don't re-read the same broken file on every request
+                self._keep_last_good(str(exc), version)
                 return False
             old_text, old_data, old_seen = self._text, self._data, self._seen
             try:
@@ -458,6 +461,14 @@ class ConfigStore:
             self.last_error = None
             log.info("config reloaded from %s", self.path)
             return True
+
+    def _keep_last_good(self, error: str, version: Version) -> None:
+        """The stored `version` does not load (`error`): log it once, keep the data in force,
+        and refuse writes over it until it is fixed or replaced (`_check_writable`)."""
+        if self.last_error != error:
+            log.error("config reload failed, keeping the last good config: %s", error)
+        self.last_error = error
+        self._seen = version  # don't re-read the same broken file on every request
 
     # -- internals ------------------------------------------------------------------
     def _install(self, text: str, data: dict, version: Version, *, hand_edit: bool = False) -> None:

@@ -27,7 +27,7 @@ import threading
 from typing import Callable
 
 from ..fileio import exchange, fsync_folder, replace_file
-from .base import AuthBackend, ConfigBackend, Conflict, Storage, Version
+from .base import AuthBackend, ConfigBackend, Conflict, NotText, Storage, Version, utf8_text
 
 
 AUTH_FILE_MODE = 0o600
@@ -101,9 +101,12 @@ class FileConfig(ConfigBackend):
 
     def read(self) -> tuple[str, Version]:
         data, version = file_version(self.path)
-        text = data.decode("utf-8")
         self._known = (version, data)
-        return text, version
+        try:
+            return utf8_text(data), version
+        except NotText as exc:
+            exc.version = version
+            raise
 
     def write(self, text: str, base: Version | None, data: dict | None = None) -> Version:
         target = os.path.realpath(self.path)

@@ -1,0 +1,113 @@
+"""config.yaml by hand, the hard cases, against a real server: bytes that are not UTF-8,
+integers too long to be numbers, a file that is no file (FIFO), a file that is gone.
+
+Each is a hand edit that cannot be loaded: every request still answers (the last good
+config stays in force), a write says why it was refused, nothing hangs, there is no 500
+with a traceback, and PUT /config.yaml can still replace the file.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from realserver import RealServer, session
+
+TIMEOUT = 20  # seconds: a request that takes longer is a hang
+SETTLE = 0.2  # seconds: more than the store's interval between two looks at the file
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = RealServer(tmp_path_factory.mktemp("hazards")).start()
+    srv.http = session()
+    srv.good = srv.config_path.read_text()
+    yield srv
+    srv.http.close()
+    srv.kill()
+
+
+def call(srv, method, path, **kw):
+    kw.setdefault("timeout", TIMEOUT)
+    return srv.http.request(method, srv.url(path), **kw)
+
+
+def put_yaml(srv, text: str):
+    return call(srv, "PUT", "/config.yaml", data=text.encode("utf-8"),
+                headers={"Content-Type": "application/yaml"})
+
+
+@pytest.fixture
+def good(server):
+    """The server's good config text; after the test, the file is that text again."""
+    yield server.good
+    if server.config_path.is_symlink() or not server.config_path.is_file():
+        server.config_path.unlink(missing_ok=True)
+    assert put_yaml(server, server.good).status_code == 200
+    assert call(server, "PUT", "/debug", json={"value": False}).status_code == 200
+
+
+def error_of(resp) -> str:
+    assert resp.headers["Content-Type"].startswith("application/json"), resp.text
+    return resp.json()["error"]
+
+
+def assert_last_good_config_in_force(srv) -> None:
+    """Reads answer from the last good config; a write is refused, with a reason."""
+    for path in ("/auth-files", "/debug", "/config", "/config.yaml"):
+        r = call(srv, "GET", path)
+        assert r.status_code == 200, (path, r.status_code, r.text[:300])
+    assert call(srv, "GET", "/debug").json() == {"debug": False}
+    r = call(srv, "PUT", "/debug", json={"value": True})
+    assert r.status_code != 200 and error_of(r), r.text[:300]
+    assert "internal server error" not in r.text
+    return r
+
+
+def full_log(srv) -> str:
+    return srv.log_path.read_text(errors="replace")
+
+
+def assert_no_traceback(srv) -> None:
+    assert "Traceback" not in full_log(srv)
+
+
+# -- bytes that are not UTF-8 ------------------------------------------------------------------
+
+@pytest.mark.parametrize("edit", [
+    pytest.param(lambda text: text.encode("utf-8") + b"\n# caf\xe9\n", id="latin-1-byte"),
+    pytest.param(lambda text: text.encode("utf-16"), id="utf-16")])
+def test_a_hand_edit_that_is_not_utf8_keeps_the_last_good_config(server, good, edit):
+    reported = full_log(server).count("keeping the last good config: not UTF-8 text")
+    server.config_path.write_bytes(edit(good))
+    time.sleep(SETTLE)
+    r = assert_last_good_config_in_force(server)
+    assert "does not load" in r.json()["error"] and "not UTF-8 text" in r.json()["error"]
+    assert server.config_path.read_bytes() == edit(good)  # the edit was not overwritten
+    # PUT /config.yaml replaces it, and writes work again.
+    assert put_yaml(server, good).status_code == 200
+    assert call(server, "PUT", "/debug", json={"value": True}).status_code == 200
+    assert call(server, "GET", "/debug").json() == {"debug": True}
+    # logged once, however often it was looked at
+    assert full_log(server).count("keeping the last good config: not UTF-8 text") == reported + 1
+    assert_no_traceback(server)
+
+
+def start_up(tmp_path, raw: bytes, command: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(raw)
+    args = ["serve", "--config", str(path)] if command == "serve" else ["check-config", str(path)]
+    return subprocess.run([sys.executable, "-m", "cliproxy_mgmt", *args], capture_output=True,
+                          text=True, timeout=60, cwd=tmp_path)
+
+
+@pytest.mark.parametrize("command", ["serve", "check-config"])
+def test_a_config_that_is_not_utf8_stops_start_up_with_one_line(tmp_path, command):
+    done = start_up(tmp_path, b"debug: false\n# caf\xe9\n", command)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "not UTF-8 text: byte 0xe9 on line 2" in done.stderr
