@@ -111,3 +111,41 @@ def test_a_config_that_is_not_utf8_stops_start_up_with_one_line(tmp_path, comman
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "not UTF-8 text: byte 0xe9 on line 2" in done.stderr
+
+
+# -- integers too long to be numbers --------------------------------------------------------------
+
+HUGE = {"decimal": "x: " + "9" * 5000, "hex": "request-retry: 0x" + "f" * 5000,
+        "hex-500-digits": "request-retry: 0x" + "f" * 500}
+
+
+@pytest.mark.parametrize("kind", sorted(HUGE))
+def test_a_hand_edit_with_a_huge_integer_keeps_the_last_good_config(server, good, kind):
+    edited = good.replace("request-retry: 3\n", "") + HUGE[kind] + "\n"
+    server.config_path.write_text(edited)
+    time.sleep(SETTLE)
+    r = assert_last_good_config_in_force(server)
+    assert "does not load" in r.json()["error"] and len(r.text) < 1000, r.text[:1000]
+    assert call(server, "GET", "/request-retry").json() == {"request-retry": 3}
+    assert server.config_path.read_text() == edited
+    assert put_yaml(server, good).status_code == 200
+    assert call(server, "PUT", "/debug", json={"value": True}).status_code == 200
+    assert_no_traceback(server)
+
+
+@pytest.mark.parametrize("kind", sorted(HUGE))
+def test_put_config_yaml_with_a_huge_integer_is_400(server, good, kind):
+    r = put_yaml(server, good.replace("request-retry: 3\n", "") + HUGE[kind] + "\n")
+    assert r.status_code == 400 and error_of(r) == "invalid_yaml", r.text[:300]
+    assert len(r.text) < 1000 and ("1000 digits" in r.text or "2000-bit number" in r.text), r.text[:1000]
+    assert server.config_path.read_text() == good
+    assert_no_traceback(server)
+
+
+@pytest.mark.parametrize("kind", sorted(HUGE))
+def test_a_config_with_a_huge_integer_stops_start_up_with_one_line(tmp_path, kind):
+    for command in ("serve", "check-config"):
+        done = start_up(tmp_path, f"debug: false\n{HUGE[kind]}\n".encode(), command)
+        assert done.returncode == 1
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert len(done.stderr) < 300, done.stderr[:1000]
