@@ -149,3 +149,58 @@ def test_a_config_with_a_huge_integer_stops_start_up_with_one_line(tmp_path, kin
         assert done.returncode == 1
         assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert len(done.stderr) < 300, done.stderr[:1000]
+
+
+# -- a FIFO (or a symlink to one) where config.yaml was ----------------------------------------------
+
+def replace_with_fifo(path, how: str):
+    real = path.with_name("config.yaml.real")
+    os.replace(path, real)
+    if how == "fifo":
+        os.mkfifo(path)
+    else:
+        os.mkfifo(path.with_name("config.fifo"))
+        os.symlink("config.fifo", path)
+    return real
+
+
+@pytest.mark.parametrize("how", ["fifo", "symlink-to-fifo"])
+def test_config_yaml_replaced_by_a_fifo_never_hangs_the_server(server, good, how):
+    real = replace_with_fifo(server.config_path, how)
+    try:
+        time.sleep(SETTLE)
+        assert_last_good_config_in_force(server)
+        r = call(server, "PUT", "/debug", json={"value": True})  # again: no thread is stuck
+        assert r.status_code != 200 and error_of(r)
+    finally:
+        server.config_path.unlink()
+        server.config_path.with_name("config.fifo").unlink(missing_ok=True)
+        os.replace(real, server.config_path)
+    # The real file is back: writes work (they never waited on the FIFO).
+    assert call(server, "PUT", "/debug", json={"value": True}).status_code == 200
+    assert call(server, "GET", "/debug").json() == {"debug": True}
+    assert "debug: true" in server.config_path.read_text()
+    assert_no_traceback(server)
+
+
+def test_a_symlink_to_a_regular_file_is_read_and_written_through(server, good):
+    target = server.config_path.with_name("real-config.yaml")
+    target.write_text(good.replace("request-retry: 3", "request-retry: 4"))
+    server.config_path.unlink()
+    server.config_path.symlink_to(target.name)
+    try:
+        time.sleep(SETTLE)
+        assert call(server, "GET", "/request-retry").json() == {"request-retry": 4}
+        assert call(server, "PUT", "/debug", json={"value": True}).status_code == 200
+        assert server.config_path.is_symlink() and "debug: true" in target.read_text()
+    finally:
+        server.config_path.unlink()
+        os.replace(target, server.config_path)
+
+
+def test_check_config_on_a_fifo_is_one_line_not_a_hang(tmp_path):
+    os.mkfifo(tmp_path / "config.yaml")
+    done = subprocess.run([sys.executable, "-m", "cliproxy_mgmt", "check-config", "config.yaml"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip() == "config.yaml: invalid: not a regular file"

@@ -37,6 +37,7 @@ from ruamel.yaml.error import YAMLError
 
 from .. import audit
 from ..bulk import no_gc
+from ..fileio import open_regular
 from ..safeload import InvalidYAML, load_yaml
 from ..storage.base import ConfigBackend, Conflict, NotText, Unavailable, Version
 from ..storage.files import FileConfig
@@ -133,7 +134,7 @@ def _write_in_place(target: str, data: bytes) -> None:
     the old file's tail. (A crash inside the write can still mix the two: only a rename is
     atomic, which is why this is the fallback.)
     """
-    with open(target, "r+b", buffering=0) as f:
+    with open_regular(target, "r+b", buffering=0) as f:
         size = os.fstat(f.fileno()).st_size
         rest = memoryview(data + b"\n" * max(size - len(data), 0))
         while rest:

@@ -26,7 +26,7 @@ import tempfile
 import threading
 from typing import Callable
 
-from ..fileio import exchange, fsync_folder, replace_file
+from ..fileio import exchange, fsync_folder, open_regular, replace_file
 from .base import AuthBackend, ConfigBackend, Conflict, NotText, Storage, Version, utf8_text
 
 
@@ -40,7 +40,7 @@ def _token(st: os.stat_result) -> tuple:
 def file_version(path: str) -> tuple[bytes, Version]:
     """The bytes of `path` and their version (read again if the file changed while read)."""
     while True:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             before = _token(os.fstat(f.fileno()))
             data = f.read()
             if _token(os.fstat(f.fileno())) == before:
@@ -158,7 +158,7 @@ class FileConfig(ConfigBackend):
             return
         expected = self._known[1] if self._known is not None and self._known[0] == base else None
         try:
-            with open(path, "rb") as f:
+            with open_regular(path) as f:
                 token = _token(os.fstat(f.fileno()))
                 if token != base.token:
                     raise Conflict(f"{path} was changed by someone else")
@@ -183,7 +183,7 @@ class FileConfig(ConfigBackend):
     def _write_in_place(self, target: str, data: bytes, base: Version | None) -> Version:
         self._check(target, base)
         self._in_place(target, data)
-        with open(target, "rb") as f:
+        with open_regular(target) as f:
             written = Version(_token(os.fstat(f.fileno())), hashlib.sha256(data).digest())
         self._known = (written, data)
         return written
