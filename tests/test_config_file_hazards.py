@@ -171,7 +171,9 @@ def test_config_yaml_replaced_by_a_fifo_never_hangs_the_server(server, good, how
         time.sleep(SETTLE)
         assert_last_good_config_in_force(server)
         r = call(server, "PUT", "/debug", json={"value": True})  # again: no thread is stuck
-        assert r.status_code != 200 and error_of(r)
+        assert (r.status_code, error_of(r)) == (
+            500, f"failed to save config: {server.config_path} cannot be read (not a regular file); "
+                 "nothing was written")
     finally:
         server.config_path.unlink()
         server.config_path.with_name("config.fifo").unlink(missing_ok=True)
@@ -204,3 +206,24 @@ def test_check_config_on_a_fifo_is_one_line_not_a_hang(tmp_path):
                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.strip() == "config.yaml: invalid: not a regular file"
+
+
+# -- config.yaml deleted while the server runs ---------------------------------------------------------
+
+def test_config_yaml_deleted_keeps_the_config_in_force_and_writes_say_it_is_missing(server, good):
+    warning = f"cannot read {server.config_path}, keeping the config in force: No such file"
+    reported = full_log(server).count(warning)
+    server.config_path.unlink()
+    time.sleep(SETTLE)
+    r = assert_last_good_config_in_force(server)
+    assert (r.status_code, error_of(r)) == (
+        500, f"failed to save config: {server.config_path} is missing (deleted or moved away); "
+             "nothing was written")
+    assert not server.config_path.exists()  # a write does not recreate it from memory
+    assert "kept changing" not in full_log(server)
+    assert full_log(server).count(warning) == reported + 1  # once, however often it was looked at
+    # PUT /config.yaml writes a new one, and writes work again.
+    assert put_yaml(server, good).status_code == 200
+    assert call(server, "PUT", "/debug", json={"value": True}).status_code == 200
+    assert "debug: true" in server.config_path.read_text()
+    assert_no_traceback(server)

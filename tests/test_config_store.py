@@ -191,3 +191,16 @@ def test_an_external_edit_that_is_not_utf8_keeps_last_good_config(path, caplog):
     store.replace_text(TEXT.replace("debug: false", "debug: true"))
     assert store.data["debug"] is True and store.last_error is None
     assert path.read_text() == TEXT.replace("debug: false", "debug: true")
+
+
+def test_a_write_while_the_file_is_missing_is_refused_at_once(path, caplog):
+    store = ConfigStore(str(path))
+    backup = path.with_name("backup.yaml")
+    os.rename(path, backup)
+    calls = []
+    with pytest.raises(SaveError, match="is missing"):
+        store.edit(lambda d: calls.append(1))
+    assert calls == [] and not path.exists() and store.data["debug"] is False
+    os.rename(backup, path)  # put back as it was: writes work again
+    store.edit(lambda d: d.__setitem__("debug", True))
+    assert "debug: true" in path.read_text()

@@ -16,7 +16,8 @@ neither edit is lost.
 An external edit (new inode, size or mtime of the file, or a new row version, and new
 content) is loaded on the next `refresh()` (called by every management request, at most
 every 0.1 s, and by a backend that is told of changes); an edit that does not parse or
-validate is logged and the last good config stays in force.
+validate is logged and the last good config stays in force. So it does while the file cannot
+be read (deleted, not a regular file): writes are then refused, saying why.
 """
 
 from __future__ import annotations
@@ -177,6 +178,7 @@ class ConfigStore:
         self._next_check = 0.0
         self.version = 0
         self.last_error: str | None = None
+        self._read_error: OSError | None = None  # why the stored config could not be read at the last look
         try:
             text, version = self._backend.read()
         except NotText as exc:
@@ -274,6 +276,7 @@ class ConfigStore:
             try:
                 with self._exclusive():
                     self.refresh(force=True)
+                    self._check_readable()
                     # A copy-on-read draft: the write costs what the changes touch.
                     draft = Draft(self._data)
                     outcome = None  # the draft's result(), while no change after it failed
@@ -317,6 +320,16 @@ class ConfigStore:
         for pending in batch:
             pending.error, pending.done = error, True
         return True
+
+    def _check_readable(self) -> None:
+        # A change is based on the stored text: when it cannot be read (deleted, a FIFO, no
+        # permission), nothing is written, and retrying would not help.
+        exc = self._read_error
+        if exc is None:
+            return
+        if isinstance(exc, FileNotFoundError):
+            raise SaveError(f"{self.path} is missing (deleted or moved away); nothing was written")
+        raise SaveError(f"{self.path} cannot be read ({exc.strerror or exc}); nothing was written")
 
     def _check_writable(self) -> None:
         if self.last_error is not None:
@@ -420,18 +433,23 @@ class ConfigStore:
         self._next_check = now + REFRESH_INTERVAL
         try:
             token = self._backend.token()
-        except OSError:
+        except OSError as exc:
+            self._cannot_read(exc)
             return False
         if token == self._seen.token:
+            self._read_error = None
             return False
         with self._lock:
             try:
                 text, version = self._backend.read()
-            except OSError:
+            except OSError as exc:
+                self._cannot_read(exc)
                 return False
             except NotText as exc:  # as an edit that does not parse
+                self._read_error = None
                 self._keep_last_good(str(exc), exc.version)
                 return False
+            self._read_error = None
             if version == self._seen:
                 return False
             if not text.strip():
@@ -462,6 +480,13 @@ class ConfigStore:
             self.last_error = None
             log.info("config reloaded from %s", self.path)
             return True
+
+    def _cannot_read(self, exc: OSError) -> None:
+        """The stored config cannot be read now: the data in force stays, writes are refused
+        (`_check_readable`); logged once."""
+        if str(exc) != str(self._read_error):
+            log.warning("cannot read %s, keeping the config in force: %s", self.path, exc.strerror or exc)
+        self._read_error = exc
 
     def _keep_last_good(self, error: str, version: Version) -> None:
         """The stored `version` does not load (`error`): log it once, keep the data in force,
