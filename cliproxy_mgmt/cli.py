@@ -67,15 +67,17 @@ def _check_config(args) -> int:
     from .config.known_keys import unknown_key_warnings
     from .config.schema import CORE_KEYS, make_validator
     from .config.store import ConfigError, parse
+    from .fileio import open_regular
     from .plugin_manager import get_plugin_manager
     from .registry import PluginError, collect_sections
+    from .storage.base import NotText, utf8_text
 
     try:
         sections = collect_sections(get_plugin_manager(), CORE_KEYS)
-        with open(args.path, encoding="utf-8") as f:
-            data = parse(f.read())
+        with open_regular(args.path) as f:
+            data = parse(utf8_text(f.read()))
         make_validator(sections)(data)
-    except (ConfigError, PluginError, OSError, UnicodeDecodeError) as exc:
+    except (ConfigError, PluginError, OSError, NotText) as exc:
         print(f"{args.path}: invalid: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
         return 1
     for warning in unknown_key_warnings(data, sections):

@@ -1,4 +1,5 @@
-"""Replacing a file so that readers see the old or the new contents, never half of either."""
+"""Replacing a file so that readers see the old or the new contents, never half of either;
+opening a file that may have been replaced by something that is not one."""
 
 from __future__ import annotations
 
@@ -6,11 +7,28 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import stat
 import sys
 import tempfile
 import time
 
 STALE_TEMP_SECONDS = 60  # a save holds its temp file for milliseconds; older ones are a crash's
+
+
+def open_regular(path: str, mode: str = "rb", **kwargs):
+    """`open(path, mode)` for a regular file (symlinks followed), never blocking on what stands
+    in its place: O_NONBLOCK makes opening a FIFO return at once instead of waiting for a
+    writer, and what was opened is checked with fstat. Another kind is OSError EINVAL
+    "not a regular file"; `kwargs` go to `open` (e.g. buffering)."""
+    flags = {"rb": os.O_RDONLY, "r+b": os.O_RDWR}[mode]
+    fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        return open(fd, mode, **kwargs)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def replace_file(target: str, data: bytes, *, mode: int, prefix: str, suffix: str,

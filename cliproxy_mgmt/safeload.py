@@ -8,7 +8,8 @@ Both refuse, quickly and with a ValueError, what would later break the server:
   float64 range, a byte-order mark, UTF-16 or invalid UTF-8, lone UTF-16 surrogates (no
   UTF-8 file can hold them);
 * YAML whose aliases expand to far more nodes than the text holds (a "billion laughs"), by
-  go-yaml v3's own rule (`allowedAliasRatio`), and an alias to a node that contains it.
+  go-yaml v3's own rule (`allowedAliasRatio`), and an alias to a node that contains it;
+* YAML integers of more than `MAX_INT_DIGITS` digits (Python cannot even print some of them).
 
 The YAML depth limit is larger than the JSON one so that a JSON value of the deepest
 accepted kind still loads once it is written into config.yaml under a few levels of keys.
@@ -32,6 +33,9 @@ INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 MAX_JSON_DEPTH = 100
 MAX_YAML_DEPTH = 128  # MAX_JSON_DEPTH plus room for the config's own levels
+# Digits of a YAML integer, in any base: far beyond any setting, and far below what Python
+# refuses to convert to or from decimal text (4,300 digits; 1,000 hex digits are 1,205).
+MAX_INT_DIGITS = 1000
 
 # go-yaml v3 (decode.go): small documents may owe 99% of their nodes to aliases, large
 # ones 10%, scaled in between; below 1,000 nodes or 100 aliased ones anything goes.
@@ -159,8 +163,22 @@ def check_aliases(root) -> None:
         raise InvalidYAML(f"excessive aliasing: the aliases expand to {decoded} nodes")
 
 
+def check_integer(text: str, mark=None) -> None:
+    """Refuse the text of a YAML integer with more than MAX_INT_DIGITS digits; `mark` (a
+    ruamel or libyaml node's start) says where it is."""
+    if len(text) <= MAX_INT_DIGITS:
+        return
+    digits = text.lstrip("+-")
+    if digits[:2].lower() in ("0x", "0o", "0b"):
+        digits = digits[2:]
+    if len(digits) - digits.count("_") - digits.count(":") > MAX_INT_DIGITS:  # 1:20 is YAML 1.1's 80
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise InvalidYAML(f"an integer of more than {MAX_INT_DIGITS} digits{where}")
+
+
 class LimitedComposer(Composer):
-    """ruamel's composer, refusing deep nesting while it reads and alias bombs once read.
+    """ruamel's composer, refusing deep nesting while it reads, alias bombs once read, and
+    integers too long (`check_integer`) before a constructor converts them.
 
     Only sequences and mappings are counted (scalars, the bulk of a config, cost nothing
     extra): the depth counts them as JSON's counts `[` and `{`.
@@ -190,6 +208,12 @@ class LimitedComposer(Composer):
 
     def compose_mapping_node(self, anchor):
         return self._deeper(super().compose_mapping_node, anchor)
+
+    def compose_scalar_node(self, anchor):
+        node = super().compose_scalar_node(anchor)
+        if len(node.value) > MAX_INT_DIGITS and node.tag == "tag:yaml.org,2002:int":
+            check_integer(node.value, node.start_mark)
+        return node
 
     def compose_document(self):
         node = super().compose_document()

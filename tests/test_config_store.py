@@ -208,3 +208,31 @@ def test_change_listeners_hear_edits_and_reloads(path):
     path.write_text(TEXT + "request-retry: 1\n")
     reload_now(store)
     assert heard == [True, False]
+
+
+def test_an_external_edit_that_is_not_utf8_keeps_last_good_config(path, caplog):
+    store = ConfigStore(str(path))
+    path.write_bytes(TEXT.replace("debug: false", "debug: true").encode() + b"# caf\xe9\n")
+    reload_now(store)
+    reload_now(store)
+    assert store.data["debug"] is False
+    assert store.last_error == "not UTF-8 text: byte 0xe9 on line 5 cannot be decoded"
+    assert caplog.text.count("keeping the last good config: not UTF-8") == 1
+    with pytest.raises(SaveError, match="does not load"):
+        store.edit(lambda d: d.__setitem__("debug", True))
+    store.replace_text(TEXT.replace("debug: false", "debug: true"))
+    assert store.data["debug"] is True and store.last_error is None
+    assert path.read_text() == TEXT.replace("debug: false", "debug: true")
+
+
+def test_a_write_while_the_file_is_missing_is_refused_at_once(path, caplog):
+    store = ConfigStore(str(path))
+    backup = path.with_name("backup.yaml")
+    os.rename(path, backup)
+    calls = []
+    with pytest.raises(SaveError, match="is missing"):
+        store.edit(lambda d: calls.append(1))
+    assert calls == [] and not path.exists() and store.data["debug"] is False
+    os.rename(backup, path)  # put back as it was: writes work again
+    store.edit(lambda d: d.__setitem__("debug", True))
+    assert "debug: true" in path.read_text()

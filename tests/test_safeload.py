@@ -13,9 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cliproxy_mgmt.config.store import ConfigError, ConfigStore
-from cliproxy_mgmt.safeload import (MAX_JSON_DEPTH, MAX_YAML_DEPTH, InvalidJSON, InvalidYAML,
-                                    allowed_alias_ratio, json_depth, load_json, load_yaml)
+from cliproxy_mgmt.config.store import ConfigError, ConfigStore, parse
+from cliproxy_mgmt.config.yamlio import to_plain
+from cliproxy_mgmt.safeload import (MAX_INT_DIGITS, MAX_JSON_DEPTH, MAX_YAML_DEPTH, InvalidJSON,
+                                    InvalidYAML, allowed_alias_ratio, json_depth, load_json,
+                                    load_yaml)
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -203,3 +205,30 @@ def test_the_deepest_accepted_config_round_trips_through_the_writer(tmp_path):
     with pytest.raises(ConfigError):
         path.write_text("extra:\n  x: " + "[" * MAX_YAML_DEPTH + "]" * MAX_YAML_DEPTH + "\n")
         ConfigStore(str(path))
+
+
+LONG = MAX_INT_DIGITS + 1
+
+
+@pytest.mark.parametrize("number", [
+    "9" * 5000, "-" + "9" * LONG, "0x" + "f" * 5000, "0x" + "f" * LONG, "0" + "7" * LONG,
+    "0b" + "1" * LONG, "1_" * LONG])
+@pytest.mark.parametrize("directive", ["", "%YAML 1.1\n---\n"], ids=["yaml-1.2", "yaml-1.1"])
+def test_integers_of_too_many_digits_are_refused_by_every_loader(number, directive):
+    """ruamel's loader, libyaml's (parse) and the writer's round trip (it loads only what
+    parse accepted): never Python's own `Exceeds the limit` error, never the digits."""
+    text = f"{directive}a: 1\nx: {number}\n"
+    line = text.count("\n")
+    with pytest.raises(InvalidYAML) as refused:
+        load_yaml(text)
+    with pytest.raises(ConfigError) as parsed:
+        parse(text)
+    for exc in (refused.value, parsed.value):
+        assert str(exc) == f"an integer of more than {MAX_INT_DIGITS} digits (line {line}, column 4)"
+
+
+@pytest.mark.parametrize("number", ["9" * MAX_INT_DIGITS, "-0x" + "f" * MAX_INT_DIGITS, "1_" * 999 + "1",
+                                    '"' + "9" * 5000 + '"', "9" * 5000 + ".5"])
+def test_integers_up_to_the_limit_and_long_strings_or_floats_load(number):
+    text = f"x: {number}\n"
+    assert parse(text) == to_plain(load_yaml(text))

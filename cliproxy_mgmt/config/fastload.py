@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from ..safeload import MAX_YAML_DEPTH, InvalidYAML, check_aliases
+from ..safeload import MAX_YAML_DEPTH, InvalidYAML, check_aliases, check_integer
 from .yamlio import to_plain
 
 try:
@@ -51,6 +51,7 @@ if CSafeLoader is not None:
         yaml_implicit_resolvers: dict = {}
 
         def construct_yaml_int(self, node):
+            check_integer(node.value, node.start_mark)
             text = self.construct_scalar(node).replace("_", "")
             sign = -1 if text.startswith("-") else 1
             text = text.lstrip("+-")

@@ -32,7 +32,9 @@ class Int(fields.Integer):
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.make_error("invalid")
         if not INT64_MIN <= value <= INT64_MAX:
-            raise ValidationError(f"{value} is outside the 64-bit integer range")
+            # A number of hundreds of digits is named by its size, not spelled out.
+            shown = value if value.bit_length() <= 128 else f"a {value.bit_length()}-bit number"
+            raise ValidationError(f"{shown} is outside the 64-bit integer range")
         return value
 
 

@@ -16,7 +16,8 @@ neither edit is lost.
 An external edit (new inode, size or mtime of the file, or a new row version, and new
 content) is loaded on the next `refresh()` (called by every management request, at most
 every 0.1 s, and by a backend that is told of changes); an edit that does not parse or
-validate is logged and the last good config stays in force.
+validate is logged and the last good config stays in force. So it does while the file cannot
+be read (deleted, not a regular file): writes are then refused, saying why.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ from ruamel.yaml.error import YAMLError
 
 from .. import audit
 from ..bulk import no_gc
-from ..fileio import STALE_TEMP_SECONDS, remove_stale, reserve
+from ..fileio import STALE_TEMP_SECONDS, open_regular, remove_stale, reserve
 from ..safeload import InvalidYAML, load_yaml
-from ..storage.base import ConfigBackend, Conflict, Unavailable, Version
+from ..storage.base import ConfigBackend, Conflict, NotText, Unavailable, Version
 from ..storage.files import FileConfig
 from . import fastload, yamlio
 from .draft import Draft
@@ -111,7 +112,7 @@ def _write_in_place(target: str, data: bytes) -> None:
     atomic, which is why this is the fallback.) The space is reserved first, so that a full
     disk leaves the old file whole.
     """
-    with open(target, "r+b", buffering=0) as f:
+    with open_regular(target, "r+b", buffering=0) as f:
         reserve(f.fileno(), len(data))
         size = os.fstat(f.fileno()).st_size
         rest = memoryview(data + b"\n" * max(size - len(data), 0))
@@ -155,7 +156,11 @@ class ConfigStore:
         self._next_check = 0.0
         self.version = 0
         self.last_error: str | None = None
-        text, version = self._backend.read()
+        self._read_error: OSError | None = None  # why the stored config could not be read at the last look
+        try:
+            text, version = self._backend.read()
+        except NotText as exc:
+            raise ConfigError(f"{self.path}: {exc}") from None
         data = parse(text)
         validate(data)
         self._install(text, data, version)
@@ -249,6 +254,7 @@ class ConfigStore:
             try:
                 with self._exclusive():
                     self.refresh(force=True)
+                    self._check_readable()
                     # A copy-on-read draft: the write costs what the changes touch.
                     draft = Draft(self._data)
                     outcome = None  # the draft's result(), while no change after it failed
@@ -292,6 +298,16 @@ class ConfigStore:
         for pending in batch:
             pending.error, pending.done = error, True
         return True
+
+    def _check_readable(self) -> None:
+        # A change is based on the stored text: when it cannot be read (deleted, a FIFO, no
+        # permission), nothing is written, and retrying would not help.
+        exc = self._read_error
+        if exc is None:
+            return
+        if isinstance(exc, FileNotFoundError):
+            raise SaveError(f"{self.path} is missing (deleted or moved away); nothing was written")
+        raise SaveError(f"{self.path} cannot be read ({exc.strerror or exc}); nothing was written")
 
     def _check_writable(self) -> None:
         if self.last_error is not None:
@@ -395,15 +411,23 @@ class ConfigStore:
         self._next_check = now + REFRESH_INTERVAL
         try:
             token = self._backend.token()
-        except OSError:
+        except OSError as exc:
+            self._cannot_read(exc)
             return False
         if token == self._seen.token:
+            self._read_error = None
             return False
         with self._lock:
             try:
                 text, version = self._backend.read()
-            except OSError:
+            except OSError as exc:
+                self._cannot_read(exc)
                 return False
+            except NotText as exc:  # as an edit that does not parse
+                self._read_error = None
+                self._keep_last_good(str(exc), exc.version)
+                return False
+            self._read_error = None
             if version == self._seen:
                 return False
             if not text.strip():
@@ -418,10 +442,7 @@ class ConfigStore:
                 data = self._backend.parsed(version) or parse(text)
                 self._validate(data)
             except ConfigError as exc:
-                if self.last_error != str(exc):
-                    log.error("config reload failed, keeping the last good config: %s", exc)
-                self.last_error = str(exc)
-                self._seen = version  # don't re-read the same broken file on every request
+                self._keep_last_good(str(exc), version)
                 return False
             old_text, old_data, old_seen = self._text, self._data, self._seen
             try:
@@ -437,6 +458,21 @@ class ConfigStore:
             self.last_error = None
             log.info("config reloaded from %s", self.path)
             return True
+
+    def _cannot_read(self, exc: OSError) -> None:
+        """The stored config cannot be read now: the data in force stays, writes are refused
+        (`_check_readable`); logged once."""
+        if str(exc) != str(self._read_error):
+            log.warning("cannot read %s, keeping the config in force: %s", self.path, exc.strerror or exc)
+        self._read_error = exc
+
+    def _keep_last_good(self, error: str, version: Version) -> None:
+        """The stored `version` does not load (`error`): log it once, keep the data in force,
+        and refuse writes over it until it is fixed or replaced (`_check_writable`)."""
+        if self.last_error != error:
+            log.error("config reload failed, keeping the last good config: %s", error)
+        self.last_error = error
+        self._seen = version  # don't re-read the same broken file on every request
 
     # -- internals ------------------------------------------------------------------
     def _install(self, text: str, data: dict, version: Version, *, hand_edit: bool = False) -> None:

@@ -24,6 +24,26 @@ class Conflict(Exception):
     """The stored config is no longer the version a write was based on: reload and re-apply."""
 
 
+class NotText(ValueError):
+    """The stored config's bytes are not UTF-8 text (a hand edit in another encoding).
+
+    `version` is what was read, so that the same bytes need not be read again."""
+
+    def __init__(self, message: str, version: "Version | None" = None):
+        super().__init__(message)
+        self.version = version
+
+
+def utf8_text(data: bytes) -> str:
+    """`data` decoded as UTF-8; NotText naming the first bad byte and its line otherwise."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise NotText(f"not UTF-8 text: byte 0x{data[exc.start]:02x} on line {line} "
+                      "cannot be decoded") from None
+
+
 class Unavailable(OSError):
     """The backend cannot take writes now (e.g. the database is unreachable); nothing was changed."""
 
@@ -51,7 +71,8 @@ class ConfigBackend:
         raise NotImplementedError
 
     def read(self) -> tuple[str, Version]:
-        """The current text and its version (OSError when unreadable)."""
+        """The current text and its version (OSError when unreadable, NotText when the
+        bytes are not UTF-8)."""
         raise NotImplementedError
 
     @contextmanager

@@ -27,8 +27,8 @@ import tempfile
 import threading
 from typing import Callable
 
-from ..fileio import exchange, fsync_folder, keep_owner, remove_stale, replace_file
-from .base import AuthBackend, ConfigBackend, Conflict, Storage, Version
+from ..fileio import exchange, fsync_folder, keep_owner, open_regular, remove_stale, replace_file
+from .base import AuthBackend, ConfigBackend, Conflict, NotText, Storage, Version, utf8_text
 
 
 AUTH_FILE_MODE = 0o600
@@ -41,7 +41,7 @@ def _token(st: os.stat_result) -> tuple:
 def file_version(path: str) -> tuple[bytes, Version]:
     """The bytes of `path` and their version (read again if the file changed while read)."""
     while True:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             before = _token(os.fstat(f.fileno()))
             data = f.read()
             if _token(os.fstat(f.fileno())) == before:
@@ -102,9 +102,12 @@ class FileConfig(ConfigBackend):
 
     def read(self) -> tuple[str, Version]:
         data, version = file_version(self.path)
-        text = data.decode("utf-8")
         self._known = (version, data)
-        return text, version
+        try:
+            return utf8_text(data), version
+        except NotText as exc:
+            exc.version = version
+            raise
 
     def write(self, text: str, base: Version | None, data: dict | None = None) -> Version:
         target = os.path.realpath(self.path)
@@ -158,7 +161,7 @@ class FileConfig(ConfigBackend):
             return
         expected = self._known[1] if self._known is not None and self._known[0] == base else None
         try:
-            with open(path, "rb") as f:
+            with open_regular(path) as f:
                 token = _token(os.fstat(f.fileno()))
                 if token != base.token:
                     raise Conflict(f"{path} was changed by someone else")
@@ -183,7 +186,7 @@ class FileConfig(ConfigBackend):
     def _write_in_place(self, target: str, data: bytes, base: Version | None) -> Version:
         self._check(target, base)
         self._in_place(target, data)
-        with open(target, "rb") as f:
+        with open_regular(target) as f:
             written = Version(_token(os.fstat(f.fileno())), hashlib.sha256(data).digest())
         self._known = (written, data)
         return written

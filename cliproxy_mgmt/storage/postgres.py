@@ -42,7 +42,7 @@ import time
 from contextlib import contextmanager
 from typing import Callable
 
-from ..fileio import replace_file
+from ..fileio import open_regular, replace_file
 from .base import (AuthBackend, ConfigBackend, Conflict, Storage, StorageError, Unavailable, Version,
                    env_value)
 from .files import replace_entry
@@ -221,7 +221,7 @@ class PostgresStorage(Storage):
         row = self._config_row(conn)
         if row is None:
             try:
-                with open(seed_path, "rb") as f:
+                with open_regular(seed_path) as f:
                     seed = f.read().decode("utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 raise StorageError(f"the database holds no config yet and {seed_path} cannot seed it: "
