@@ -66,6 +66,10 @@ class Unrepresentable(ConfigError):
 class SaveError(OSError):
     """The config file could not be written; nothing was changed."""
 
+    def __str__(self) -> str:
+        # One message (it names the file, which `filename` also holds) reads as it stands.
+        return self.args[0] if self.errno is None and len(self.args) == 1 else super().__str__()
+
 
 class StoreUnavailable(SaveError):
     """The storage backend takes no writes now (e.g. its database is down); nothing was changed."""
@@ -306,8 +310,11 @@ class ConfigStore:
         if exc is None:
             return
         if isinstance(exc, FileNotFoundError):
-            raise SaveError(f"{self.path} is missing (deleted or moved away); nothing was written")
-        raise SaveError(f"{self.path} cannot be read ({exc.strerror or exc}); nothing was written")
+            error = SaveError(f"{self.path} is missing (deleted or moved away); nothing was written")
+        else:
+            error = SaveError(f"{self.path} cannot be read ({exc.strerror or exc}); nothing was written")
+        error.filename = self.path
+        raise error
 
     def _check_writable(self) -> None:
         if self.last_error is not None:
