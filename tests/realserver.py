@@ -76,6 +76,15 @@ def session(key: str | None = KEY) -> requests.Session:
     return s
 
 
+HANG = 20  # seconds: a request that takes longer is a hang
+
+
+def call(srv, method: str, path: str, **kw) -> requests.Response:
+    """`method path` on `srv` through its `http` session, at most HANG seconds unless told."""
+    kw.setdefault("timeout", HANG)
+    return srv.http.request(method, srv.url(path), **kw)
+
+
 class RealServer:
     """One server process on `root/config.yaml`."""
 

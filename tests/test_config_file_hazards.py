@@ -15,9 +15,8 @@ import time
 
 import pytest
 
-from realserver import RealServer, session
+from realserver import RealServer, call, session
 
-TIMEOUT = 20  # seconds: a request that takes longer is a hang
 SETTLE = 0.2  # seconds: more than the store's interval between two looks at the file
 
 
@@ -30,10 +29,6 @@ def server(tmp_path_factory):
     srv.http.close()
     srv.kill()
 
-
-def call(srv, method, path, **kw):
-    kw.setdefault("timeout", TIMEOUT)
-    return srv.http.request(method, srv.url(path), **kw)
 
 
 def put_yaml(srv, text: str):

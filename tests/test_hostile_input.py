@@ -28,9 +28,8 @@ from hypothesis import strategies as st
 from cliproxy_mgmt.authfiles.names import trimmed
 from cliproxy_mgmt.config.store import ConfigStore
 from cliproxy_mgmt.safeload import INT64_MAX, MAX_JSON_DEPTH, MAX_YAML_DEPTH
-from realserver import RealServer, session
+from realserver import HANG, RealServer, call, session
 
-TIMEOUT = 20  # seconds: a request that takes longer is a hang
 DEEP = 100_000
 
 
@@ -45,10 +44,6 @@ def server(tmp_path_factory):
     srv.http.close()
     srv.kill()
 
-
-def call(srv, method, path, **kw):
-    kw.setdefault("timeout", TIMEOUT)
-    return srv.http.request(method, srv.url(path), **kw)
 
 
 def config_text(srv) -> str:
@@ -543,7 +538,7 @@ def test_twelve_fifos_do_not_hang_the_server(server, clean_auths):
     (clean_auths / "real.json").write_text('{"type":"claude"}')
     def download(n):
         with session() as s:
-            return s.get(server.url(f"/auth-files/download?name=fifo-{n}.json"), timeout=TIMEOUT)
+            return s.get(server.url(f"/auth-files/download?name=fifo-{n}.json"), timeout=HANG)
 
     with ThreadPoolExecutor(max_workers=12) as pool:
         answers = list(pool.map(download, range(12)))
