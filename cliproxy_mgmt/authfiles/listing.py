@@ -431,22 +431,21 @@ class ListingCache:
         return self._listing
 
     def _update(self, fresh: dict, types: dict, respin: bool = False) -> Listing:
-        """Apply the changed files in place, `fresh` mapping each name to `_restat`'s answer:
-        the cost of those files, and a new Listing that differs from the last in their parts
-        (a copy of the list of parts, not of the body)."""
+        """Apply the changed files, `fresh` mapping each name to `_restat`'s answer: the cost
+        of those files, and a new Listing that differs from the last in their parts (a copy of
+        the list of parts, not of the body)."""
+        edits = self._apply(fresh, types)
         if respin or self._listing is None:
-            self._apply(fresh, types, None)
             self._listing = self._assemble()
-        else:
-            parts = list(self._listing.parts)
-            if self._apply(fresh, types, parts):
-                self._listing = Listing(parts)
+        elif edits:
+            self._listing = Listing(self._patched(self._listing.parts, edits))
         return self._listing
 
-    def _apply(self, fresh: dict, types: dict, parts: list | None) -> bool:
-        """Update the entries, and their parts in `parts` unless None, for the files in
-        `fresh`; whether any changed."""
-        changed = False
+    def _apply(self, fresh: dict, types: dict) -> list:
+        """Update the entries and their order for the files in `fresh`; the edits made, in
+        the order made: (place among the entries then, cache item or None when removed,
+        whether the entry is new)."""
+        edits = []
         for name, found in fresh.items():
             cached = self._entries.get(name)
             if found is not None and cached is not None and cached[0] == _signature(found[1]) \
@@ -455,23 +454,25 @@ class ListingCache:
             item = None if found is None else _read(name, found[0], types)
             if item is None and cached is None:
                 continue
-            at = bisect.bisect_left(self._order, (name.lower(), name))  # its place among the entries
-            span = slice(1 + 3 * at, 4 + 3 * at)  # its separator, JSON and tail in `parts`
+            at = bisect.bisect_left(self._order, (name.lower(), name))
             if item is None:
                 del self._entries[name], self._order[at]
-                if parts is not None:
-                    del parts[span]
             else:
                 self._entries[name] = item
                 if cached is None:
                     self._order.insert(at, (name.lower(), name))
-                    span = slice(span.start, span.start)
-                if parts is not None:
-                    parts[span] = (_COMMA, item[1], self._tail(item[2], {}))
-            if parts is not None:
-                _separate(parts)
-            changed = True
-        return changed
+            edits.append((at, item, cached is None))
+        return edits
+
+    def _patched(self, parts: list, edits: list) -> list:
+        """A copy of `parts` with `_apply`'s edits made to it, one after the other."""
+        parts = list(parts)
+        for at, item, new in edits:
+            start = 1 + 3 * at  # the entry's separator, JSON and tail
+            span = slice(start, start if new else start + 3)
+            parts[span] = () if item is None else (_COMMA, item[1], self._tail(item[2], {}))
+            _separate(parts)
+        return parts
 
     def matching(self, name: str, index: str) -> bytes:
         """The body of `body()`'s last answer cut down to the files with that name and/or that
