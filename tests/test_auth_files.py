@@ -567,3 +567,31 @@ def test_deleted_and_rewritten_files_leave_the_listing_at_once(mgmt, auths):
     assert set(listing(mgmt)) == {"b.json"}
     assert mgmt.post("/auth-files", query_string={"name": "b.json"}, data=b'{"email": "c@x"}').status_code == 200
     assert listing(mgmt)["b.json"]["email"] == "c@x"
+
+
+
+@pytest.mark.parametrize("name", ["\x1ct.json", "t.json\x1f"])
+def test_edits_by_name_keep_separator_controls_in_the_name(mgmt, auths, name):
+    """The PATCH routes and the listing's filter trim a name as upstream does (TrimSpace): a
+    separator control stays in it, so it names no file, and t.json is left alone."""
+    before = put(auths, "t.json", CLAUDE).read_bytes()
+    r = mgmt.patch("/auth-files/status", json={"name": name, "disabled": True})
+    assert (r.status_code, r.get_json()) == (400, {"error": "invalid name"})
+    r = mgmt.patch("/auth-files/fields", json={"name": name, "note": "x"})
+    assert (r.status_code, r.get_json()) == (400, {"error": "invalid name"})
+    assert (auths / "t.json").read_bytes() == before
+    assert mgmt.get("/auth-files", query_string={"name": name}).get_json() == {"files": []}
+    assert mgmt.get("/auth-files/models", query_string={"name": name}).get_json() == {"models": []}
+
+
+@pytest.mark.parametrize("name", ["\u3000t.json\u3000", " t.json\t", "\xa0t.json"])
+def test_edits_by_name_trim_go_white_space(mgmt, auths, name):
+    put(auths, "t.json", CLAUDE)
+    r = mgmt.patch("/auth-files/status", json={"name": name, "disabled": True})
+    assert (r.status_code, r.get_json()) == (200, {"status": "ok", "disabled": True})
+    r = mgmt.patch("/auth-files/fields", json={"name": name, "note": "x"})
+    assert (r.status_code, r.get_json()) == (200, {"status": "ok"})
+    assert json.loads((auths / "t.json").read_bytes()) == {**CLAUDE, "disabled": True, "note": "x"}
+    [entry] = mgmt.get("/auth-files", query_string={"name": name}).get_json()["files"]
+    assert entry["name"] == "t.json"
+    assert mgmt.get("/auth-files/models", query_string={"name": name}).get_json()["models"]

@@ -47,7 +47,7 @@ def list_auth_files():
         listing = files.listing.body(folder, files.types, usage=auth_file_usage(files.state))
     except OSError as exc:
         raise ApiError(500, f"failed to read auth dir: {exc.strerror or exc}") from None
-    name, index = (request.args.get(key, "").strip() for key in ("name", "auth_index"))
+    name, index = (trimmed(request.args.get(key, "")) for key in ("name", "auth_index"))
     if name or index:  # upstream's filters
         return bytes_response(files.listing.matching(name, index), "application/json")
     return file_response(listing.reader(), listing.length, "application/json")
@@ -264,7 +264,7 @@ def _patch_body(fields: dict) -> tuple[str, dict]:
         if not is_kind(value, kind):
             raise ApiError(400, "invalid request body")
         present[field] = value
-    name = (name or "").strip()
+    name = trimmed(name or "")
     if not name:
         raise ApiError(400, "name is required")
     return name, present
@@ -278,7 +278,7 @@ def patch_auth_file_status():
     name, present = _patch_body({"disabled": bool, "auth_index": str})
     if "disabled" not in present:
         raise ApiError(400, "disabled is required")
-    index = present.get("auth_index", "").strip()
+    index = trimmed(present.get("auth_index", ""))
     if index and index != auth_index(name):  # upstream: name and index must both match
         raise ApiError(404, "auth file not found")
     disabled = present["disabled"]
@@ -307,7 +307,7 @@ def patch_auth_file_fields():
 @describe("The models an auth file's provider serves", query=[_NAME],
           ok=_object(models={"type": "array", "items": _OBJECT}))
 def auth_file_models():
-    name = request.args.get("name", "").strip()
+    name = trimmed(request.args.get("name", ""))
     if not name:
         raise ApiError(400, "name is required")
     return jsonify({"models": _models_of(name)})

@@ -20,6 +20,7 @@ from __future__ import annotations
 from ..conventions import MAX_WEIGHT, is_kind, read_body
 from ..errors import ApiError
 from ..safeload import MAX_JSON_DEPTH, load_json
+from .names import trimmed
 
 # Upstream's canonical spellings of the kebab-case roots it knows.
 CANONICAL = {
@@ -55,14 +56,14 @@ def parse_body() -> tuple[str, dict]:
     its checks). Two names for one field are refused, unless one spells the root in
     snake_case and the other in kebab-case: then the snake_case one wins (upstream's rules)."""
     body, name = named_object()
-    name = (name or "").strip()
+    name = trimmed(name or "")
     if not name:
         raise ApiError(400, "name is required")
     chosen: dict = {}  # canonical path -> (key as sent, value, root spelled canonically)
     for key, value in body.items():
         if key == "name":
             continue
-        parts = tuple(part.strip() for part in key.strip().split("."))
+        parts = tuple(trimmed(part) for part in trimmed(key).split("."))
         path = (CANONICAL.get(parts[0], parts[0]),) + parts[1:]
         canonical = parts[0] == path[0]
         if path in chosen:

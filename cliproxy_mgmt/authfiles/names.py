@@ -26,7 +26,8 @@ _GO_SPACE = ("\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B
 
 
 def trimmed(name: str) -> str:
-    """A name as a client sent it, without the white space around it (as upstream reads it)."""
+    """Text a client names a file or field by, without the white space around it, as
+    upstream reads it (strings.TrimSpace): a name, an `auth_index`, a part of a field path."""
     return name.strip(_GO_SPACE)
 
 
