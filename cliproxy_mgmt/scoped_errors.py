@@ -7,7 +7,10 @@ same rule list can sit on a key entry as `request-scoped-errors`. Upstream's rou
 `{"channel"|"provider": <name>, "rules": [...]}` (no rules removes the channel), DELETE
 `?channel=` (or `?provider=`). Channel names are trimmed and lower-cased. A rule counts only
 with a positive `status`, a `match` or `match-regexr` and an `action`; the others are dropped,
-so a PATCH whose rules are all dropped removes the channel (404 when it is not there).
+so a PATCH whose rules are all dropped removes the channel (404 when it is not there). Any
+non-empty action is kept, trimmed and lower-cased, as upstream keeps it: its proxy acts on
+`stop`, `stop-and-cooldown`, `continue` and `continue-and-cooldown` and skips a rule with
+another action. Only a field of the wrong JSON type is a 400 `invalid body`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from .schemas import StatusOK
 bp = Blueprint("scoped_errors", __name__)
 
 KEY = "oauth-request-scoped-errors"
-ACTIONS = ("stop", "stop-and-cooldown", "continue", "continue-and-cooldown")
 _RULES = {"type": "array", "items": {"type": "object"}}
 _MAP = {"type": "object", "additionalProperties": _RULES}
 
@@ -64,8 +66,7 @@ def clean_map(value) -> dict:
 
 
 def _rules_ok(rules) -> bool:
-    return fits(rules, [SCOPED_ERROR_RULE]) and all(
-        r is None or text(r.get("action")).strip().lower() in ("", *ACTIONS) for r in rules or ())
+    return fits(rules, [SCOPED_ERROR_RULE])
 
 
 def validate(value) -> None:

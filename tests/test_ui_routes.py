@@ -576,6 +576,27 @@ def test_oauth_request_scoped_errors_keep_only_the_rules_upstream_keeps(mgmt, co
     assert "oauth-request-scoped-errors" not in yaml.safe_load(config_path.read_text())
 
 
+def test_oauth_request_scoped_errors_store_any_action_trimmed_and_lower_cased(mgmt, config_path):
+    """Upstream's sanitizer keeps any non-empty action (its proxy later skips a rule whose action
+    it does not know); only an action that is not a string is a wrong body."""
+    body = {"codex": [{"status": 429, "match": ["q"], "action": " Retry-Later "}]}
+    assert mgmt.put("/oauth-request-scoped-errors", json=body).get_json() == {"status": "ok"}
+    kept = {"codex": [{"status": 429, "match": ["q"], "action": "retry-later"}]}
+    assert mgmt.get("/oauth-request-scoped-errors").get_json() == {"oauth-request-scoped-errors": kept}
+    assert yaml.safe_load(config_path.read_text())["oauth-request-scoped-errors"] == kept
+    r = mgmt.patch("/oauth-request-scoped-errors",
+                   json={"channel": "Claude", "rules": [{"status": 500, "match": ["x"], "action": "SKIP"}]})
+    assert r.get_json() == {"status": "ok"}
+    assert mgmt.get("/oauth-request-scoped-errors").get_json()["oauth-request-scoped-errors"]["claude"] == \
+        [{"status": 500, "match": ["x"], "action": "skip"}]
+    before = config_path.read_bytes()
+    for r in (mgmt.put("/oauth-request-scoped-errors", json={"codex": [{"status": 429, "match": ["q"], "action": 1}]}),
+              mgmt.patch("/oauth-request-scoped-errors",
+                         json={"channel": "codex", "rules": [{"status": 429, "match": ["q"], "action": ["stop"]}]})):
+        assert (r.status_code, r.get_json()) == (400, {"error": "invalid body"})
+    assert config_path.read_bytes() == before
+
+
 def test_oauth_request_scoped_errors_loaded_rules_upstream_drops_are_not_shown(make_app):
     mgmt, _ = seeded(make_app, "oauth-request-scoped-errors:\n  claude:\n    - status: 0\n      match: [x]\n"
                                "      action: stop\n  codex:\n    - status: 500\n      match: [y]\n")

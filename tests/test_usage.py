@@ -241,6 +241,46 @@ def test_a_store_file_gone_or_damaged_while_running_is_a_json_error(app, mgmt, r
     assert os.path.exists(path) == (harm == "damaged")
 
 
+def remove_store_file(path: str, suffixes=("", "-wal", "-shm")) -> None:
+    """What an operator's `rm usage-statistics.sqlite3*` does under the running server."""
+    for name in (path + suffix for suffix in suffixes):
+        if os.path.exists(name):
+            os.remove(name)
+
+
+@pytest.mark.parametrize("harm", ["removed", "removed-alone", "replaced"])
+def test_records_after_the_store_file_is_gone_are_not_written_into_the_dead_file(
+        make_app, caplog, harm):
+    """SQLite would go on writing into the unlinked file, where every request counted from then
+    on is lost at the next start: the store stops writing and says so once, in one line; the
+    reporter sees no error, no traceback is logged, and no file is made in its place."""
+    app = make_app(extra_yaml=ENABLED)
+    store = usage_service(app).store()
+    record_usage(UsageRecord(model="m", api_key="k"), app=app)
+    remove_store_file(store.path, ("",) if harm == "removed-alone" else ("", "-wal", "-shm"))
+    if harm == "replaced":
+        SqliteUsageStore(store.path).close()  # another (empty) database at the path
+    caplog.clear()
+    for model in ("after-1", "after-2", "after-3"):
+        record_usage(UsageRecord(model=model, api_key="k"), app=app)
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and len(caplog.records) == 1
+    assert store.path in warnings[0].getMessage() and not warnings[0].exc_info
+    assert "removed or replaced" in warnings[0].getMessage()
+    assert os.path.exists(store.path) == (harm == "replaced")
+    assert store.counts() == (1, 0)  # nothing went into the dead file either
+    with app.test_client() as client:
+        mgmt = ManagementClient(client)
+        r = import_(mgmt, snapshot({"k": {"m": [detail("2026-01-10T09:00:00Z")]}}))
+        assert r.status_code == 503
+        assert r.get_json()["error"].startswith("storage unavailable: usage statistics: ")
+        if harm != "replaced":
+            assert mgmt.get("/usage").status_code == 503
+        else:  # reads show the file that is at the path now
+            assert usage(mgmt)["total_requests"] == 0
+    assert store.counts() == (1, 0)
+
+
 def test_store_file_follows_the_setting(tmp_path, mgmt):
     app = mgmt.client.application
     config = app.extensions["cliproxy_mgmt"].store

@@ -10,7 +10,7 @@ from flask import current_app
 
 from .. import hookimpl
 from .model import Detail, UsageRecord
-from .store import DEFAULT_MAX_DETAILS, SqliteUsageStore
+from .store import DEFAULT_MAX_DETAILS, FileGone, SqliteUsageStore
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,10 @@ class UsageService:
         """Add one request while statistics are enabled; return whether it was counted."""
         if not self.enabled():
             return False
-        added, _ = self.store().add([record.to_detail()])
+        try:
+            added, _ = self.store().add([record.to_detail()])
+        except FileGone:  # the store has said so, once
+            return False
         return added == 1
 
     def credential_usage(self):

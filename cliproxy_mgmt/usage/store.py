@@ -10,6 +10,11 @@ that the oldest (by request time) are deleted, their counts staying in the total
 De-duplication of imports compares against the details still kept, so a detail imported
 again after it was pruned is counted again.
 
+The file removed or replaced while the server runs: reads answer Unavailable (they open the
+path), and so do writes, rather than go on into the unlinked file, where everything counted
+would be lost at the next start; nothing is made again in its place. A restart opens what is
+at the path then, or starts a new file.
+
 Cost follows the answer, not the history: every aggregate (totals, per api and model, per
 day and hour, per credential) is a running count updated as requests are recorded, and each
 detail is kept with its JSON text formatted once, when it is recorded. A snapshot is those
@@ -118,6 +123,19 @@ def _unavailable(exc: sqlite3.Error) -> Unavailable:
     return Unavailable(errno.EIO, f"usage statistics: {exc}")
 
 
+class FileGone(Unavailable):
+    """The store's file was removed or replaced while the server runs: nothing is written."""
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of the file at `path`; None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def _s(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
@@ -169,6 +187,9 @@ class SqliteUsageStore:
             self._conn = self._open(temp)
             self.path = temp
             self._temporary = True
+        # The file this store has open, to notice when `path` no longer leads to it.
+        self._identity = _identity(self.path)
+        self._gone = False
         self._count = self._conn.execute("SELECT count(*) FROM details").fetchone()[0]
         self._credentials = CredentialCounts()
         self._credentials.load(
@@ -238,6 +259,7 @@ class SqliteUsageStore:
         credential_totals: dict = {}
         credential_buckets: dict = {}
         with self._lock:
+            self._check_file()
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -276,6 +298,19 @@ class SqliteUsageStore:
             self._count = min(self._count + added, self.max_details)
             self._credentials.apply(credential_totals, credential_buckets)
         return added, skipped
+
+    def _check_file(self) -> None:
+        """Raise FileGone unless `path` still leads to the open file (one stat per write
+        transaction); the first time, log one warning line."""
+        if not self._gone:
+            if _identity(self.path) == self._identity:
+                return
+            self._gone = True
+            log.warning("usage statistics: %s was removed or replaced while the server runs; "
+                        "requests are not counted until the server restarts (it then opens the "
+                        "file found at that path, or starts a new one)", self.path)
+        raise FileGone(errno.ENOENT, "usage statistics: the database file was removed or "
+                                     "replaced while the server runs")
 
     # -- reading ------------------------------------------------------------------------
     def counts(self) -> tuple[int, int]:
