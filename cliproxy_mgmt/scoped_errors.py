@@ -30,28 +30,23 @@ _MAP = {"type": "object", "additionalProperties": _RULES}
 
 
 def clean_rule(rule) -> dict | None:
-    """A rule with its lists trimmed (empties dropped) and its action trimmed and lower-cased;
-    None unless it has a positive status, a pattern (`match` or `match-regexr`) and an action:
-    upstream drops any other rule."""
+    """The rule as upstream keeps it: its four fields only, in upstream's order, the lists
+    trimmed (empties dropped) and the action trimmed and lower-cased; None unless it has a
+    positive status, a pattern (`match` or `match-regexr`) and an action: upstream drops any
+    other rule."""
     if not isinstance(rule, dict):
         return None
-    rule = dict(rule)
+    status = rule.get("status")
+    action = text(rule.get("action")).strip().lower()
+    cleaned = {"status": status}
     for name in ("match", "match-regexr"):
         values = [text(v).strip() for v in rule.get(name) or () if text(v).strip()]
         if values:
-            rule[name] = values
-        else:
-            rule.pop(name, None)
-    action = text(rule.get("action")).strip().lower()
-    if action:
-        rule["action"] = action
-    else:
-        rule.pop("action", None)
-    status = rule.get("status")
-    if not (is_kind(status, int) and status > 0) or not action or (
-            "match" not in rule and "match-regexr" not in rule):
+            cleaned[name] = values
+    if not (is_kind(status, int) and status > 0) or not action or len(cleaned) == 1:
         return None
-    return rule
+    cleaned["action"] = action
+    return cleaned
 
 
 def clean_map(value) -> dict:

@@ -597,6 +597,17 @@ def test_oauth_request_scoped_errors_store_any_action_trimmed_and_lower_cased(mg
     assert config_path.read_bytes() == before
 
 
+def test_oauth_request_scoped_errors_keep_upstreams_four_fields_in_its_order(mgmt, config_path):
+    """Upstream rebuilds each rule from status, match, match-regexr and action: other keys go."""
+    body = {"codex": [{"action": "stop", "note": "mine", "match": ["q"], "status": 429, "x": {"y": 1}}]}
+    assert mgmt.put("/oauth-request-scoped-errors", json=body).get_json() == {"status": "ok"}
+    kept = [{"status": 429, "match": ["q"], "action": "stop"}]
+    shown = mgmt.get("/oauth-request-scoped-errors").get_json()["oauth-request-scoped-errors"]["codex"]
+    assert shown == kept and list(shown[0]) == ["status", "match", "action"]
+    stored = yaml.safe_load(config_path.read_text())["oauth-request-scoped-errors"]["codex"]
+    assert stored == kept and list(stored[0]) == ["status", "match", "action"]
+
+
 def test_oauth_request_scoped_errors_loaded_rules_upstream_drops_are_not_shown(make_app):
     mgmt, _ = seeded(make_app, "oauth-request-scoped-errors:\n  claude:\n    - status: 0\n      match: [x]\n"
                                "      action: stop\n  codex:\n    - status: 500\n      match: [y]\n")
