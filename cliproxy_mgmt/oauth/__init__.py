@@ -10,11 +10,12 @@ re-exported here.
 from ..authfiles.timefmt import now_rfc3339, rfc3339_in, unix_ms
 from .api import OAuthError, init_app
 from .callbacks import Callback
+from .device import DevicePace, positive
 from .pkce import b64url, clock_state, hex_state, jwt_claims, pkce_pair
 from .starter import Abandoned, Credential, Flow, Login, LoginError, OAuthStarter, http_session
 
 __all__ = [
-    "Abandoned", "Callback", "Credential", "Flow", "Login", "LoginError", "OAuthError", "OAuthStarter",
+    "Abandoned", "Callback", "Credential", "DevicePace", "Flow", "Login", "LoginError", "OAuthError", "OAuthStarter",
     "b64url", "clock_state", "hex_state", "http_session", "init_app", "jwt_claims", "now_rfc3339",
-    "pkce_pair", "rfc3339_in", "unix_ms",
+    "pkce_pair", "positive", "rfc3339_in", "unix_ms",
 ]

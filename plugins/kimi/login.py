@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import platform
 import socket
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -19,7 +18,8 @@ import requests
 
 from cliproxy_mgmt import __version__, hookimpl
 from cliproxy_mgmt.errors import ApiError
-from cliproxy_mgmt.oauth import Credential, LoginError, OAuthStarter, clock_state, unix_ms
+from cliproxy_mgmt.oauth import (Credential, DevicePace, LoginError, OAuthStarter, clock_state,
+                                 positive, unix_ms)
 from cliproxy_mgmt.records import AuthFileType
 from cliproxy_mgmt.safeload import load_json
 
@@ -44,10 +44,6 @@ def device_headers(device_id: str) -> dict:
             "X-Msh-Device-Id": device_id, "Accept": "application/json"}
 
 
-def _positive(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-
-
 class KimiLogin(OAuthStarter):
     provider = "kimi"
     name = "kimi"
@@ -70,13 +66,12 @@ class KimiLogin(OAuthStarter):
         device = flow.post_json("device-code", data={"client_id": CLIENT_ID}, headers=headers)
         if device is None or not str(device.get("device_code") or "").strip():
             raise ApiError(500, "failed to generate authorization url")
-        interval, expires = device.get("interval"), device.get("expires_in")
+        expires = device.get("expires_in")
         flow.values.update(
             device_id=device_id, headers=headers, device_code=str(device["device_code"]).strip(),
             user_code=str(device.get("user_code") or "").strip(),
-            expires_in=int(expires) if _positive(expires) else 0,
-            interval=float(interval) if _positive(interval) else self.default_interval,
-            deadline=time.monotonic() + (min(expires, self.max_wait) if _positive(expires) else self.max_wait))
+            expires_in=int(expires) if positive(expires) else 0,
+            pace=DevicePace.of(device, default_interval=self.default_interval, max_wait=self.max_wait))
         return str(device.get("verification_uri_complete") or device.get("verification_uri") or "")
 
     def start_extras(self, flow) -> dict:
@@ -94,7 +89,7 @@ class KimiLogin(OAuthStarter):
             raise LoginError(f"{FAILED}: {exc}") from None
         data = {"access_token": tokens["access_token"], "device_id": flow.values["device_id"], "disabled": False}
         expires = tokens.get("expires_in")
-        if _positive(expires):
+        if positive(expires):
             moment = datetime.now(timezone.utc) + timedelta(seconds=int(expires))
             data["expired"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
         now = unix_ms()  # the file's name and its `timestamp` are the same moment
@@ -105,11 +100,9 @@ class KimiLogin(OAuthStarter):
     def _poll(self, flow) -> dict:
         """Poll every interval until the user decides; Kimi answers 200 for pending too."""
         form = {"client_id": CLIENT_ID, "device_code": flow.values["device_code"], "grant_type": DEVICE_GRANT}
-        interval = flow.values["interval"]
+        pace = flow.values["pace"]
         while True:
-            if time.monotonic() + interval > flow.values["deadline"]:
-                raise DeviceError("kimi: device code expired")
-            flow.sleep(interval)
+            pace.wait(flow, DeviceError("kimi: device code expired"))
             try:
                 resp = flow.http.post(flow.endpoint("token"), data=form, headers=flow.values["headers"])
                 body = load_json(resp.content)
@@ -122,7 +115,7 @@ class KimiLogin(OAuthStarter):
             if error == "authorization_pending":
                 continue
             if error == "slow_down":
-                interval += self.slow_down_step
+                pace.interval += self.slow_down_step
                 continue
             if error == "expired_token":
                 raise DeviceError("kimi: device code expired")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 
 import requests
 
 from cliproxy_mgmt import hookimpl
 from cliproxy_mgmt.errors import ApiError
-from cliproxy_mgmt.oauth import (Credential, LoginError, OAuthStarter, clock_state, now_rfc3339, pkce_pair,
-                                 rfc3339_in, unix_ms)
+from cliproxy_mgmt.oauth import (Credential, DevicePace, LoginError, OAuthStarter, clock_state, now_rfc3339,
+                                 pkce_pair, rfc3339_in, unix_ms)
 from cliproxy_mgmt.records import AuthFileType
 from cliproxy_mgmt.safeload import load_json
 
@@ -42,21 +41,17 @@ class QwenLogin(OAuthStarter):
         device = flow.post_json("device-code", data=form)
         if not device or not device.get("device_code"):
             raise ApiError(500, "failed to generate authorization url")
-        interval, expires = device.get("interval"), device.get("expires_in")
         flow.values.update(
             verifier=verifier, device_code=device["device_code"],
-            interval=interval if _positive(interval) else self.default_interval,
-            deadline=time.monotonic() + (min(expires, self.max_wait) if _positive(expires) else self.max_wait))
+            pace=DevicePace.of(device, default_interval=self.default_interval, max_wait=self.max_wait))
         return str(device.get("verification_uri_complete") or device.get("verification_uri") or "")
 
     def complete(self, flow) -> Credential:
         form = {"grant_type": DEVICE_GRANT, "client_id": CLIENT_ID,
                 "device_code": flow.values["device_code"], "code_verifier": flow.values["verifier"]}
-        interval = float(flow.values["interval"])
+        pace = flow.values["pace"]
         while True:
-            if time.monotonic() + interval > flow.values["deadline"]:
-                raise LoginError(FAILED)
-            flow.sleep(interval)
+            pace.wait(flow, LoginError(FAILED))
             try:
                 resp = flow.http.post(flow.endpoint("token"), data=form, headers={"Accept": "application/json"})
                 body = load_json(resp.content)
@@ -69,7 +64,7 @@ class QwenLogin(OAuthStarter):
             if resp.status_code == 400 and error == "authorization_pending":
                 continue
             if resp.status_code in (400, 429) and error == "slow_down":
-                interval = min(interval * 1.5, self.max_interval)
+                pace.interval = min(pace.interval * 1.5, self.max_interval)
                 continue
             raise LoginError(FAILED)  # expired_token, access_denied or anything else
         stamp = str(unix_ms())
@@ -82,10 +77,6 @@ class QwenLogin(OAuthStarter):
             "type": "qwen",
             "expired": rfc3339_in(body.get("expires_in")),
         })
-
-
-def _positive(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 @hookimpl

@@ -11,7 +11,6 @@ names none); `slow_down` adds 5 s, as upstream.
 from __future__ import annotations
 
 import re
-import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
@@ -19,7 +18,8 @@ import requests
 
 from cliproxy_mgmt import hookimpl
 from cliproxy_mgmt.errors import ApiError
-from cliproxy_mgmt.oauth import Credential, LoginError, OAuthStarter, clock_state, jwt_claims, unix_ms
+from cliproxy_mgmt.oauth import (Credential, DevicePace, LoginError, OAuthStarter, clock_state,
+                                 jwt_claims, positive, unix_ms)
 from cliproxy_mgmt.records import AuthFileType
 from cliproxy_mgmt.safeload import load_json
 
@@ -48,10 +48,6 @@ def file_name(email: str, subject: str) -> str:
         if segment:
             return f"xai-{segment}.json"
     return f"xai-{unix_ms()}.json"
-
-
-def _positive(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 class XAILogin(OAuthStarter):
@@ -99,13 +95,11 @@ class XAILogin(OAuthStarter):
         if not text["device_code"] or not text["user_code"] or not (
                 text["verification_uri"] or text["verification_uri_complete"]):
             raise ApiError(500, START_FAILED)
-        interval, expires = device.get("interval"), device.get("expires_in")
-        wait = min(expires, self.max_wait) if _positive(expires) else self.max_wait
+        expires = device.get("expires_in")
         flow.values.update(
             device_code=text["device_code"], user_code=text["user_code"], token_url=token_url,
-            interval=float(interval) if _positive(interval) else self.default_interval,
-            deadline=time.monotonic() + wait,
-            expires_in=int(expires) if _positive(expires) else int(self.max_wait))
+            pace=DevicePace.of(device, default_interval=self.default_interval, max_wait=self.max_wait),
+            expires_in=int(expires) if positive(expires) else int(self.max_wait))
         return text["verification_uri_complete"] or text["verification_uri"]
 
     def start_extras(self, flow) -> dict:
@@ -136,12 +130,10 @@ class XAILogin(OAuthStarter):
     def _poll(self, flow) -> dict:
         """Poll the token endpoint (at once, then every interval) until the user decides."""
         form = {"grant_type": DEVICE_GRANT, "device_code": flow.values["device_code"], "client_id": CLIENT_ID}
-        interval, first = flow.values["interval"], True
+        pace, first = flow.values["pace"], True
         while True:
             if not first:
-                if time.monotonic() + interval > flow.values["deadline"]:
-                    raise DeviceError("xai device code expired")
-                flow.sleep(interval)
+                pace.wait(flow, DeviceError("xai device code expired"))
             first = False
             try:
                 resp = flow.http.post(flow.values["token_url"], data=form, headers={"Accept": "application/json"})
@@ -155,7 +147,7 @@ class XAILogin(OAuthStarter):
             if error == "authorization_pending":
                 continue
             if error == "slow_down":
-                interval += self.slow_down_step
+                pace.interval += self.slow_down_step
                 continue
             if error == "expired_token":
                 raise DeviceError("xai device code expired")
@@ -173,7 +165,7 @@ class XAILogin(OAuthStarter):
             return {"access_token": access, "refresh_token": str(body.get("refresh_token") or "").strip(),
                     "id_token": str(body.get("id_token") or "").strip(),
                     "token_type": str(body.get("token_type") or "").strip(),
-                    "expires_in": int(expires) if _positive(expires) else 0}
+                    "expires_in": int(expires) if positive(expires) else 0}
 
 
 def _checked(url: str, field: str, trusted) -> str:
