@@ -764,6 +764,28 @@ def test_antigravity_failures(fake, live, callback, userinfo, error):
 # sessions as upstream keeps them now: status, cancel, the keyless callback
 # =====================================================================================
 
+@pytest.mark.parametrize("login,polls,error", [
+    ("kimi", 0, "Authentication failed: kimi: device code expired"),
+    ("qwen", 0, "Authentication failed"),
+    ("xai", 1, "Authentication failed: xai device code expired"),  # xai asks once at once
+])
+def test_a_device_login_ends_when_its_code_would_expire_before_the_next_poll(fake, live, login, polls, error):
+    """The code expires in 0.2 s, the provider asks for 5 s between polls: the login fails at
+    once (the user has no time left), instead of sleeping past the code's end."""
+    pending = (400, {"error": "authorization_pending"})
+    device = {"device_code": "d", "user_code": "U", "verification_uri": "https://v", "expires_in": 0.2,
+              "interval": 5}
+    fake.route(f"/{login}/device", reply(200, device))
+    fake.route(f"/{login}/token", sequence(pending))
+    server = live(fake.endpoints_yaml({login: {"device-code": f"/{login}/device", "token": f"/{login}/token"}}))
+    started = time.monotonic()
+    state = server.start(f"/{login}-auth-url")["state"]
+    assert server.settled(state) == {"status": "error", "error": error}
+    assert time.monotonic() - started < 5
+    assert len(fake.requests_to(f"/{login}/token")) == polls
+    assert not list(server.auth_dir.glob(f"{login}-*.json"))
+
+
 def test_a_cancelled_device_login_stops_and_saves_nothing(fake, live):
     server = live(kimi_fake(fake, (200, {"error": "authorization_pending"})))
     state = server.start("/kimi-auth-url")["state"]
