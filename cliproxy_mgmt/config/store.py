@@ -116,10 +116,10 @@ def _write_in_place(target: str, data: bytes) -> None:
     atomic, which is why this is the fallback.) The space is reserved first, so that a full
     disk leaves the old file whole.
     """
-    with open_regular(target, "r+b", buffering=0) as f:
+    f, st = open_regular(target, "r+b", follow_symlinks=True, buffering=0)
+    with f:
         reserve(f.fileno(), len(data))
-        size = os.fstat(f.fileno()).st_size
-        rest = memoryview(data + b"\n" * max(size - len(data), 0))
+        rest = memoryview(data + b"\n" * max(st.st_size - len(data), 0))
         while rest:
             rest = rest[f.write(rest):]
         f.truncate(len(data))
