@@ -74,7 +74,7 @@ def _check_config(args) -> int:
 
     try:
         sections = collect_sections(get_plugin_manager(), CORE_KEYS)
-        with open_regular(args.path) as f:
+        with open_regular(args.path, follow_symlinks=True)[0] as f:
             data = parse(utf8_text(f.read()))
         make_validator(sections)(data)
     except (ConfigError, PluginError, OSError, NotText) as exc:

@@ -236,3 +236,18 @@ def test_a_write_while_the_file_is_missing_is_refused_at_once(path, caplog):
     os.rename(backup, path)  # put back as it was: writes work again
     store.edit(lambda d: d.__setitem__("debug", True))
     assert "debug: true" in path.read_text()
+
+
+def test_a_save_error_reads_as_its_message_or_as_an_os_error_and_names_the_file(path):
+    """What `failed to save config: ...` shows: our message as it stands, or OSError's form."""
+    message = f"{path} is missing (deleted or moved away); nothing was written"
+    ours = SaveError(message, filename=str(path))
+    assert (str(ours), ours.filename, ours.errno, ours.strerror) == (message, str(path), None, None)
+    failed = SaveError(28, "No space left on device", str(path))
+    assert str(failed) == f"[Errno 28] No space left on device: {str(path)!r}"
+    assert (failed.filename, failed.errno) == (str(path), 28)
+    store = ConfigStore(str(path))
+    os.unlink(path)
+    with pytest.raises(SaveError) as caught:
+        store.edit(lambda d: d.__setitem__("debug", True))
+    assert str(caught.value) == message and caught.value.filename == str(path)

@@ -16,9 +16,8 @@ import time
 import pytest
 
 from cliproxy_mgmt import logs
-from cliproxy_mgmt.authfiles.store import NotRegularFile
+from cliproxy_mgmt.fileio import NotRegularFile, open_regular
 from cliproxy_mgmt.logs import backwards, reader
-from cliproxy_mgmt.logs.paths import open_regular
 from cliproxy_mgmt.testing import ManagementClient
 from realserver import RealServer, session
 

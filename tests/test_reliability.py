@@ -417,9 +417,9 @@ def test_in_place_write_interrupted_before_truncate_leaves_the_new_config(tmp_pa
     real_open = store_module.open_regular  # (how _write_in_place opens the file)
 
     def crashing_open(*args, **kwargs):
-        f = real_open(*args, **kwargs)
+        f, st = real_open(*args, **kwargs)
         f.truncate = lambda size: (_ for _ in ()).throw(Crash())  # the process dies here
-        return f
+        return f, st
 
     monkeypatch.setattr(store_module, "open_regular", crashing_open)
     with pytest.raises(Crash):

@@ -28,11 +28,12 @@ from datetime import datetime
 from itertools import accumulate
 
 from ..bulk import no_gc
+from ..fileio import NotRegularFile, read_regular_stat
 from ..records import top_level_email
 from ..safeload import InvalidJSON, load_json
 from ..usage.timestamps import unix_ns
 from .names import is_auth_file_name
-from .store import AuthDir, NotRegularFile, read_regular_stat
+from .store import AuthDir
 from .timefmt import rfc3339_nano
 from .watch import DirWatch
 

@@ -16,6 +16,7 @@ import stat
 
 from .. import audit
 from ..errors import ApiError
+from ..fileio import NotRegularFile, read_regular_stat
 from ..storage.base import AuthBackend, Unavailable
 from ..storage.files import FileAuths, replace_entry
 from .names import check_name, is_auth_file_name
@@ -40,41 +41,10 @@ def resolve_auth_dir(config) -> str | None:
     return os.path.normpath(path)
 
 
-class NotRegularFile(OSError):
-    """The entry is a directory, FIFO, socket or device, not a file (`read_regular`)."""
-
-
 def read_regular(path: str) -> bytes:
     """The bytes of the regular file at `path`: the one way an auth-dir entry is opened.
-    See `read_regular_stat`."""
+    See `fileio.read_regular_stat`."""
     return read_regular_stat(path)[0]
-
-
-def read_regular_stat(path: str) -> tuple[bytes, os.stat_result]:
-    """The bytes of the regular file at `path`, and its fstat (a cold listing needs no other stat).
-
-    O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer; O_NOFOLLOW:
-    a symlink fails (ELOOP). What was opened is then checked with fstat, so an entry
-    swapped between a check and the open is still never read unless it is a regular file.
-    Raises NotRegularFile for another kind, or the OSError of the open.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotRegularFile(errno.EINVAL, "not a regular file", path)
-        # Plain reads up to end of file: a listing reads thousands of small files, and a
-        # file object costs more syscalls (isatty, lseek, another fstat) than the reads.
-        # The size is only a hint: the file may change while it is read. One read that
-        # returns exactly the size fstat gave is the whole file; otherwise read to the end.
-        chunks = [os.read(fd, st.st_size + 1)]
-        if len(chunks[0]) == st.st_size:
-            return chunks[0], st
-        while chunks[-1]:
-            chunks.append(os.read(fd, max(st.st_size, 65536)))
-        return b"".join(chunks), st
-    finally:
-        os.close(fd)
 
 
 def _not_regular() -> ApiError:

@@ -64,11 +64,25 @@ class Unrepresentable(ConfigError):
 
 
 class SaveError(OSError):
-    """The config file could not be written; nothing was changed."""
+    """The config file could not be written; nothing was changed.
+
+    `SaveError(message, filename=path)`: our own account, naming the file; str() is the
+    message alone (errno and strerror are None). `SaveError(errno, strerror, path)`: a failed
+    write, as OSError has it (named after the config, not the temp file beside it)."""
+
+    def __init__(self, *args, filename: str | None = None):
+        if filename is None:
+            super().__init__(*args)
+            self._message = None
+        else:
+            (message,) = args
+            super().__init__(message)
+            self.filename = filename
+            self._message = message
 
     def __str__(self) -> str:
-        # One message (it names the file, which `filename` also holds) reads as it stands.
-        return self.args[0] if self.errno is None and len(self.args) == 1 else super().__str__()
+        # OSError's form would read "[Errno None] None: '<path>'" once `filename` is set.
+        return self._message if self._message is not None else super().__str__()
 
 
 class StoreUnavailable(SaveError):
@@ -116,10 +130,10 @@ def _write_in_place(target: str, data: bytes) -> None:
     atomic, which is why this is the fallback.) The space is reserved first, so that a full
     disk leaves the old file whole.
     """
-    with open_regular(target, "r+b", buffering=0) as f:
+    f, st = open_regular(target, "r+b", follow_symlinks=True, buffering=0)
+    with f:
         reserve(f.fileno(), len(data))
-        size = os.fstat(f.fileno()).st_size
-        rest = memoryview(data + b"\n" * max(size - len(data), 0))
+        rest = memoryview(data + b"\n" * max(st.st_size - len(data), 0))
         while rest:
             rest = rest[f.write(rest):]
         f.truncate(len(data))
@@ -298,7 +312,8 @@ class ConfigStore:
             for pending in batch:
                 pending.done = True
             return True
-        error = SaveError(f"{self.path} kept changing while it was saved; nothing was written")
+        error = SaveError(f"{self.path} kept changing while it was saved; nothing was written",
+                          filename=self.path)
         for pending in batch:
             pending.error, pending.done = error, True
         return True
@@ -310,18 +325,17 @@ class ConfigStore:
         if exc is None:
             return
         if isinstance(exc, FileNotFoundError):
-            error = SaveError(f"{self.path} is missing (deleted or moved away); nothing was written")
-        else:
-            error = SaveError(f"{self.path} cannot be read ({exc.strerror or exc}); nothing was written")
-        error.filename = self.path
-        raise error
+            raise SaveError(f"{self.path} is missing (deleted or moved away); nothing was written",
+                            filename=self.path)
+        raise SaveError(f"{self.path} cannot be read ({exc.strerror or exc}); nothing was written",
+                        filename=self.path)
 
     def _check_writable(self) -> None:
         if self.last_error is not None:
             # The file holds someone's edit that does not load. Writing our copy over it
             # would throw that edit away; upstream refuses too (it re-reads before saving).
             raise SaveError(f"{self.path} holds an edit that does not load, so it was not "
-                            f"overwritten: {self.last_error}")
+                            f"overwritten: {self.last_error}", filename=self.path)
 
     def replace_text(self, text: str, check: Callable[[dict, dict], None] | None = None) -> None:
         """Write `text` as the new file (PUT /config.yaml): parse and validate first, then

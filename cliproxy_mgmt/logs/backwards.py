@@ -15,8 +15,7 @@ from __future__ import annotations
 import os
 import threading
 
-from ..authfiles.store import NotRegularFile
-from .paths import open_regular
+from ..fileio import NotRegularFile, open_regular
 from .reader import gzip_data, line_time, main_log_files, open_log
 
 BLOCK = 64 * 1024

@@ -16,8 +16,8 @@ import hashlib
 import json
 import os
 
+from ..fileio import open_regular
 from ..safeload import load_json
-from .paths import open_regular
 from .reader import line_time, main_log_files, open_log
 
 FINGERPRINT_BYTES = 4 * 1024

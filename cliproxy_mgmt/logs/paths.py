@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import calendar
-import errno
 import os
 import re
-import stat
 import time
 
-from ..authfiles.store import NotRegularFile, resolve_auth_dir
+from ..authfiles.store import resolve_auth_dir
 
 MAIN_LOG = "main.log"
 MAX_INT64 = (1 << 63) - 1
@@ -66,29 +64,3 @@ def regular_files(folder: str) -> list[os.DirEntry]:
     with os.scandir(folder) as entries:
         return [e for e in entries if e.is_file(follow_symlinks=False)]
 
-
-def open_regular(path: str):
-    """`path` opened for binary reading, and its fstat, when it is a regular file.
-
-    The folder is shared with the proxy and whoever else writes there, so a name that looks
-    like a log may be a FIFO (opening it would wait for a writer forever), a socket, a device
-    or a symlink. O_NONBLOCK: a FIFO opens at once; O_NOFOLLOW: a symlink fails. What was
-    opened is checked with fstat, so an entry swapped after the folder was listed is still
-    never read unless it is a regular file. Raises NotRegularFile for another kind, else the
-    OSError of the open (FileNotFoundError).
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno in (errno.ENXIO, errno.ELOOP):  # a socket; a symlink
-            raise NotRegularFile(errno.EINVAL, "not a regular file", path) from None
-        raise
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotRegularFile(errno.EINVAL, "not a regular file", path)
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb"), st
-    except BaseException:
-        os.close(fd)
-        raise

@@ -13,8 +13,8 @@ import zlib
 from collections import deque
 from datetime import datetime
 
-from ..authfiles.store import NotRegularFile
-from .paths import open_regular, regular_files, rotation_order
+from ..fileio import NotRegularFile, open_regular
+from .paths import regular_files, rotation_order
 
 log = logging.getLogger(__name__)
 GZIP_BLOCK = 64 * 1024

@@ -9,11 +9,11 @@ from urllib.parse import quote
 
 from flask import Blueprint, jsonify, request, send_file
 
-from ..authfiles.store import NotRegularFile
 from ..conventions import go_atoi, store
 from ..errors import ApiError
+from ..fileio import NotRegularFile, open_regular
 from ..openapi import describe
-from .paths import MAIN_LOG, is_error_log, log_dir, open_regular, regular_files
+from .paths import MAIN_LOG, is_error_log, log_dir, regular_files
 from . import backwards, cursor
 from .reader import main_log_files, read_logs
 

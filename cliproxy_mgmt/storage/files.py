@@ -41,8 +41,9 @@ def _token(st: os.stat_result) -> tuple:
 def file_version(path: str) -> tuple[bytes, Version]:
     """The bytes of `path` and their version (read again if the file changed while read)."""
     while True:
-        with open_regular(path) as f:
-            before = _token(os.fstat(f.fileno()))
+        f, st = open_regular(path, follow_symlinks=True)
+        with f:
+            before = _token(st)
             data = f.read()
             if _token(os.fstat(f.fileno())) == before:
                 return data, Version(before, hashlib.sha256(data).digest())
@@ -161,8 +162,9 @@ class FileConfig(ConfigBackend):
             return
         expected = self._known[1] if self._known is not None and self._known[0] == base else None
         try:
-            with open_regular(path) as f:
-                token = _token(os.fstat(f.fileno()))
+            f, st = open_regular(path, follow_symlinks=True)
+            with f:
+                token = _token(st)
                 if token != base.token:
                     raise Conflict(f"{path} was changed by someone else")
                 data = f.read()
@@ -186,8 +188,9 @@ class FileConfig(ConfigBackend):
     def _write_in_place(self, target: str, data: bytes, base: Version | None) -> Version:
         self._check(target, base)
         self._in_place(target, data)
-        with open_regular(target) as f:
-            written = Version(_token(os.fstat(f.fileno())), hashlib.sha256(data).digest())
+        f, st = open_regular(target, follow_symlinks=True)
+        f.close()
+        written = Version(_token(st), hashlib.sha256(data).digest())
         self._known = (written, data)
         return written
 

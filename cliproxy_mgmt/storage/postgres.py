@@ -221,7 +221,7 @@ class PostgresStorage(Storage):
         row = self._config_row(conn)
         if row is None:
             try:
-                with open_regular(seed_path) as f:
+                with open_regular(seed_path, follow_symlinks=True)[0] as f:
                     seed = f.read().decode("utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 raise StorageError(f"the database holds no config yet and {seed_path} cannot seed it: "
