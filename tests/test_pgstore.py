@@ -436,3 +436,17 @@ def test_the_slow_poll_catches_what_no_notification_told(pair, pg_dsn):
             conn.execute("TRUNCATE auth_store")
         for srv in (a, b):
             wait_for(lambda: s.get(srv.url("/auth-files"), timeout=30).json()["files"] == [], timeout=POLL_SECONDS + 2)
+
+
+def test_a_fifo_in_the_mirror_does_not_stop_the_instance_following(pair):
+    """The listener compares a row with the mirror file before it writes one: a FIFO at that
+    name must not block it (opening a FIFO waits for a writer), so later changes still arrive."""
+    import os
+    a, b = pair
+    os.mkfifo(b.root / "pgstore" / "auths" / "f.json")
+    with session() as s:
+        assert s.post(a.url("/auth-files?name=f.json"), json={"type": "codex"}, timeout=30).status_code == 200
+        wait_for(lambda: (b.root / "pgstore" / "auths" / "f.json").is_file())
+        assert json.loads((b.root / "pgstore" / "auths" / "f.json").read_text()) == {"type": "codex"}
+        assert s.put(a.url("/debug"), json={"value": True}, timeout=30).status_code == 200
+        wait_for(lambda: s.get(b.url("/debug"), timeout=30).json() == {"debug": True})

@@ -42,7 +42,7 @@ import time
 from contextlib import contextmanager
 from typing import Callable
 
-from ..fileio import open_regular, replace_file
+from ..fileio import open_regular, read_regular_stat, replace_file
 from .base import (AuthBackend, ConfigBackend, Conflict, Storage, StorageError, Unavailable, Version,
                    env_value)
 from .files import replace_entry
@@ -280,10 +280,9 @@ class PostgresStorage(Storage):
                 except FileNotFoundError:
                     pass
                 return
-            try:
-                with open(path, "rb") as f:
-                    if json.loads(f.read()) == json.loads(content):
-                        return
+            try:  # (only a regular file: a FIFO put there must not stop the listener)
+                if json.loads(read_regular_stat(path)[0]) == json.loads(content):
+                    return
             except (OSError, ValueError):
                 pass
             os.makedirs(os.path.dirname(path), mode=DIR_MODE, exist_ok=True)
