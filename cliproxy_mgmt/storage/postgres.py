@@ -50,6 +50,7 @@ from .files import replace_entry
 try:
     import psycopg
     from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
     from psycopg_pool import ConnectionPool, PoolTimeout
 
     from . import pgshared, pgusage
@@ -68,6 +69,14 @@ POLL_SECONDS = 5.0          # the safety net's period
 RECONNECT_SECONDS = 0.5     # the listener's pause between two connection attempts
 CONNECT_TIMEOUT = 5         # seconds, for every connection attempt
 POOL_WAIT = 3.0             # seconds a request waits for a pooled connection before 503
+LOCK_TIMEOUT_MS = 5000      # how long a write waits for a row another client keeps locked
+# libpq settings added to the DSN's own (which win): text comes back as UTF-8 whatever the
+# database's encoding (a SQL_ASCII one hands back bytes), and TCP keepalives drop a
+# connection to a host that vanished in about a minute instead of waiting for ever.
+_SESSION = {"connect_timeout": str(CONNECT_TIMEOUT), "client_encoding": "UTF8", "keepalives": "1",
+            "keepalives_idle": "30", "keepalives_interval": "10", "keepalives_count": "3"}
+# PostgreSQL cuts longer names to this many bytes (NAMEDATALEN - 1).
+MAX_NAME_BYTES = 63
 MIRROR_MODE = 0o600
 DIR_MODE = 0o700
 
@@ -80,13 +89,29 @@ def _env(environ: dict, name: str) -> str:
     return env_value(environ, name).strip()
 
 
+def session_conninfo(dsn: str) -> str:
+    """`dsn` with `_SESSION`'s settings where it sets none of its own."""
+    params = conninfo_to_dict(dsn)
+    return make_conninfo(dsn, **{k: v for k, v in _SESSION.items() if k not in params})
+
+
+def _limit_lock_waits(conn) -> None:
+    """The pool's set-up of a new connection: a row lock held elsewhere (a psql session, a
+    stuck client) ends a write after LOCK_TIMEOUT_MS (503) instead of holding a worker."""
+    conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
+    conn.commit()
+
+
 def open_postgres(config_path: str, environ: dict) -> "PostgresStorage":
     """The backend for PGSTORE_DSN; StorageError (one line) when it cannot start."""
     if psycopg is None:
         raise StorageError("PGSTORE_DSN is set but psycopg is not installed: "
                            "pip install 'cliproxy-mgmt[postgres]'")
     root = _env(environ, "PGSTORE_LOCAL_PATH") or _env(environ, "WRITABLE_PATH") or os.getcwd()
-    return PostgresStorage(_env(environ, "PGSTORE_DSN"), schema=_env(environ, "PGSTORE_SCHEMA"),
+    schema = _env(environ, "PGSTORE_SCHEMA")
+    if len(schema.encode("utf-8")) > MAX_NAME_BYTES:  # cut, it could name another schema's tables
+        raise StorageError(f"PGSTORE_SCHEMA is longer than PostgreSQL's {MAX_NAME_BYTES} bytes for a name")
+    return PostgresStorage(_env(environ, "PGSTORE_DSN"), schema=schema,
                            root=os.path.join(os.path.abspath(root), "pgstore"), seed_path=config_path)
 
 
@@ -141,7 +166,6 @@ class PostgresStorage(Storage):
     name = "postgres"
 
     def __init__(self, dsn: str, *, schema: str, root: str, seed_path: str):
-        self.dsn = dsn
         self.schema = schema
         self.root = root
         self.config_path = os.path.join(root, "config", "config.yaml")
@@ -155,7 +179,8 @@ class PostgresStorage(Storage):
         self._default_schema = "public"  # the listener's current_schema(), for unqualified tables
         self.online = True  # False from a lost connection until the listener reaches the database again
         try:
-            with psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as conn:
+            self.dsn = session_conninfo(dsn)
+            with psycopg.connect(self.dsn, autocommit=True) as conn:
                 self._ensure_schema(conn)
                 text, version = self._seed_config(conn, seed_path)
                 self._sync_auths(conn, full=True)
@@ -163,8 +188,8 @@ class PostgresStorage(Storage):
             raise StorageError(f"cannot use the PostgreSQL store (PGSTORE_DSN): {_first_line(exc)}") from None
         self._text, self._version = text, version
         self._write_mirror_config(text)
-        self.pool = ConnectionPool(dsn, min_size=1, max_size=8, open=True, timeout=POOL_WAIT,
-                                   kwargs={"connect_timeout": CONNECT_TIMEOUT}, name="cliproxy-mgmt",
+        self.pool = ConnectionPool(self.dsn, min_size=1, max_size=8, open=True, timeout=POOL_WAIT,
+                                   configure=_limit_lock_waits, name="cliproxy-mgmt",
                                    check=ConnectionPool.check_connection)
         self.config = PostgresConfig(self)
         self.auths = PostgresAuths(self)
@@ -385,7 +410,7 @@ class PostgresStorage(Storage):
     def _listen(self) -> None:
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.dsn, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as conn:
+                with psycopg.connect(self.dsn, autocommit=True) as conn:
                     self._default_schema = conn.execute("SELECT current_schema()").fetchone()[0]
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
                     self._poll(conn)  # whatever changed while we were not listening
@@ -434,12 +459,14 @@ class PostgresStorage(Storage):
         try:
             with self.pool.connection(timeout=POOL_WAIT) as conn, conn.transaction():
                 yield conn
-        except PoolTimeout as exc:
-            self.online = False
-            raise _unavailable(exc) from None
+        except PoolTimeout:
+            # Every pooled connection is in use (long downloads), or none can be made now.
+            # The listener, on a connection of its own, is the one to tell a lost database.
+            raise Unavailable(errno.EBUSY, f"database busy: no connection free within {POOL_WAIT:g} s") from None
+        except _NOT_A_CONNECTION_LOSS as exc:  # e.g. the lock timeout: the database is there
+            raise Unavailable(errno.EBUSY, f"database busy: {_first_line(exc)}") from None
         except psycopg.OperationalError as exc:
-            if not isinstance(exc, _NOT_A_CONNECTION_LOSS):
-                self.online = False
+            self.online = False
             raise _unavailable(exc) from None
 
     def close(self) -> None:

@@ -1,0 +1,103 @@
+"""The PostgreSQL backend when the database is slow, busy or odd: a held row lock, a pool
+with no free connection, a SQL_ASCII database, a schema name PostgreSQL would cut.
+
+Real PostgreSQL (tests/pg.py) and, where the HTTP answer matters, a real server process.
+"""
+
+from __future__ import annotations
+
+import errno
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+
+from pg import pg_cluster, pg_dsn, psycopg  # noqa: F401 - fixtures
+from realserver import RealServer, session
+from test_pgstore import pg_server, servers  # noqa: F401 - fixture
+
+from cliproxy_mgmt.storage.base import Unavailable
+from cliproxy_mgmt.storage.postgres import LOCK_TIMEOUT_MS, PostgresStorage
+
+
+def storage(tmp_path, dsn, name="a", seed="debug: false\n"):
+    (tmp_path / f"{name}.yaml").write_text(seed, encoding="utf-8")
+    return PostgresStorage(dsn, schema="", root=str(tmp_path / name / "pgstore"),
+                           seed_path=str(tmp_path / f"{name}.yaml"))
+
+
+def test_a_row_held_locked_elsewhere_ends_a_write_with_503_and_the_server_keeps_answering(
+        tmp_path, pg_dsn, servers):
+    """A psql session keeps the config row locked: a write gives up after the lock timeout
+    (503, nothing changed) instead of holding a worker until the lock goes, and reads and the
+    other workers go on answering meanwhile."""
+    a = pg_server(tmp_path / "a", pg_dsn)
+    servers.append(a)
+    a.start()
+    with psycopg.connect(pg_dsn) as holder, session() as s:
+        holder.execute("SELECT 1 FROM config_store WHERE id = 'config' FOR UPDATE")
+        answers = []
+        writer = threading.Thread(target=lambda: answers.append(
+            s.put(a.url("/request-retry"), json={"value": 9}, timeout=60)))
+        started = time.monotonic()
+        writer.start()
+        time.sleep(0.5)
+        assert s.get(a.url("/request-retry"), timeout=10).json() == {"request-retry": 3}
+        writer.join(timeout=LOCK_TIMEOUT_MS / 1000 + 20)
+        assert not writer.is_alive()
+        assert time.monotonic() - started < LOCK_TIMEOUT_MS / 1000 + 20
+        [r] = answers
+        assert r.status_code == 503 and r.json()["error"].startswith("storage unavailable: database busy: "), r.text
+        holder.rollback()
+    with session() as s:
+        assert s.get(a.url("/request-retry"), timeout=10).json() == {"request-retry": 3}
+        assert s.put(a.url("/request-retry"), json={"value": 9}, timeout=30).status_code == 200  # not marked lost
+        assert s.get(a.url("/request-retry"), timeout=10).json() == {"request-retry": 9}
+
+
+def test_a_pool_with_no_free_connection_is_busy_not_lost(tmp_path, pg_dsn):
+    """Every pooled connection held (slow downloads): a write is 503 "busy" after POOL_WAIT,
+    and the next write, once a connection is free, goes through at once (the database was
+    never lost)."""
+    store = storage(tmp_path, pg_dsn)
+    try:
+        held = [store.pool.getconn() for _ in range(store.pool.max_size)]
+        with pytest.raises(Unavailable) as caught:
+            with store.transaction():
+                pass
+        assert caught.value.errno == errno.EBUSY and "database busy" in str(caught.value)
+        assert store.online
+        for conn in held:
+            store.pool.putconn(conn)
+        with store.transaction() as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        store.close()
+
+
+def test_a_sql_ascii_database_works(tmp_path, pg_cluster):
+    """A database made without an encoding under the C locale is SQL_ASCII; its text must
+    still come back as text (it came back as bytes: start-up failed)."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE \"{name}\" ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+    seed = "debug: false  # café\n"
+    store = storage(tmp_path, pg_cluster.dsn(name), seed=seed)
+    try:
+        assert store.config.read()[0] == seed
+    finally:
+        store.close()
+
+
+def test_a_schema_name_postgresql_would_cut_is_one_line_at_start_up(tmp_path):
+    srv = RealServer(tmp_path)
+    env = dict(srv.env, PGSTORE_DSN="postgresql://postgres@127.0.0.1:1/none", PGSTORE_SCHEMA="s" * 64,
+               PGSTORE_LOCAL_PATH=str(tmp_path))
+    done = subprocess.run([sys.executable, "-m", "cliproxy_mgmt", "serve", "--config", str(srv.config_path)],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "cliproxy-mgmt: cannot start: PGSTORE_SCHEMA is longer than PostgreSQL's 63 bytes for a name"]
