@@ -101,3 +101,60 @@ def test_a_schema_name_postgresql_would_cut_is_one_line_at_start_up(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
         "cliproxy-mgmt: cannot start: PGSTORE_SCHEMA is longer than PostgreSQL's 63 bytes for a name"]
+
+
+def test_a_long_auth_id_does_not_make_other_writers_fail(tmp_path, pg_dsn):
+    """Our trigger's notification names the row; an id too long for a NOTIFY payload (8000
+    bytes) made every writer's INSERT fail, a Go proxy's too. It is now sent without the id."""
+    store = storage(tmp_path, pg_dsn)
+    try:
+        with psycopg.connect(pg_dsn) as conn:
+            conn.execute("INSERT INTO auth_store (id, content) VALUES (%s, %s)", ("x" * 8100, '{"type": "codex"}'))
+        assert_still_mirrors(tmp_path, pg_dsn)
+    finally:
+        store.close()
+
+
+def test_a_row_no_file_system_could_hold_is_left_out_of_the_mirror(tmp_path, pg_dsn):
+    """A row 1,500 folders deep stopped the listener for good (the mirror's makedirs
+    recursed too deep, and every restart met the same row): it is not mirrored."""
+    store = storage(tmp_path, pg_dsn)
+    try:
+        with psycopg.connect(pg_dsn) as conn:
+            conn.execute("INSERT INTO auth_store (id, content) VALUES (%s, %s)", ("d/" * 1500 + "y.json", "{}"))
+        assert_still_mirrors(tmp_path, pg_dsn)
+        assert not (tmp_path / "a" / "pgstore" / "auths" / "d").exists()
+    finally:
+        store.close()
+
+
+def assert_still_mirrors(tmp_path, dsn):
+    """A row written after that reaches instance `a`'s mirror (in subfolders, 1,513 bytes)."""
+    rel_id = "/".join(["s" * 250] * 6) + "/x.json"
+    with psycopg.connect(dsn) as conn:
+        conn.execute("INSERT INTO auth_store (id, content) VALUES (%s, %s)", (rel_id, '{"type": "codex"}'))
+    mirrored = tmp_path / "a" / "pgstore" / "auths" / rel_id
+    deadline = time.monotonic() + 10
+    while not mirrored.is_file():
+        assert time.monotonic() < deadline, "the listener no longer follows changes"
+        time.sleep(0.05)
+    assert mirrored.read_text() == '{"type": "codex"}'
+
+
+def test_a_lost_database_is_logged_once_until_it_is_back(tmp_path, pg_cluster, pg_dsn, caplog):
+    store = storage(tmp_path, pg_dsn)
+    try:
+        with caplog.at_level("INFO", logger="cliproxy_mgmt.storage.postgres"):
+            pg_cluster.stop()
+            try:
+                time.sleep(3)  # six attempts to reconnect
+            finally:
+                pg_cluster.start()
+            deadline = time.monotonic() + 30
+            while not any("reachable again" in r.getMessage() for r in caplog.records):
+                assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+                time.sleep(0.1)
+        lost = [r for r in caplog.records if "connection lost" in r.getMessage()]
+        assert len(lost) == 1, [r.getMessage() for r in caplog.records]
+    finally:
+        store.close()

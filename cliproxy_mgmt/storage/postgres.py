@@ -77,6 +77,9 @@ _SESSION = {"connect_timeout": str(CONNECT_TIMEOUT), "client_encoding": "UTF8", 
             "keepalives_idle": "30", "keepalives_interval": "10", "keepalives_count": "3"}
 # PostgreSQL cuts longer names to this many bytes (NAMEDATALEN - 1).
 MAX_NAME_BYTES = 63
+# An auth row's id is mirrored as a path: at most this deep and this long (PATH_MAX is 4096
+# for the whole path, the mirror folder included).
+MAX_AUTH_FOLDERS, MAX_AUTH_ID_BYTES = 16, 2048
 MIRROR_MODE = 0o600
 DIR_MODE = 0o700
 
@@ -221,11 +224,15 @@ class PostgresStorage(Storage):
                 id TEXT PRIMARY KEY, content JSONB NOT NULL,
                 created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
                 updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW())""").format(self.table("auth_store")))
+            # A NOTIFY payload must stay under 8000 bytes, or the writer's statement fails
+            # (any writer's, a Go proxy's too): a longer id is sent as null, for the poll.
             conn.execute(sql.SQL("""CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $$
+                DECLARE
+                    changed TEXT := CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END;
                 BEGIN
                     PERFORM pg_notify({}, json_build_object(
                         'schema', TG_TABLE_SCHEMA, 'table', TG_TABLE_NAME,
-                        'id', CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END)::text);
+                        'id', CASE WHEN octet_length(changed) <= 1000 THEN changed END)::text);
                     RETURN NULL;
                 END $$""").format(self.table("cliproxy_mgmt_notify"), sql.Literal(CHANNEL)))
             for name in ("config_store", "auth_store"):
@@ -285,9 +292,12 @@ class PostgresStorage(Storage):
             log.error("cannot write the config mirror %s: %s", self.config_path, exc)
 
     def auth_path(self, rel_id: str) -> str | None:
-        """The mirror path of an auth row; None for an id that would leave the folder."""
+        """The mirror path of an auth row; None for an id that would leave the folder, or
+        one no file system could hold (a row may name anything; the folders are made)."""
         clean = os.path.normpath(rel_id.replace("\\", "/"))
         if clean.startswith("..") or os.path.isabs(clean) or clean in (".", ""):
+            return None
+        if clean.count("/") > MAX_AUTH_FOLDERS or len(clean.encode("utf-8", "surrogatepass")) > MAX_AUTH_ID_BYTES:
             return None
         return os.path.join(self.auth_dir, clean)
 
@@ -296,7 +306,8 @@ class PostgresStorage(Storage):
         already equals the row is left as it is (its bytes may be indented differently)."""
         path = self.auth_path(rel_id)
         if path is None:
-            log.warning("auth row %r is outside the auth folder; not mirrored", rel_id)
+            log.warning("auth row %r is outside the auth folder or too deep or long a path; not mirrored",
+                        rel_id[:200])
             return
         try:
             if content is None:
@@ -408,6 +419,7 @@ class PostgresStorage(Storage):
         self._sync_auths(conn)
 
     def _listen(self) -> None:
+        lost = False  # said once per outage, not at every attempt to reconnect
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self.dsn, autocommit=True) as conn:
@@ -415,6 +427,9 @@ class PostgresStorage(Storage):
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
                     self._poll(conn)  # whatever changed while we were not listening
                     self.online = True
+                    if lost:
+                        log.info("database reachable again")
+                        lost = False
                     next_poll = time.monotonic() + POLL_SECONDS
                     while not self._stop.is_set():
                         if not self.online:
@@ -431,8 +446,10 @@ class PostgresStorage(Storage):
                             next_poll = time.monotonic() + POLL_SECONDS
             except psycopg.Error as exc:
                 self.online = False
-                if not self._stop.is_set():
-                    log.warning("database connection lost (%s); reconnecting", _first_line(exc))
+                if not self._stop.is_set() and not lost:
+                    log.warning("database connection lost (%s); reconnecting every %g s",
+                                _first_line(exc), RECONNECT_SECONDS)
+                lost = True
             except Exception:  # noqa: BLE001 - keep following changes whatever happened
                 log.exception("pgstore listener failed; restarting it")
             self._stop.wait(RECONNECT_SECONDS)
