@@ -24,9 +24,14 @@ from .store import AuthDir, dump_json, resolve_auth_dir
 
 EXTRA_KEY = "authfiles"
 
-__all__ = ["AuthFiles", "auth_files", "auth_index", "find_by_auth_index", "init_app"]
+__all__ = ["AuthFiles", "auth_files", "auth_index", "find_by_auth_index", "init_app", "storage_unavailable"]
 
 log = logging.getLogger(__name__)
+
+
+def storage_unavailable(exc: Unavailable) -> ApiError:
+    """The answer to a write the storage backend could not take: 503 `storage unavailable: ...`."""
+    return ApiError(503, f"storage unavailable: {exc.strerror or exc}")
 
 
 class AuthFiles:
@@ -56,7 +61,7 @@ class AuthFiles:
             try:
                 path = self.folder().write(name, content, **check)
             except Unavailable as exc:
-                raise ApiError(503, f"storage unavailable: {exc.strerror or exc}") from None
+                raise storage_unavailable(exc) from None
             self.listing.forget(name)
             return path
 
@@ -98,7 +103,7 @@ class AuthFiles:
             with self.folder().exclusive(name):
                 yield
         except Unavailable as exc:
-            raise ApiError(503, f"storage unavailable: {exc.strerror or exc}") from None
+            raise storage_unavailable(exc) from None
 
 
 def init_app(app) -> None:

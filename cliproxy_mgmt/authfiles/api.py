@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -12,13 +13,15 @@ from ..errors import ApiError
 from ..openapi import describe
 from ..safeload import load_json
 from ..schemas import StatusOK
+from ..storage.base import Unavailable
 from ..usage.credential_stats import auth_file_usage
-from . import auth_files, auth_index
+from . import auth_files, auth_index, storage_unavailable
 from . import fields as editable_fields
 from .listing import parse_auth_json
 from .names import trimmed
 
 bp = Blueprint("authfiles", __name__)
+log = logging.getLogger(__name__)
 
 _ALL = ("true", "1", "*")
 _NAME = ("name", "string", "the auth file's name, e.g. acme-user@example.com.json")
@@ -148,22 +151,60 @@ def _upload_many(files, uploads: list, limit: int):
 
 def _each(items: list, act, shown, count_key: str):
     """`act(item)` on every item on its own: 200 when all succeeded, else 207 naming each
-    failure (upstream's multi-file answers)."""
+    failure (upstream's multi-file answers). A failure of the storage itself is one item's
+    failure too, with the error its one-item request answers: the items done before it are
+    done, and the answer must say so."""
     done, failed = [], []
+    failures = _Failures(count_key, len(items))
     for item in items:
         try:
             done.append(act(item))
-        except ApiError as exc:
-            failed.append({"name": shown(item), "error": exc.error})
+        except Exception as exc:  # noqa: BLE001 - each item answers for itself; the others go on
+            failed.append({"name": shown(item), "error": failures.answer(exc).error})
+    failures.log()
     body = {"status": "partial" if failed else "ok", count_key: len(done), "files": done}
     if failed:
         body["failed"] = failed
     return jsonify(body), 207 if failed else 200
 
 
+class _Failures:
+    """The failures of a request that acts on many items, each answered as its one-item
+    request would answer it. A failure of the storage rather than of the item (the storage
+    unavailable, the auth-dir gone, an unexpected error) is logged once per request, not once
+    per item: thousands of lines when the database is down."""
+
+    def __init__(self, action: str, total: int):
+        self.action, self.total = action, total
+        self.storage: ApiError | None = None  # the first failure of the storage
+        self.count = 0  # failures of the storage
+        self.traced = False  # the traceback of an unexpected error is logged once
+
+    def answer(self, exc: Exception) -> ApiError:
+        if isinstance(exc, ApiError):
+            error = exc
+        elif isinstance(exc, Unavailable):
+            error = storage_unavailable(exc)
+        else:
+            if not self.traced:
+                log.error("unhandled error", exc_info=exc)
+                self.traced = True
+            error = ApiError(500, "internal server error")
+        if not isinstance(exc, ApiError) or exc.status == 503:  # 503: the auth-dir is gone
+            self.count += 1
+            self.storage = self.storage or error
+        return error
+
+    def log(self) -> None:
+        if self.storage is not None:
+            log.error("%d of %d auth files not %s: %s", self.count, self.total, self.action, self.storage.error)
+
+
 @bp.delete("/auth-files")
 @describe("Delete auth files: ?name= (repeatable), a JSON body [names] or {\"names\": [...]}, "
-          "or all of them with ?all=true", body={"type": "object", "properties": {
+          "or all of them with ?all=true (several names get one answer per name, 207 when some failed; "
+          "when the storage fails part-way, ?all=true answers its error with `deleted`)",
+          body={"type": "object", "properties": {
               "name": {"type": "string"}, "names": {"type": "array", "items": {"type": "string"}}}},
           ok=_DELETED, also={207: _DELETED}, query=[_NAME, ("all", "string", "true, 1 or *: delete every auth file")])
 def delete_auth_files():
@@ -236,6 +277,10 @@ def _delete_one(files, name: str) -> None:
 
 
 def _delete_all(files):
+    """Remove every auth file. A file that cannot be removed is skipped, as upstream does. When
+    the storage fails (503 `storage unavailable: ...`, or an unexpected error) the other files
+    are still tried, and the answer is its first failure with `deleted`: how many were removed
+    all the same."""
     folder = files.folder()
     deleted = 0
     with files.lock:
@@ -243,13 +288,18 @@ def _delete_all(files):
             found = list(folder.scan())
         except OSError as exc:
             raise ApiError(500, f"failed to read auth dir: {exc.strerror or exc}") from None
+        failures = _Failures("deleted", len(found))
         for name, _, _ in found:
             try:
                 folder.remove(name)
-            except ApiError:
-                continue  # upstream skips files it cannot remove
+            except Exception as exc:  # noqa: BLE001 - the other files are still tried
+                failures.answer(exc)
+                continue
             files.listing.forget(name)
             deleted += 1
+    failures.log()
+    if failures.storage is not None:
+        raise ApiError(failures.storage.status, failures.storage.error, deleted=deleted)
     return jsonify({"status": "ok", "deleted": deleted})
 
 
