@@ -419,9 +419,14 @@ class PostgresStorage(Storage):
             return []  # none (yet): then no file is taken for ours, none is removed
         return [rel_id for rel_id in ids if isinstance(rel_id, str)] if isinstance(ids, list) else []
 
+    def _record_mirrored(self) -> None:
+        with self._lock:
+            ids = frozenset(self._auth_versions)
+        self._save_record(ids)
+
     def _save_record(self, ids) -> None:
-        """Write the ids mirrored now to `record_path` when they changed: once per poll at
-        most (a crash loses at most the last few seconds' changes) and at close."""
+        """Write `ids` (those mirrored now) to `record_path` if they changed. The listener
+        calls it after each batch of changes it followed and each poll."""
         ids = frozenset(ids)
         if ids == self._recorded:
             return
@@ -507,6 +512,8 @@ class PostgresStorage(Storage):
                             batch += conn.notifies(timeout=0.0)  # whatever else has arrived
                         for payload in dict.fromkeys(n.payload for n in batch):
                             self._follow(conn, payload)
+                        if batch:  # (a stop by a signal does not wait for close())
+                            self._record_mirrored()
                         if time.monotonic() >= next_poll:
                             self._poll(conn)
                             next_poll = time.monotonic() + POLL_SECONDS
@@ -550,9 +557,7 @@ class PostgresStorage(Storage):
 
     def close(self) -> None:
         self._stop.set()
-        with self._lock:
-            ids = frozenset(self._auth_versions)
-        self._save_record(ids)
+        self._record_mirrored()
         self.pool.close()
 
 
