@@ -12,7 +12,8 @@ with the same variables works on the same data:
 PGSTORE_SCHEMA (created if missing) prefixes the tables; PGSTORE_LOCAL_PATH (default: the
 working directory) holds the local mirror `pgstore/config/config.yaml` and `pgstore/auths/`,
 which becomes the auth-dir in force: the listing, downloads and a Go proxy on the same host
-read these files.
+read these files. A file put into the mirror by hand is stored as its row (as a Go proxy
+stores what appears in its auth-dir); a file the server did not write is never removed.
 
 Live: triggers of our own (`cliproxy_mgmt_notify`) NOTIFY channel `cliproxy_mgmt_changes` on
 every row change, whoever made it (another instance, a Go proxy, psql). A listener thread per
@@ -272,10 +273,8 @@ class PostgresStorage(Storage):
     @staticmethod
     def _relative_path(rel_id: str) -> str | None:
         """`auth_path` relative to the mirror folder."""
-        clean = os.path.normpath(rel_id.replace("\\", "/"))
-        if clean.startswith("..") or os.path.isabs(clean) or clean in (".", ""):
-            return None
-        return clean
+        clean = os.path.normpath(rel_id.replace("\\", "/"))  # ("" gives ".")
+        return None if clean.startswith(("..", "/")) or clean == "." else clean
 
     def _mirror_auth(self, rel_id: str, content: str | None) -> None:
         """Make the mirror file of `rel_id` hold `content` (None: remove it); a file whose JSON
@@ -349,12 +348,13 @@ class PostgresStorage(Storage):
         found, folders = set(), [""]
         while folders:
             folder = folders.pop()
+            prefix = folder + "/" if folder else ""
             try:
                 with os.scandir(os.path.join(self.auth_dir, folder)) as entries:
                     for entry in entries:
                         if entry.name.startswith("."):
                             continue
-                        rel = os.path.join(folder, entry.name)
+                        rel = prefix + entry.name
                         if entry.is_dir(follow_symlinks=False):
                             folders.append(rel)
                         else:
