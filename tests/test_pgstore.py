@@ -519,6 +519,11 @@ def test_a_status_change_of_a_hand_placed_file_stores_it_instead_of_deleting_it(
         assert _row(pg_dsn, "placed.json") == {"type": "codex", "email": "placed@example.com", "disabled": True}
         wait_for(lambda: [f.get("disabled") for f in s.get(b.url("/auth-files"), timeout=30).json()["files"]]
                  == [True])
+        broken = path.with_name("broken.json")  # not stored, and not deleted either
+        broken.write_text("{not json")
+        r = s.patch(a.url("/auth-files/status"), json={"name": "broken.json", "disabled": True}, timeout=30)
+        assert 400 <= r.status_code < 500 and "error" in r.json(), r.text
+        assert broken.read_text() == "{not json" and _row(pg_dsn, "broken.json") is None
 
 
 def test_a_row_changed_in_sql_without_a_new_updated_at_is_seen_by_both(pair, pg_dsn):
