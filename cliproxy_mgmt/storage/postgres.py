@@ -156,6 +156,7 @@ class PostgresStorage(Storage):
         self._auth_versions: dict[str, object] = dict.fromkeys(self._load_record())
         self._recorded = frozenset(self._auth_versions)  # the ids the record file holds
         self._refused: dict[str, tuple] = {}  # id -> identity of a file `_adopt` left alone
+        self._unwritable: set[str] = set()  # ids whose mirror file could not be written last time
         self._generation = 0  # counts our own config writes (see `_config_changed`)
         self._parsed: tuple[bytes, str] | None = None  # (digest, JSON) of the last text read with its data
         self._default_schema = "public"  # the listener's current_schema(), for unqualified tables
@@ -297,8 +298,10 @@ class PostgresStorage(Storage):
                 pass
             os.makedirs(os.path.dirname(path), mode=DIR_MODE, exist_ok=True)
             replace_entry(path, content.encode("utf-8"))
+            self._unwritable.discard(rel_id)
         except OSError as exc:
             log.error("cannot mirror auth file %s: %s", path, exc)
+            self._unwritable.add(rel_id)
 
     def _sync_auths(self, conn) -> None:
         """Bring the mirror in line with the table: mirror the rows that changed since we
@@ -318,8 +321,11 @@ class PostgresStorage(Storage):
         for rel_id, updated in versions.items():
             path = self._relative_path(rel_id)
             row_paths.add(path)
-            if known.get(rel_id) != updated or (path is not None and path not in found):
-                changed.append(rel_id)  # (also brings back a file deleted by hand)
+            if known.get(rel_id) != updated or (
+                    path is not None and path not in found and rel_id not in self._unwritable):
+                # (also brings back a file deleted by hand; one that could not be written is
+                # tried again when its row changes, not at every poll)
+                changed.append(rel_id)
         if changed:
             rows = conn.execute(sql.SQL("SELECT id, content::text, updated_at FROM {} WHERE id = ANY(%s)")
                                 .format(table), (changed,)).fetchall()
