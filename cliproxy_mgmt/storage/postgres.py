@@ -40,7 +40,7 @@ import logging
 import os
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Callable
 
 from ..authfiles.names import is_auth_file_name
@@ -152,6 +152,7 @@ class PostgresStorage(Storage):
         self._callbacks: list[Callable[[], None]] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()           # guards the cached config and the auth versions
+        self._adoption = threading.Lock()  # the poll's `_adopt` vs a request's remove of that file
         # id -> updated_at last mirrored (None: mirrored by an earlier run, see `_load_record`)
         self._auth_versions: dict[str, object] = dict.fromkeys(self._load_record())
         self._recorded = frozenset(self._auth_versions)  # the ids the record file holds
@@ -336,13 +337,13 @@ class PostgresStorage(Storage):
             # (only a name that is its own id: `auth_path` maps it back to this very file)
             if not is_auth_file_name(os.path.basename(path)) or self._relative_path(path) != path:
                 continue
-            with self._lock:  # known now: saved or removed by a request since our SELECT
-                if path in self._auth_versions:
-                    continue
-            if not self._still_refused(path):
-                updated = self._adopt(conn, path)
-                if updated is not None:
-                    versions[path] = updated
+            with self._adoption:  # (see `PostgresAuths.remove`)
+                with self._lock:  # known now: saved or removed by a request since our SELECT
+                    if path in self._auth_versions:
+                        continue
+                updated = None if self._still_refused(path) else self._adopt(conn, path)
+            if updated is not None:
+                versions[path] = updated
         with self._lock:
             self._auth_versions = versions
         self._save_record(versions)
@@ -720,15 +721,20 @@ class PostgresAuths(AuthBackend):
     def remove(self, folder: str, name: str) -> None:
         s = self.storage
         rel_id = self._rel_id(folder, name)
-        with s.transaction() as conn:
-            deleted = conn.execute(sql.SQL("DELETE FROM {} WHERE id = %s").format(s.table("auth_store")),
-                                   (rel_id,)).rowcount
-        try:
-            os.unlink(os.path.join(folder, name))
-        except FileNotFoundError:
-            if not deleted:
-                raise
-        finally:  # (after the unlink: else the poll could take the file for one to adopt)
-            with s._lock:
-                s._auth_versions.pop(rel_id, None)
+        with s._lock:
+            mirrored = rel_id in s._auth_versions
+        # A file put there by hand may be being adopted by the poll: wait for it to finish,
+        # else the row it stores would outlive this delete.
+        with nullcontext() if mirrored else s._adoption:
+            with s.transaction() as conn:
+                deleted = conn.execute(sql.SQL("DELETE FROM {} WHERE id = %s").format(s.table("auth_store")),
+                                       (rel_id,)).rowcount
+            try:
+                os.unlink(os.path.join(folder, name))
+            except FileNotFoundError:
+                if not deleted:
+                    raise
+            finally:  # (after the unlink: else the poll could take the file for one to adopt)
+                with s._lock:
+                    s._auth_versions.pop(rel_id, None)
 
