@@ -450,3 +450,101 @@ def test_a_fifo_in_the_mirror_does_not_stop_the_instance_following(pair):
         assert json.loads((b.root / "pgstore" / "auths" / "f.json").read_text()) == {"type": "codex"}
         assert s.put(a.url("/debug"), json={"value": True}, timeout=30).status_code == 200
         wait_for(lambda: s.get(b.url("/debug"), timeout=30).json() == {"debug": True})
+
+
+def _names(s, srv) -> list[str]:
+    return [f["name"] for f in s.get(srv.url("/auth-files"), timeout=30).json()["files"]]
+
+
+def _row(dsn: str, rel_id: str):
+    with psycopg.connect(dsn) as conn:
+        found = conn.execute("SELECT content FROM auth_store WHERE id = %s", (rel_id,)).fetchone()
+    return found and found[0]
+
+
+def test_a_file_put_into_the_mirror_by_hand_is_stored_and_reaches_the_others(pair, pg_dsn):
+    """As a Go proxy stores a file that appears in its auth-dir: the poll adopts it as its
+    row (the other instances then mirror it); a file that is no JSON object stays as it is."""
+    from cliproxy_mgmt.storage.postgres import POLL_SECONDS
+    a, b = pair
+    body = {"type": "codex", "email": "hand@example.com", "refresh_token": "rt"}
+    mirror = a.root / "pgstore" / "auths"
+    (mirror / "hand.json").write_text(json.dumps(body))
+    (mirror / "team").mkdir()
+    (mirror / "team" / "nested.json").write_text(json.dumps({"type": "gemini"}))
+    (mirror / "broken.json").write_text("{not json")
+    (mirror / "list.json").write_text("[1, 2]")
+    (mirror / "notes.txt").write_text("kept")
+    with session() as s:
+        wait_for(lambda: "hand.json" in _names(s, b), timeout=POLL_SECONDS + 2)
+        assert json.loads(s.get(b.url("/auth-files/download?name=hand.json"), timeout=30).content) == body
+    assert _row(pg_dsn, "hand.json") == body
+    wait_for(lambda: (b.root / "pgstore/auths/team/nested.json").is_file())
+    assert _row(pg_dsn, "broken.json") is None and _row(pg_dsn, "list.json") is None
+    assert (mirror / "broken.json").read_text() == "{not json" and (mirror / "notes.txt").read_text() == "kept"
+    wait_for(lambda: "broken.json has no row and cannot be stored" in a.log())
+    time.sleep(POLL_SECONDS)  # logged once, not at every poll
+    assert a.log().count("broken.json has no row and cannot be stored") == 1
+
+
+def test_a_file_put_into_the_mirror_while_stopped_is_kept_and_stored_at_start(pair, pg_dsn):
+    """At start-up a file no row stands for is adopted, unless this instance mirrored it
+    before: then its row was deleted elsewhere meanwhile, and the file goes."""
+    a, b = pair
+    mirror = a.root / "pgstore" / "auths"
+    with session() as s:
+        assert s.post(b.url("/auth-files?name=deleted.json"), json={"type": "codex"}, timeout=30).status_code == 200
+        wait_for(lambda: (mirror / "deleted.json").is_file())
+        time.sleep(0.2)
+        a.stop()
+        assert s.delete(b.url("/auth-files?name=deleted.json"), timeout=30).status_code == 200
+        (mirror / "hand.json").write_text(json.dumps({"type": "claude", "email": "offline@example.com"}))
+        (mirror / "broken.json").write_text("{not json")
+        a.start()
+        assert sorted(_names(s, a)) == ["broken.json", "hand.json"]
+        assert not (mirror / "deleted.json").exists()
+        assert (mirror / "broken.json").read_text() == "{not json"
+        assert _row(pg_dsn, "hand.json") == {"type": "claude", "email": "offline@example.com"}
+        wait_for(lambda: _names(s, b) == ["hand.json"])
+
+
+def test_a_status_change_of_a_hand_placed_file_stores_it_instead_of_deleting_it(pair, pg_dsn):
+    a, b = pair
+    path = a.root / "pgstore" / "auths" / "placed.json"
+    path.write_text(json.dumps({"type": "codex", "email": "placed@example.com"}))
+    with session() as s:
+        r = s.patch(a.url("/auth-files/status"), json={"name": "placed.json", "disabled": True}, timeout=30)
+        assert r.status_code == 200, r.text
+        assert json.loads(path.read_text())["disabled"] is True
+        assert _row(pg_dsn, "placed.json") == {"type": "codex", "email": "placed@example.com", "disabled": True}
+        wait_for(lambda: [f.get("disabled") for f in s.get(b.url("/auth-files"), timeout=30).json()["files"]]
+                 == [True])
+        broken = path.with_name("broken.json")  # not stored, and not deleted either
+        broken.write_text("{not json")
+        r = s.patch(a.url("/auth-files/status"), json={"name": "broken.json", "disabled": True}, timeout=30)
+        assert 400 <= r.status_code < 500 and "error" in r.json(), r.text
+        assert broken.read_text() == "{not json" and _row(pg_dsn, "broken.json") is None
+
+
+def test_a_row_changed_in_sql_without_a_new_updated_at_is_seen_by_both(pair, pg_dsn):
+    a, b = pair
+    with session() as s:
+        assert s.post(a.url("/auth-files?name=x.json"), json={"type": "codex"}, timeout=30).status_code == 200
+        wait_for(lambda: _names(s, b) == ["x.json"])
+        with psycopg.connect(pg_dsn) as conn:
+            conn.execute("""UPDATE auth_store SET content = content || '{"disabled": true}' WHERE id = 'x.json'""")
+        for srv in (a, b):
+            wait_for(lambda: [f.get("disabled") for f in s.get(srv.url("/auth-files"), timeout=30).json()["files"]]
+                     == [True])
+            assert json.loads((srv.root / "pgstore/auths/x.json").read_text()) == {"type": "codex", "disabled": True}
+
+
+def test_a_mirror_file_deleted_by_hand_comes_back_from_its_row(pair):
+    from cliproxy_mgmt.storage.postgres import POLL_SECONDS
+    a, b = pair
+    with session() as s:
+        assert s.post(a.url("/auth-files?name=y.json"), json={"type": "codex"}, timeout=30).status_code == 200
+        wait_for(lambda: _names(s, b) == ["y.json"])
+        (b.root / "pgstore/auths/y.json").unlink()
+        wait_for(lambda: _names(s, b) == ["y.json"], timeout=POLL_SECONDS + 2)
+        assert _names(s, a) == ["y.json"]

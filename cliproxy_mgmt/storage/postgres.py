@@ -12,7 +12,8 @@ with the same variables works on the same data:
 PGSTORE_SCHEMA (created if missing) prefixes the tables; PGSTORE_LOCAL_PATH (default: the
 working directory) holds the local mirror `pgstore/config/config.yaml` and `pgstore/auths/`,
 which becomes the auth-dir in force: the listing, downloads and a Go proxy on the same host
-read these files.
+read these files. A file put into the mirror by hand is stored as its row (as a Go proxy
+stores what appears in its auth-dir); a file the server did not write is never removed.
 
 Live: triggers of our own (`cliproxy_mgmt_notify`) NOTIFY channel `cliproxy_mgmt_changes` on
 every row change, whoever made it (another instance, a Go proxy, psql). A listener thread per
@@ -39,9 +40,10 @@ import logging
 import os
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Callable
 
+from ..authfiles.names import is_auth_file_name
 from ..fileio import open_regular, read_regular_stat, replace_file
 from .base import (AuthBackend, ConfigBackend, Conflict, Storage, StorageError, Unavailable, Version,
                    env_value)
@@ -173,10 +175,16 @@ class PostgresStorage(Storage):
         self.root = root
         self.config_path = os.path.join(root, "config", "config.yaml")
         self.auth_dir = os.path.join(root, "auths")
+        self.record_path = os.path.join(root, "mirrored-auths.json")  # see `_load_record`
         self._callbacks: list[Callable[[], None]] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()           # guards the cached config and the auth versions
-        self._auth_versions: dict[str, object] = {}  # id -> updated_at last mirrored
+        self._adoption = threading.Lock()  # the poll's `_adopt` vs a request's remove of that file
+        # id -> updated_at last mirrored (None: mirrored by an earlier run, see `_load_record`)
+        self._auth_versions: dict[str, object] = dict.fromkeys(self._load_record())
+        self._recorded = frozenset(self._auth_versions)  # the ids the record file holds
+        self._refused: dict[str, tuple] = {}  # id -> identity of a file `_adopt` left alone
+        self._unwritable: set[str] = set()  # ids whose mirror file could not be written last time
         self._generation = 0  # counts our own config writes (see `_config_changed`)
         self._parsed: tuple[bytes, str] | None = None  # (digest, JSON) of the last text read with its data
         self._default_schema = "public"  # the listener's current_schema(), for unqualified tables
@@ -186,7 +194,7 @@ class PostgresStorage(Storage):
             with psycopg.connect(self.dsn, autocommit=True) as conn:
                 self._ensure_schema(conn)
                 text, version = self._seed_config(conn, seed_path)
-                self._sync_auths(conn, full=True)
+                self._sync_auths(conn)
         except psycopg.Error as exc:
             raise StorageError(f"cannot use the PostgreSQL store (PGSTORE_DSN): {_first_line(exc)}") from None
         self._text, self._version = text, version
@@ -294,12 +302,18 @@ class PostgresStorage(Storage):
     def auth_path(self, rel_id: str) -> str | None:
         """The mirror path of an auth row; None for an id that would leave the folder, or
         one no file system could hold (a row may name anything; the folders are made)."""
-        clean = os.path.normpath(rel_id.replace("\\", "/"))
-        if clean.startswith("..") or os.path.isabs(clean) or clean in (".", ""):
+        clean = self._relative_path(rel_id)
+        return None if clean is None else os.path.join(self.auth_dir, clean)
+
+    @staticmethod
+    def _relative_path(rel_id: str) -> str | None:
+        """`auth_path` relative to the mirror folder."""
+        clean = os.path.normpath(rel_id.replace("\\", "/"))  # ("" gives ".")
+        if clean.startswith(("..", "/")) or clean == ".":
             return None
         if clean.count("/") > MAX_AUTH_FOLDERS or len(clean.encode("utf-8", "surrogatepass")) > MAX_AUTH_ID_BYTES:
             return None
-        return os.path.join(self.auth_dir, clean)
+        return clean
 
     def _mirror_auth(self, rel_id: str, content: str | None) -> None:
         """Make the mirror file of `rel_id` hold `content` (None: remove it); a file whose JSON
@@ -323,43 +337,150 @@ class PostgresStorage(Storage):
                 pass
             os.makedirs(os.path.dirname(path), mode=DIR_MODE, exist_ok=True)
             replace_entry(path, content.encode("utf-8"))
+            self._unwritable.discard(rel_id)
         except OSError as exc:
             log.error("cannot mirror auth file %s: %s", path, exc)
+            self._unwritable.add(rel_id)
 
-    def _sync_auths(self, conn, *, full: bool = False) -> None:
-        """Mirror the auth rows that changed since we last looked (only their content is
-        fetched) and remove the files of deleted rows; `full` (start-up) also removes any
-        mirror file that has no row."""
+    def _sync_auths(self, conn) -> None:
+        """Bring the mirror in line with the table: mirror the rows that changed since we
+        last looked or whose file is missing (only their content is fetched), remove the
+        files of the rows we mirrored that are gone, and adopt the files no row stands for
+        that we never mirrored (`_adopt`). One walk of the folder; a file is read only to
+        adopt it. A file we did not write is never removed."""
         table = self.table("auth_store")
         versions = dict(conn.execute(sql.SQL("SELECT id, updated_at FROM {}").format(table)).fetchall())
         with self._lock:
             known = dict(self._auth_versions)
-        changed = [rel_id for rel_id, updated in versions.items() if known.get(rel_id) != updated]
         for rel_id in set(known) - set(versions):
             self._mirror_auth(rel_id, None)
+        found = self._mirror_files()
+        row_paths = set()
+        changed = []
+        for rel_id, updated in versions.items():
+            path = self._relative_path(rel_id)
+            row_paths.add(path)
+            if known.get(rel_id) != updated or (
+                    path is not None and path not in found and rel_id not in self._unwritable):
+                # (also brings back a file deleted by hand; one that could not be written is
+                # tried again when its row changes, not at every poll)
+                changed.append(rel_id)
         if changed:
             rows = conn.execute(sql.SQL("SELECT id, content::text, updated_at FROM {} WHERE id = ANY(%s)")
                                 .format(table), (changed,)).fetchall()
             for rel_id, content, _ in rows:
                 self._mirror_auth(rel_id, content)
             versions.update((rel_id, updated) for rel_id, _, updated in rows)
-        if full:
-            self._remove_strays(set(versions))
+        for path in found - row_paths:
+            # (only a name that is its own id: `auth_path` maps it back to this very file)
+            if not is_auth_file_name(os.path.basename(path)) or self._relative_path(path) != path:
+                continue
+            with self._adoption:  # (see `PostgresAuths.remove`)
+                with self._lock:  # known now: saved or removed by a request since our SELECT
+                    if path in self._auth_versions:
+                        continue
+                updated = None if self._still_refused(path) else self._adopt(conn, path)
+            if updated is not None:
+                versions[path] = updated
         with self._lock:
             self._auth_versions = versions
+        self._save_record(versions)
 
-    def _remove_strays(self, rel_ids: set) -> None:
-        """Remove mirror files that no row stands for (left from before a restart)."""
-        wanted = {os.path.normpath(p) for p in map(self.auth_path, rel_ids) if p is not None}
+    def _mirror_files(self) -> set[str]:
+        """The paths, relative to the mirror folder, of what stands in it and its subfolders,
+        but folders and hidden names (our temp files); symlinked folders are not followed."""
         os.makedirs(self.auth_dir, mode=DIR_MODE, exist_ok=True)
-        for folder, _, names in os.walk(self.auth_dir):
-            for name in names:
-                path = os.path.normpath(os.path.join(folder, name))
-                if not name.startswith(".") and path not in wanted:
-                    try:
-                        os.unlink(path)
-                    except OSError:
-                        pass
+        found, folders = set(), [""]
+        while folders:
+            folder = folders.pop()
+            prefix = folder + "/" if folder else ""
+            try:
+                with os.scandir(os.path.join(self.auth_dir, folder)) as entries:
+                    for entry in entries:
+                        if entry.name.startswith("."):
+                            continue
+                        rel = prefix + entry.name
+                        if entry.is_dir(follow_symlinks=False):
+                            folders.append(rel)
+                        else:
+                            found.add(rel)
+            except OSError:
+                pass
+        return found
+
+    def _adopt(self, conn, rel_id: str):
+        """Store the mirror file `rel_id`, which no row stands for and which this instance
+        never mirrored (an operator put it there), as its row, as a Go proxy stores a file
+        that appears in its auth-dir: `INSERT ... ON CONFLICT DO NOTHING` (a row stored
+        meanwhile wins). Its updated_at; None when nothing was stored. A file that is not
+        a regular file holding a JSON object the database takes is left as it is (logged
+        once)."""
+        path = self.auth_path(rel_id)
+        try:
+            data, _ = read_regular_stat(path)
+            text = data.decode("utf-8")
+            if not isinstance(json.loads(text), dict):
+                raise ValueError("not a JSON object")
+            with conn.transaction():  # (a savepoint inside exclusive()'s transaction)
+                row = conn.execute(sql.SQL("""INSERT INTO {} (id, content, created_at, updated_at)
+                    VALUES (%s, %s::jsonb, NOW(), NOW()) ON CONFLICT (id) DO NOTHING RETURNING updated_at""")
+                                   .format(self.table("auth_store")), (rel_id, text)).fetchone()
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, psycopg.DataError) as exc:
+            try:
+                st = os.stat(path, follow_symlinks=False)
+            except OSError:
+                return None
+            if self._refused.get(rel_id) != (st.st_ino, st.st_mtime_ns, st.st_size):
+                self._refused[rel_id] = (st.st_ino, st.st_mtime_ns, st.st_size)
+                log.warning("auth file %s has no row and cannot be stored (%s); left as it is",
+                            path, _first_line(exc))
+            return None
+        self._refused.pop(rel_id, None)
+        if row is not None:
+            log.info("auth file %s had no row: stored it in the database", path)
+        return row[0] if row else None
+
+    def _still_refused(self, rel_id: str) -> bool:
+        """Whether `_adopt` already left this very file alone (the poll does not read it again)."""
+        seen = self._refused.get(rel_id)
+        if seen is None:
+            return False
+        try:
+            st = os.stat(self.auth_path(rel_id), follow_symlinks=False)
+        except OSError:
+            return False
+        return (st.st_ino, st.st_mtime_ns, st.st_size) == seen
+
+    def _load_record(self) -> list[str]:
+        """The ids whose files an earlier run of this instance mirrored (`record_path`): at
+        start-up, such a file whose row is gone was deleted elsewhere meanwhile and goes;
+        another file without a row was put there by hand and is adopted."""
+        try:
+            with open(self.record_path, encoding="utf-8") as f:
+                ids = json.load(f)
+        except (OSError, ValueError):
+            return []  # none (yet): then no file is taken for ours, none is removed
+        return [rel_id for rel_id in ids if isinstance(rel_id, str)] if isinstance(ids, list) else []
+
+    def _record_mirrored(self) -> None:
+        with self._lock:
+            ids = frozenset(self._auth_versions)
+        self._save_record(ids)
+
+    def _save_record(self, ids) -> None:
+        """Write `ids` (those mirrored now) to `record_path` if they changed. The listener
+        calls it after each batch of changes it followed and each poll."""
+        ids = frozenset(ids)
+        if ids == self._recorded:
+            return
+        try:
+            replace_file(self.record_path, json.dumps(sorted(ids)).encode("utf-8"), mode=MIRROR_MODE,
+                         prefix=".mirrored-auths.", suffix=".tmp", durable=False)
+            self._recorded = ids
+        except OSError as exc:
+            log.error("cannot write %s: %s", self.record_path, exc)
 
     # -- following changes -------------------------------------------------------------------
     def on_change(self, callback: Callable[[], None]) -> None:
@@ -399,11 +520,10 @@ class PostgresStorage(Storage):
             row = conn.execute(sql.SQL("SELECT content::text, updated_at FROM {} WHERE id = %s")
                                .format(self.table("auth_store")), (rel_id,)).fetchone()
             with self._lock:
-                if row is not None and self._auth_versions.get(rel_id) == row[1]:
-                    return
-                if row is None and rel_id not in self._auth_versions and not os.path.exists(
-                        self.auth_path(rel_id) or ""):
-                    return
+                if row is None and rel_id not in self._auth_versions:
+                    return  # never mirrored here: a file at that name is not ours to remove
+            # Compared by content, not updated_at: an SQL edit that keeps updated_at arrives
+            # too, and our own writes find their file equal (not written again).
             self._mirror_auth(rel_id, row[0] if row else None)
             with self._lock:
                 if row is None:
@@ -441,6 +561,8 @@ class PostgresStorage(Storage):
                             batch += conn.notifies(timeout=0.0)  # whatever else has arrived
                         for payload in dict.fromkeys(n.payload for n in batch):
                             self._follow(conn, payload)
+                        if batch:  # (a stop by a signal does not wait for close())
+                            self._record_mirrored()
                         if time.monotonic() >= next_poll:
                             self._poll(conn)
                             next_poll = time.monotonic() + POLL_SECONDS
@@ -488,6 +610,7 @@ class PostgresStorage(Storage):
 
     def close(self) -> None:
         self._stop.set()
+        self._record_mirrored()
         self.pool.close()
 
 
@@ -587,13 +710,21 @@ class PostgresAuths(AuthBackend):
     @contextmanager
     def exclusive(self, folder: str, name: str):
         """Lock the file's row for one read-modify-write across instances; the mirror file
-        shows the row first, and a `save` inside commits with the block."""
+        shows the row first, and a `save` inside commits with the block. A file without a
+        row that this instance never mirrored (put there by hand) is adopted (stored as its
+        row, committed with the block), never removed."""
         s = self.storage
         rel_id = self._rel_id(folder, name)
+        query = sql.SQL("SELECT content::text, updated_at FROM {} WHERE id = %s FOR UPDATE").format(
+            s.table("auth_store"))
         with s.transaction() as conn:
-            row = conn.execute(sql.SQL("SELECT content::text, updated_at FROM {} WHERE id = %s FOR UPDATE")
-                               .format(s.table("auth_store")), (rel_id,)).fetchone()
-            s._mirror_auth(rel_id, row[0] if row else None)
+            row = conn.execute(query, (rel_id,)).fetchone()
+            with s._lock:
+                mirrored = rel_id in s._auth_versions
+            if row is None and not mirrored and s._adopt(conn, rel_id) is not None:
+                row = conn.execute(query, (rel_id,)).fetchone()
+            if row is not None or mirrored:  # (no row, mirrored: deleted elsewhere)
+                s._mirror_auth(rel_id, row[0] if row else None)
             self._held.conn, self._held.pending = conn, None
             try:
                 yield
@@ -636,14 +767,20 @@ class PostgresAuths(AuthBackend):
     def remove(self, folder: str, name: str) -> None:
         s = self.storage
         rel_id = self._rel_id(folder, name)
-        with s.transaction() as conn:
-            deleted = conn.execute(sql.SQL("DELETE FROM {} WHERE id = %s").format(s.table("auth_store")),
-                                   (rel_id,)).rowcount
         with s._lock:
-            s._auth_versions.pop(rel_id, None)
-        try:
-            os.unlink(os.path.join(folder, name))
-        except FileNotFoundError:
-            if not deleted:
-                raise
+            mirrored = rel_id in s._auth_versions
+        # A file put there by hand may be being adopted by the poll: wait for it to finish,
+        # else the row it stores would outlive this delete.
+        with nullcontext() if mirrored else s._adoption:
+            with s.transaction() as conn:
+                deleted = conn.execute(sql.SQL("DELETE FROM {} WHERE id = %s").format(s.table("auth_store")),
+                                       (rel_id,)).rowcount
+            try:
+                os.unlink(os.path.join(folder, name))
+            except FileNotFoundError:
+                if not deleted:
+                    raise
+            finally:  # (after the unlink: else the poll could take the file for one to adopt)
+                with s._lock:
+                    s._auth_versions.pop(rel_id, None)
 
