@@ -198,9 +198,10 @@ class FileConfig(ConfigBackend):
 _TEMP_ENTRY = re.compile(r"\.tmp-[a-z0-9_]{8}\.part")  # replace_entry's temp files (mkstemp)
 
 
-def replace_entry(path: str, data: bytes, mode: int = AUTH_FILE_MODE) -> None:
-    """Replace the directory entry `path` (never a symlink's target) with `data`, atomically."""
-    replace_file(path, data, mode=mode, prefix=".tmp-", suffix=".part")
+def replace_entry(path: str, data: bytes, mode: int = AUTH_FILE_MODE, *, durable: bool = True) -> None:
+    """Replace the directory entry `path` (never a symlink's target) with `data`, atomically
+    (`durable=False`: not synced to disk, for a copy of what is stored elsewhere)."""
+    replace_file(path, data, mode=mode, prefix=".tmp-", suffix=".part", durable=durable)
 
 
 def remove_stale_entries(folder: str) -> list[str]:

@@ -336,7 +336,9 @@ class PostgresStorage(Storage):
             except (OSError, ValueError):
                 pass
             os.makedirs(os.path.dirname(path), mode=DIR_MODE, exist_ok=True)
-            replace_entry(path, content.encode("utf-8"))
+            # Not synced, as the config mirror: the row is the durable copy (a bulk change
+            # in SQL mirrors thousands of files).
+            replace_entry(path, content.encode("utf-8"), durable=False)
             self._unwritable.discard(rel_id)
         except OSError as exc:
             log.error("cannot mirror auth file %s: %s", path, exc)
@@ -503,33 +505,52 @@ class PostgresStorage(Storage):
             except Exception:  # noqa: BLE001 - a listener's bug must not stop the listener thread
                 log.exception("config change listener failed")
 
-    def _follow(self, conn, payload: str) -> None:
-        try:
-            change = json.loads(payload)
-        except ValueError:
-            return
-        if change.get("schema") != (self.schema or self._default_schema):
-            return  # the same tables in another schema of this database
-        if change.get("table") == "config_store" and change.get("id") == CONFIG_ID:
+    def _follow(self, conn, payloads) -> None:
+        """Apply a batch of notifications: the config row read once, the auth rows named read
+        in one query (a bulk change in SQL sends one notification per row)."""
+        config, auth_ids, unnamed = False, [], False
+        for payload in payloads:
+            try:
+                change = json.loads(payload)
+            except ValueError:
+                continue
+            if not isinstance(change, dict) or change.get("schema") != (self.schema or self._default_schema):
+                continue  # the same tables in another schema of this database
+            if change.get("table") == "config_store" and change.get("id") == CONFIG_ID:
+                config = True
+            elif change.get("table") == "auth_store":
+                if isinstance(change.get("id"), str):
+                    auth_ids.append(change["id"])
+                else:
+                    unnamed = True  # an id too long for a notification: compare them all
+        if config:
             generation = self._generation
             row = self._config_row(conn)
             if row is not None:
                 self._config_changed(*row, generation)
-        elif change.get("table") == "auth_store" and isinstance(change.get("id"), str):
-            rel_id = change["id"]
-            row = conn.execute(sql.SQL("SELECT content::text, updated_at FROM {} WHERE id = %s")
-                               .format(self.table("auth_store")), (rel_id,)).fetchone()
-            with self._lock:
-                if row is None and rel_id not in self._auth_versions:
-                    return  # never mirrored here: a file at that name is not ours to remove
-            # Compared by content, not updated_at: an SQL edit that keeps updated_at arrives
-            # too, and our own writes find their file equal (not written again).
-            self._mirror_auth(rel_id, row[0] if row else None)
-            with self._lock:
-                if row is None:
-                    self._auth_versions.pop(rel_id, None)
-                else:
-                    self._auth_versions[rel_id] = row[1]
+        if unnamed:
+            self._sync_auths(conn)
+        elif auth_ids:
+            rows = {rel_id: (content, updated) for rel_id, content, updated in conn.execute(
+                sql.SQL("SELECT id, content::text, updated_at FROM {} WHERE id = ANY(%s)")
+                .format(self.table("auth_store")), (auth_ids,))}
+            for rel_id in dict.fromkeys(auth_ids):
+                self._follow_auth(rel_id, rows.get(rel_id))
+
+    def _follow_auth(self, rel_id: str, row: tuple | None) -> None:
+        """Mirror the auth row `rel_id` a notification named: (content, updated_at), or None
+        when it is gone."""
+        with self._lock:
+            if row is None and rel_id not in self._auth_versions:
+                return  # never mirrored here: a file at that name is not ours to remove
+        # Compared by content, not updated_at: an SQL edit that keeps updated_at arrives
+        # too, and our own writes find their file equal (not written again).
+        self._mirror_auth(rel_id, row[0] if row else None)
+        with self._lock:
+            if row is None:
+                self._auth_versions.pop(rel_id, None)
+            else:
+                self._auth_versions[rel_id] = row[1]
 
     def _poll(self, conn) -> None:
         generation = self._generation
@@ -559,8 +580,7 @@ class PostgresStorage(Storage):
                         batch = list(conn.notifies(timeout=min(wait, 1.0), stop_after=1))
                         if batch:
                             batch += conn.notifies(timeout=0.0)  # whatever else has arrived
-                        for payload in dict.fromkeys(n.payload for n in batch):
-                            self._follow(conn, payload)
+                        self._follow(conn, dict.fromkeys(n.payload for n in batch))
                         if batch:  # (a stop by a signal does not wait for close())
                             self._record_mirrored()
                         if time.monotonic() >= next_poll:
