@@ -82,6 +82,17 @@ def one_name_answer(s, a, pg_dsn, sqlstate):
     return r.json()["error"]
 
 
+@contextmanager
+def refused_one(pair, pg_dsn, sqlstate):
+    """A session, instances A and B with NAMES uploaded and the database refusing the delete
+    of REFUSED, and the error that one-name delete answers."""
+    a, b = pair
+    with session() as s:
+        upload_all(s, a, b)
+        refuse_deletes_of(pg_dsn, REFUSED, sqlstate)
+        yield s, a, b, one_name_answer(s, a, pg_dsn, sqlstate)
+
+
 def assert_everyone_agrees(s, a, b, pg_dsn, remaining: list[str]) -> None:
     """The database, A's listing and mirror, and (once it followed) B's listing show the same."""
     assert rows(pg_dsn) == remaining
@@ -92,11 +103,7 @@ def assert_everyone_agrees(s, a, b, pg_dsn, remaining: list[str]) -> None:
 
 @pytest.mark.parametrize("sqlstate", REFUSALS)
 def test_a_batch_delete_reports_the_refused_name_and_deletes_the_others(pair, pg_dsn, sqlstate):
-    a, b = pair
-    with session() as s:
-        upload_all(s, a, b)
-        refuse_deletes_of(pg_dsn, REFUSED, sqlstate)
-        single_error = one_name_answer(s, a, pg_dsn, sqlstate)
+    with refused_one(pair, pg_dsn, sqlstate) as (s, a, b, single_error):
 
         r = s.delete(a.url("/auth-files"), json={"names": NAMES}, timeout=30)
         assert r.status_code == 207, r.text
@@ -119,11 +126,7 @@ def test_a_batch_delete_reports_the_refused_name_and_deletes_the_others(pair, pg
 
 @pytest.mark.parametrize("sqlstate", REFUSALS)
 def test_delete_all_says_how_many_it_deleted_when_the_storage_refuses_one(pair, pg_dsn, sqlstate):
-    a, b = pair
-    with session() as s:
-        upload_all(s, a, b)
-        refuse_deletes_of(pg_dsn, REFUSED, sqlstate)
-        single_error = one_name_answer(s, a, pg_dsn, sqlstate)
+    with refused_one(pair, pg_dsn, sqlstate) as (s, a, b, single_error):
 
         r = s.delete(a.url("/auth-files?all=true"), timeout=30)
         remaining = rows(pg_dsn)
