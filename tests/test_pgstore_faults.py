@@ -184,3 +184,56 @@ def test_a_bulk_change_in_sql_does_not_hold_up_the_next_change(tmp_path, pg_dsn)
         assert (mirror / "f1234.json").read_text() == '{"n": 1234, "type": "codex"}'
     finally:
         store.close()
+
+
+def sql_ascii_database(pg_cluster) -> str:
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE \"{name}\" ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+    return pg_cluster.dsn(name)
+
+
+def test_a_sql_ascii_database_refuses_an_escaped_character_with_a_clear_answer(tmp_path, pg_cluster, servers):
+    """JSONB in a SQL_ASCII database cannot hold `\\u00f6`: the upload is refused with the
+    database's reason, as other content it refuses (it was "internal server error" with a
+    traceback), nothing is stored, and a file with
+    that content dropped into the mirror is left alone without stopping the listener."""
+    dsn = sql_ascii_database(pg_cluster)
+    a = pg_server(tmp_path / "a", dsn)
+    servers.append(a)
+    a.start()
+    escaped = b'{"type":"codex","email":"j\\u00f6hn@x"}'
+    with session() as s:
+        r = s.post(a.url("/auth-files?name=e.json"), data=escaped, timeout=30)
+        assert (r.status_code, r.json()) == (500, {"error": "failed to save file: the database refused the file: "
+                                                            "conversion between UTF8 and SQL_ASCII is not supported"})
+        assert s.get(a.url("/auth-files"), timeout=30).json()["files"] == []
+        (a.root / "pgstore" / "auths" / "hand.json").write_bytes(escaped)
+        time.sleep(6)  # a poll tries to store it
+        assert s.post(a.url("/auth-files?name=plain.json"), json={"type": "codex"}, timeout=30).status_code == 200
+        with psycopg.connect(dsn, client_encoding="utf8") as conn:
+            assert [r[0] for r in conn.execute("SELECT id FROM auth_store ORDER BY id")] == ["plain.json"]
+    assert "Traceback" not in a.log_path.read_text()
+
+
+def test_a_long_id_changed_in_sql_without_a_new_updated_at_reaches_the_mirror(tmp_path, pg_dsn):
+    """The notification of an id over 1,000 bytes does not name it: the rows it could be are
+    compared by content, as named ones are."""
+    store = storage(tmp_path, pg_dsn)
+    try:
+        rel_id = "/".join(["L" * 200] * 7) + "/x.json"
+        mirrored = tmp_path / "a" / "pgstore" / "auths" / rel_id
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute("INSERT INTO auth_store (id, content) VALUES (%s, %s)", (rel_id, '{"type": "codex"}'))
+            wait_until_file(mirrored, '{"type": "codex"}')
+            conn.execute("UPDATE auth_store SET content = %s WHERE id = %s", ('{"type": "codex", "v": 1}', rel_id))
+            wait_until_file(mirrored, '{"v": 1, "type": "codex"}', timeout=2)
+    finally:
+        store.close()
+
+
+def wait_until_file(path, text: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not (path.is_file() and path.read_text() == text):
+        assert time.monotonic() < deadline, path.read_text() if path.is_file() else "no file"
+        time.sleep(0.02)

@@ -60,6 +60,9 @@ try:
     # Errors of one statement on a working connection (not a reason to stop trying the pool).
     _NOT_A_CONNECTION_LOSS = (psycopg.errors.TransactionRollback, psycopg.errors.LockNotAvailable,
                               psycopg.errors.QueryCanceled)
+    # The database will not hold this content (bad JSON, or an escape of a character a
+    # SQL_ASCII database has no conversion for).
+    _CONTENT_REFUSED = (psycopg.DataError, psycopg.errors.FeatureNotSupported)
 except ImportError:  # the `postgres` extra is not installed
     psycopg = None
 
@@ -82,6 +85,8 @@ MAX_NAME_BYTES = 63
 # An auth row's id is mirrored as a path: at most this deep and this long (PATH_MAX is 4096
 # for the whole path, the mirror folder included).
 MAX_AUTH_FOLDERS, MAX_AUTH_ID_BYTES = 16, 2048
+# A NOTIFY payload must stay under 8000 bytes: longer ids are not named in ours.
+MAX_NOTIFIED_ID_BYTES = 1000
 MIRROR_MODE = 0o600
 DIR_MODE = 0o700
 
@@ -233,16 +238,17 @@ class PostgresStorage(Storage):
                 created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
                 updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW())""").format(self.table("auth_store")))
             # A NOTIFY payload must stay under 8000 bytes, or the writer's statement fails
-            # (any writer's, a Go proxy's too): a longer id is sent as null, for the poll.
+            # (any writer's, a Go proxy's too): a longer id is sent as null (`_follow`).
             conn.execute(sql.SQL("""CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $$
                 DECLARE
                     changed TEXT := CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END;
                 BEGIN
                     PERFORM pg_notify({}, json_build_object(
                         'schema', TG_TABLE_SCHEMA, 'table', TG_TABLE_NAME,
-                        'id', CASE WHEN octet_length(changed) <= 1000 THEN changed END)::text);
+                        'id', CASE WHEN octet_length(changed) <= {} THEN changed END)::text);
                     RETURN NULL;
-                END $$""").format(self.table("cliproxy_mgmt_notify"), sql.Literal(CHANNEL)))
+                END $$""").format(self.table("cliproxy_mgmt_notify"), sql.Literal(CHANNEL),
+                                  sql.Literal(MAX_NOTIFIED_ID_BYTES)))
             for name in ("config_store", "auth_store"):
                 found = conn.execute(
                     "SELECT 1 FROM pg_trigger WHERE tgname = 'cliproxy_mgmt_notify' AND tgrelid = %s::regclass",
@@ -429,7 +435,7 @@ class PostgresStorage(Storage):
                                    .format(self.table("auth_store")), (rel_id, text)).fetchone()
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, psycopg.DataError) as exc:
+        except (OSError, ValueError, *_CONTENT_REFUSED) as exc:
             try:
                 st = os.stat(path, follow_symlinks=False)
             except OSError:
@@ -528,9 +534,13 @@ class PostgresStorage(Storage):
             row = self._config_row(conn)
             if row is not None:
                 self._config_changed(*row, generation)
-        if unnamed:
+        if unnamed:  # rows added or deleted, then those the trigger does not name
             self._sync_auths(conn)
-        elif auth_ids:
+            for rel_id, content, updated in conn.execute(
+                    sql.SQL("SELECT id, content::text, updated_at FROM {} WHERE octet_length(id) > %s")
+                    .format(self.table("auth_store")), (MAX_NOTIFIED_ID_BYTES,)).fetchall():
+                self._follow_auth(rel_id, (content, updated))
+        if auth_ids:
             rows = {rel_id: (content, updated) for rel_id, content, updated in conn.execute(
                 sql.SQL("SELECT id, content::text, updated_at FROM {} WHERE id = ANY(%s)")
                 .format(self.table("auth_store")), (auth_ids,))}
@@ -775,7 +785,7 @@ class PostgresAuths(AuthBackend):
                 return
             with s.transaction() as conn:
                 updated = conn.execute(query, (rel_id, text)).fetchone()[0]
-        except (psycopg.DataError, UnicodeDecodeError) as exc:
+        except (*_CONTENT_REFUSED, UnicodeDecodeError) as exc:
             raise OSError(errno.EINVAL, f"the database refused the file: {_first_line(exc)}") from None
         self._saved(rel_id, folder, name, data, updated)
 
