@@ -2,8 +2,9 @@
 
 Lines go to the `cliproxy_mgmt.audit` logger and name what changed (top-level config keys,
 file names; never a value) and who changed it: the client address of the request being
-served (`acting_as`, set for every request), "a hand edit" for a reload of the file, or
-"the server" for changes made outside a request (start-up).
+served (`acting_as`, set for every request), the storage backend's name for a change that
+came from elsewhere (`ConfigBackend.outside_change`: "a hand edit of the file"), or "the
+server" for changes made outside a request (start-up).
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ def changed_keys(before: dict, after: dict) -> list[str]:
     return [k for k in keys if k not in before or k not in after or before[k] != after[k]]
 
 
-def config_changed(path: str, before: dict, after: dict, *, hand_edit: bool = False) -> None:
+def config_changed(path: str, before: dict, after: dict, *, outside: str | None = None) -> None:
+    """`outside`: who made a change that did not come through this server (else `actor()`)."""
     keys = changed_keys(before, after)
     if keys:
-        who = "a hand edit of the file" if hand_edit else actor()
+        who = outside or actor()
         log.info("audit: config %s changed by %s: %s", path, who, ", ".join(keys))
 
 

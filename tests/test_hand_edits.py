@@ -101,3 +101,13 @@ def test_an_edit_landing_before_the_swap_is_reapplied_on_top(tmp_path):
     assert len(calls) == 2
     assert path.read_text() == "# by hand\ndebug: false\napi-keys:\n  - a\n  - by-hand\n  - by-api\n"
     assert store.data["api-keys"] == ["a", "by-hand", "by-api"]
+
+
+def test_the_audit_log_names_a_hand_edit(server):
+    server.config_path.write_text(server.config_path.read_text().replace("request-retry: 3", "request-retry: 7"))
+    with session() as s:
+        deadline = time.monotonic() + 10
+        while s.get(server.url("/request-retry"), timeout=30).json() != {"request-retry": 7}:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert "changed by a hand edit of the file: request-retry" in server.log_path.read_text()

@@ -77,6 +77,10 @@ def test_changes_on_one_instance_are_seen_on_the_other(pair):
     print(f"propagation median {statistics.median(delays) * 1000:.1f} ms, max {delays[-1] * 1000:.1f} ms")
     # the mirror files follow, so a Go proxy on B's host reads the change too
     assert yaml.safe_load(b.root.joinpath("pgstore/config/config.yaml").read_text())["request-retry"] == 20
+    # the audit log says who: a client on A; on B, not "a hand edit of the file"
+    assert "changed by client 127.0.0.1: request-retry" in a.log_path.read_text()
+    assert "changed by another instance or a direct change to the database row: request-retry" in \
+        b.log_path.read_text()
 
 
 def test_a_comment_survives_in_the_database_text(pair, pg_dsn):

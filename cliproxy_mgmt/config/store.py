@@ -467,7 +467,7 @@ class ConfigStore:
                 return False
             old_text, old_data, old_seen = self._text, self._data, self._seen
             try:
-                self._install(text, data, version, hand_edit=True)
+                self._install(text, data, version, outside=self._backend.outside_change)
                 self._notify()
             except Exception as exc:  # the edit cannot be applied: the last good config stays
                 log.exception("config reload failed, keeping the last good config")
@@ -496,9 +496,9 @@ class ConfigStore:
         self._seen = version  # don't re-read the same broken file on every request
 
     # -- internals ------------------------------------------------------------------
-    def _install(self, text: str, data: dict, version: Version, *, hand_edit: bool = False) -> None:
+    def _install(self, text: str, data: dict, version: Version, *, outside: str | None = None) -> None:
         if self.version:  # every change after the first load passes here: the audit's one place
-            audit.config_changed(self.path, self._data, data, hand_edit=hand_edit)
+            audit.config_changed(self.path, self._data, data, outside=outside)
         self._text = text
         self._data = data
         self._hash = version.digest or None  # else computed when a reload needs it

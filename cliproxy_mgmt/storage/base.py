@@ -65,6 +65,8 @@ class ConfigBackend:
 
     path: str
     auth_dir: str | None = None
+    # Who made a change this server finds in storage but did not write, for the audit log.
+    outside_change = "a hand edit of the file"
 
     def token(self) -> Hashable:
         """The current version's token, cheaply (raises OSError when it cannot be known)."""

@@ -647,6 +647,8 @@ class PostgresStorage(Storage):
 class PostgresConfig(ConfigBackend):
     """The `config` row; reads answer from memory (kept current by the listener)."""
 
+    outside_change = "another instance or a direct change to the database row"
+
     def __init__(self, storage: PostgresStorage):
         self.storage = storage
         self.path = storage.config_path
