@@ -28,7 +28,8 @@ DEFAULT_JSON_LIMIT = 1 << 20  # bytes; `remote-management.max-json-body-bytes` o
 
 # JSON-schema type names of the value kinds (for route descriptions).
 JSON_TYPES = {bool: "boolean", int: "integer", str: "string", list: "array", dict: "object"}
-_GO_INT = re.compile(r"^\s*([+-]?\d+)")
+_GO_INT = re.compile(r"^\s*([+-]?[0-9]+)")  # (Go's %d takes ASCII digits only)
+_ATOI = re.compile(r"[+-]?[0-9]+")
 
 
 def store():
@@ -119,6 +120,15 @@ def go_int(text: str | None) -> int | None:
         return None
     m = _GO_INT.match(text)
     return int(m.group(1)) if m else None
+
+
+def go_atoi(text: str) -> int | None:
+    """Go's strconv.Atoi on a 64-bit machine: ASCII digits with an optional sign, within
+    int64 (no spaces, `_` or other scripts' digits, which Python's int() takes); else None."""
+    if not _ATOI.fullmatch(text):
+        return None
+    value = int(text)
+    return value if INT64_MIN <= value <= INT64_MAX else None
 
 
 def optional_int(body: dict, name: str):
@@ -639,15 +649,3 @@ def add_object_list(bp: Blueprint, spec: ObjectList) -> None:
     bp.add_url_rule(spec.route, f"put_{name}", put_view, methods=["PUT"])
     bp.add_url_rule(spec.route, f"patch_{name}", patch_view, methods=["PATCH"])
     bp.add_url_rule(spec.route, f"delete_{name}", delete_view, methods=["DELETE"])
-
-
-_ATOI = re.compile(r"[+-]?[0-9]+")
-
-
-def go_atoi(text: str) -> int | None:
-    """Go's strconv.Atoi on a 64-bit machine: ASCII digits with an optional sign, within
-    int64 (no spaces, `_` or other scripts' digits, which Python's int() takes); else None."""
-    if not _ATOI.fullmatch(text):
-        return None
-    value = int(text)
-    return value if INT64_MIN <= value <= INT64_MAX else None

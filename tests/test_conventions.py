@@ -12,6 +12,7 @@ INVALID = {"error": "invalid body"}
 
 @pytest.mark.parametrize("text, value", [
     ("1", 1), (" 2", 2), ("-3", -3), ("+4", 4), ("1abc", 1), ("abc", None), ("", None), (None, None),
+    ("\u0661", None), ("1\u0662", 1),  # Arabic-Indic digits: Go's %d reads ASCII digits only
 ])
 def test_go_int(text, value):
     assert go_int(text) == value
