@@ -44,6 +44,11 @@ def save_failed(exc: Exception) -> ApiError:
     return ApiError(500, f"failed to save config: {exc}")
 
 
+def storage_unavailable(exc: OSError) -> ApiError:
+    """The storage backend takes no writes now (its database is down): 503, nothing changed."""
+    return ApiError(503, f"storage unavailable: {exc.strerror or exc}")
+
+
 _HTTP_TEXT = {
     404: "not found",
     405: "method not allowed",
@@ -68,7 +73,7 @@ def register_error_handlers(app: Flask) -> None:
     def _unavailable(exc: OSError):
         # The database is down: nothing was changed, and reads still answer from memory.
         log.error("storage unavailable: %s", exc)
-        return ApiError(503, f"storage unavailable: {exc.strerror or exc}").response()
+        return storage_unavailable(exc).response()
 
     @app.errorhandler(Unrepresentable)
     def _unrepresentable(exc: Unrepresentable):

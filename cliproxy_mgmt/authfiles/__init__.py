@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from flask import current_app
 
-from ..errors import ApiError
+from ..errors import ApiError, storage_unavailable
 from ..storage.base import Unavailable
 from ..storage.files import remove_stale_entries
 from .listing import ListingCache, auth_index, parse_auth_json
@@ -24,14 +24,9 @@ from .store import AuthDir, dump_json, resolve_auth_dir
 
 EXTRA_KEY = "authfiles"
 
-__all__ = ["AuthFiles", "auth_files", "auth_index", "find_by_auth_index", "init_app", "storage_unavailable"]
+__all__ = ["AuthFiles", "auth_files", "auth_index", "find_by_auth_index", "init_app"]
 
 log = logging.getLogger(__name__)
-
-
-def storage_unavailable(exc: Unavailable) -> ApiError:
-    """The answer to a write the storage backend could not take: 503 `storage unavailable: ...`."""
-    return ApiError(503, f"storage unavailable: {exc.strerror or exc}")
 
 
 class AuthFiles:

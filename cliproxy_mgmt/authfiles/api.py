@@ -9,13 +9,13 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..config_api import bytes_response, file_response, upload_limit
 from ..conventions import is_kind, ok, read_body
-from ..errors import ApiError
+from ..errors import ApiError, storage_unavailable
 from ..openapi import describe
 from ..safeload import load_json
 from ..schemas import StatusOK
 from ..storage.base import Unavailable
 from ..usage.credential_stats import auth_file_usage
-from . import auth_files, auth_index, storage_unavailable
+from . import auth_files, auth_index
 from . import fields as editable_fields
 from .listing import parse_auth_json
 from .names import trimmed
