@@ -62,6 +62,16 @@ def open_regular(path: str, mode: str = "rb", *, follow_symlinks: bool = False, 
         raise
 
 
+def identity(path: str) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of what `path` leads to now (symlinks followed); None when nothing.
+    Tells whether a path still leads to a file or folder already open or watched."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def read_regular_stat(path: str) -> tuple[bytes, os.stat_result]:
     """The bytes of the regular file at `path` (never a symlink), and its fstat: the open and
     check of `open_regular(path)` with plain reads instead of a file object, for a caller

@@ -28,7 +28,7 @@ from datetime import datetime
 from itertools import accumulate
 
 from ..bulk import no_gc
-from ..fileio import NotRegularFile, read_regular_stat
+from ..fileio import NotRegularFile, identity, read_regular_stat
 from ..records import top_level_email
 from ..safeload import InvalidJSON, load_json
 from ..usage.timestamps import unix_ns
@@ -334,7 +334,7 @@ class ListingCache:
         self._use_watch = watch            # False: stat every file on every listing
         self._folder: str | None = None
         self._watch: DirWatch | None = None
-        self._watched = None                   # _identity() of the folder the watch is on
+        self._watched = None                   # identity() of the folder the watch is on
         self._entries: dict[str, tuple] = {}   # name -> (signature, entry JSON but its `}`, auth_index)
         self._dirty: set[str] = set()
         self._listing: Listing | None = None
@@ -377,7 +377,7 @@ class ListingCache:
             # The path may now lead to another folder (a symlink or a parent moved): the
             # watch is on the folder it was started on. (Looked at before the start: a move
             # in between costs one more restart, never a stale watch.)
-            seen = _identity(folder.path)
+            seen = identity(folder.path)
             if self._watch is None or self._watch.lost or seen != self._watched:
                 self._close_watch()
                 self._watch = DirWatch.start(folder.path)  # before the full pass: nothing slips by
@@ -514,15 +514,6 @@ def _separate(parts: list) -> None:
         parts[1] = b""
     if len(parts) > 5:
         parts[4] = _COMMA
-
-
-def _identity(path: str):
-    """(device, inode) of the folder `path` leads to now; None when there is none."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
 
 
 def _signature(st) -> tuple:

@@ -34,6 +34,7 @@ import urllib.parse
 import weakref
 from typing import Callable, Iterable, Iterator
 
+from ..fileio import identity
 from ..storage.base import Unavailable
 
 from .credentials import (BUCKETS, CredentialCounts, CredentialUsage, aggregate_key, bucket_of,
@@ -127,15 +128,6 @@ class FileGone(Unavailable):
     """The store's file was removed or replaced while the server runs: nothing is written."""
 
 
-def _identity(path: str) -> tuple[int, int] | None:
-    """(st_dev, st_ino) of the file at `path`; None when there is none."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
 def _s(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
@@ -188,7 +180,7 @@ class SqliteUsageStore:
             self.path = temp
             self._temporary = True
         # The file this store has open, to notice when `path` no longer leads to it.
-        self._identity = _identity(self.path)
+        self._identity = identity(self.path)
         self._gone = False
         self._count = self._conn.execute("SELECT count(*) FROM details").fetchone()[0]
         self._credentials = CredentialCounts()
@@ -303,7 +295,7 @@ class SqliteUsageStore:
         """Raise FileGone unless `path` still leads to the open file (one stat per write
         transaction); the first time, log one warning line."""
         if not self._gone:
-            if _identity(self.path) == self._identity:
+            if identity(self.path) == self._identity:
                 return
             self._gone = True
             log.warning("usage statistics: %s was removed or replaced while the server runs; "
