@@ -122,6 +122,17 @@ def go_int(text: str | None) -> int | None:
     return int(m.group(1)) if m else None
 
 
+# Go's unicode.IsSpace: what strings.TrimSpace takes off. (Python's strip() also takes
+# \x1c-\x1f, control characters, which Go leaves in place.)
+_GO_SPACE = ("\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
+             + "\u2028\u2029\u202f\u205f\u3000")
+
+
+def go_trim_space(text: str) -> str:
+    """Go's strings.TrimSpace, for query values and names upstream trims."""
+    return text.strip(_GO_SPACE)
+
+
 def go_atoi(text: str) -> int | None:
     """Go's strconv.Atoi on a 64-bit machine: ASCII digits with an optional sign, within
     int64 (no spaces, `_` or other scripts' digits, which Python's int() takes); else None."""

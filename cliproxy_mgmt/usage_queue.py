@@ -16,7 +16,7 @@ from datetime import datetime
 from flask import Blueprint, current_app, jsonify, request
 
 from . import hookimpl
-from .conventions import go_atoi
+from .conventions import go_atoi, go_trim_space
 from .errors import ApiError
 from .openapi import describe
 
@@ -91,7 +91,7 @@ def init_app(app) -> None:
 @describe("Pop the oldest queued usage records", query=[("count", "integer", "how many (default 1)")],
           ok={"type": "array", "items": {"type": "object"}})
 def get_usage_queue():
-    raw = request.args.get("count", "").strip()
+    raw = go_trim_space(request.args.get("count", ""))
     count = go_atoi(raw) if raw else 1  # (upstream: trimmed, empty is 1, Go's Atoi)
     if count is None or count <= 0:
         raise ApiError(400, "count must be a positive integer")

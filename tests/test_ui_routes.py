@@ -639,9 +639,11 @@ def test_usage_queue_pops_records_while_statistics_are_on(make_app):
 
 
 @pytest.mark.parametrize("count, popped", [("", 1), ("%20", 1), ("%202%20", 2), ("+2", 2), ("1_0", None),
-                                           ("\u0663", None), ("2.0", None), ("9" * 20, None)])
+                                           ("\u0663", None), ("2.0", None), ("9" * 20, None),
+                                           ("%E3%80%802", 2), ("%1C2", None)])
 def test_usage_queue_reads_count_as_upstream_does(make_app, count, popped):
-    """Trimmed, empty meaning 1, then Go's Atoi: ASCII digits within int64 only."""
+    """Trimmed as Go trims (an ideographic space goes, a separator control stays), empty
+    meaning 1, then Go's Atoi: ASCII digits within int64 only."""
     app = make_app(extra_yaml="usage-statistics-enabled: true\n")
     mgmt = ManagementClient(app.test_client())
     for model in ("m1", "m2", "m3"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from ..conventions import go_trim_space
 from ..errors import ApiError
 
 MAX_NAME_BYTES = 255
@@ -19,16 +20,10 @@ MAX_NAME_BYTES = 255
 _REFUSED = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
-# Go's unicode.IsSpace, what upstream's strings.TrimSpace takes off a name sent to it.
-# (Python's strip() also takes \x1c-\x1f: control characters, refused in a name, not trimmed.)
-_GO_SPACE = ("\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
-             + "\u2028\u2029\u202f\u205f\u3000")
-
-
 def trimmed(name: str) -> str:
     """Text a client names a file or field by, without the white space around it, as
     upstream reads it (strings.TrimSpace): a name, an `auth_index`, a part of a field path."""
-    return name.strip(_GO_SPACE)
+    return go_trim_space(name)
 
 
 def is_plain_name(name: str) -> bool:

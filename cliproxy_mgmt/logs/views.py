@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, jsonify, request, send_file
 
-from ..conventions import go_atoi, store
+from ..conventions import go_atoi, go_trim_space, store
 from ..errors import ApiError
 from ..fileio import NotRegularFile, open_regular
 from ..openapi import describe
@@ -29,7 +29,7 @@ def _logging_dir() -> str:
 
 
 def _limit() -> int | None:
-    text = request.args.get("limit", "").strip()
+    text = go_trim_space(request.args.get("limit", ""))
     if text == "":
         return None
     value = go_atoi(text)
@@ -41,7 +41,7 @@ def _limit() -> int | None:
 
 
 def _after() -> int:
-    text = request.args.get("after", "").strip()
+    text = go_trim_space(request.args.get("after", ""))
     return max(go_atoi(text) or 0, 0)
 
 
