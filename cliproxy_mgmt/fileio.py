@@ -187,8 +187,6 @@ def _libc_function(name: str):
 
 
 _LINUX = sys.platform.startswith("linux")
-_RENAMEAT2 = _libc_function("renameat2") if _LINUX else None
-_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
 _FALLOCATE = _libc_function("fallocate") if _LINUX else None
 if _FALLOCATE is not None:
     _FALLOCATE.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
@@ -208,19 +206,3 @@ def reserve(fd: int, size: int) -> None:
     if err in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
         return
     raise OSError(err, os.strerror(err))
-
-
-def exchange(a: str, b: str) -> bool:
-    """Swap the directory entries `a` and `b` atomically (Linux renameat2 RENAME_EXCHANGE).
-
-    False where the system or the filesystem cannot (the caller then renames); other
-    failures raise OSError, as rename would (EBUSY or EXDEV for a bind-mounted file).
-    """
-    if _RENAMEAT2 is None:
-        return False
-    if _RENAMEAT2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOENT):
-        return False
-    raise OSError(err, os.strerror(err), b)

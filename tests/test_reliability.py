@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import re
@@ -35,7 +36,7 @@ CHANGES = 250
 SCALARS = {0: "request-retry", 1: "max-retry-interval", 2: "logs-max-total-size-mb",
            3: "error-logs-max-files"}  # writer -> the scalar setting it also owns
 KILLS = 50
-IN_PLACE_KILLS = 15  # the fallback save: the same checks, fewer rounds to stay quick
+IN_PLACE_KILLS = 15  # a single-file bind mount: the same checks, fewer rounds to stay quick
 KILL_WRITERS = 3
 TEMP_FILE = re.compile(r"^\.config\.yaml\..+\.tmp$")
 
@@ -150,18 +151,18 @@ def file_bind_mount():
         _run(["umount", path])
 
 
-@pytest.mark.parametrize("how, kills", [("rename", KILLS), ("in-place", IN_PLACE_KILLS)])
+@pytest.mark.parametrize("how, kills", [("plain", KILLS), ("bind-mount", IN_PLACE_KILLS)])
 def test_sigkill_during_writes_never_corrupts(tmp_path, servers, file_bind_mount, how, kills):
     """Kill the server while 3 clients write; check the file after every kill.
 
-    `rename` is the normal atomic save; `in-place` is the fallback for a single-file bind
-    mount, where rename is refused (EBUSY) and the file is rewritten where it is.
+    Every save rewrites the file in place, with a journal of the old text; `bind-mount`
+    runs the same on a single-file bind mount (where a rename would be refused with EBUSY).
     """
     initial = tuple(slot(w, "start") for w in range(KILL_WRITERS))
     server = RealServer(tmp_path, config_dir="conf", threads=4, args=["--local-password", KEY],
                         api_keys=initial)
     servers.append(server)
-    if how == "in-place":
+    if how == "bind-mount":
         file_bind_mount(server.config_path)
 
     rng = random.Random(6)
@@ -188,7 +189,6 @@ def test_sigkill_during_writes_never_corrupts(tmp_path, servers, file_bind_mount
                     current = acked[w] = new
                     counts[w] += 1
 
-        temps_before = len(temp_files(server.config_path.parent))
         threads = [threading.Thread(target=writer, args=(w,)) for w in range(KILL_WRITERS)]
         for t in threads:
             t.start()
@@ -198,7 +198,8 @@ def test_sigkill_during_writes_never_corrupts(tmp_path, servers, file_bind_mount
         for t in threads:
             t.join()
         acknowledged += sum(counts)
-        cut_mid_write += len(temp_files(server.config_path.parent)) > temps_before
+        journal = server.config_path.with_name(".config.yaml.journal")
+        cut_mid_write += journal.exists() and journal.read_bytes().startswith(b"pending")
 
         text = server.config_path.read_text()
         try:
@@ -221,7 +222,7 @@ def test_sigkill_during_writes_never_corrupts(tmp_path, servers, file_bind_mount
             lost += items[w] not in (acked[w], in_flight)
 
     leftovers = temp_files(server.config_path.parent)
-    print(f"\nSIGKILL ({how}): {kill + 1} kills ({cut_mid_write} left a temp file: cut mid-write), "
+    print(f"\nSIGKILL ({how}): {kill + 1} kills ({cut_mid_write} cut a save off: journal pending), "
           f"{acknowledged} writes acknowledged, corrupt files: {len(corrupt)}, "
           f"acknowledged writes lost: {lost}, temp files left: {len(leftovers)}")
     assert not corrupt, corrupt[0]
@@ -402,9 +403,9 @@ def test_server_keeps_a_broken_manual_edit(tmp_path, servers):
     assert data["debug"] is True and data["api-keys"] == ["seed-key-1", "changed"]
 
 
-def test_in_place_write_interrupted_before_truncate_leaves_the_new_config(tmp_path, monkeypatch):
-    """The single-file bind mount fallback: a crash between write and truncate."""
-    from cliproxy_mgmt.config import store as store_module
+def test_in_place_write_interrupted_before_truncate_leaves_the_new_config(tmp_path):
+    """Every config save rewrites the file in place: a crash between write and truncate."""
+    from cliproxy_mgmt.storage import inplace
 
     config = tmp_path / "config.yaml"
     old = "debug: false\napi-keys:\n" + "".join(f"  - key-{n}\n" for n in range(50))
@@ -414,19 +415,15 @@ def test_in_place_write_interrupted_before_truncate_leaves_the_new_config(tmp_pa
     class Crash(BaseException):
         pass
 
-    real_open = store_module.open_regular  # (how _write_in_place opens the file)
+    class CrashingTruncate(io.FileIO):
+        def truncate(self, size=None):
+            raise Crash()  # the process dies here
 
-    def crashing_open(*args, **kwargs):
-        f, st = real_open(*args, **kwargs)
-        f.truncate = lambda size: (_ for _ in ()).throw(Crash())  # the process dies here
-        return f, st
-
-    monkeypatch.setattr(store_module, "open_regular", crashing_open)
-    with pytest.raises(Crash):
-        store_module._write_in_place(str(config), new.encode())
-    monkeypatch.undo()
+    with CrashingTruncate(config, "r+b") as f, pytest.raises(Crash):
+        inplace.overwrite(f, new.encode(), len(old))
     assert yaml.safe_load(config.read_text()) == yaml.safe_load(new)
-    store_module._write_in_place(str(config), new.encode())
+    with open(config, "r+b", buffering=0) as f:
+        inplace.overwrite(f, new.encode(), config.stat().st_size)
     assert config.read_text() == new
 
 

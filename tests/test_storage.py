@@ -16,16 +16,10 @@ from cliproxy_mgmt.storage.select import open_storage
 from cliproxy_mgmt.testing import ManagementClient, config_text
 
 
-def _in_place(target, data):
-    with open(target, "r+b") as f:
-        f.write(data)
-        f.truncate(len(data))
-
-
 def test_file_write_refuses_a_changed_file_and_keeps_it(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text("debug: false\n")
-    backend = FileConfig(str(path), in_place=_in_place)
+    backend = FileConfig(str(path))
     _, base = backend.read()
     path.write_text("debug: true\n")  # a hand edit after our read
     with pytest.raises(Conflict):
@@ -37,7 +31,7 @@ def test_file_write_refuses_a_changed_file_and_keeps_it(tmp_path):
 def test_file_write_returns_the_version_of_what_it_wrote(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text("debug: false\n")
-    backend = FileConfig(str(path), in_place=_in_place)
+    backend = FileConfig(str(path))
     _, base = backend.read()
     written = backend.write("debug: true\n", base)
     st = os.stat(path)

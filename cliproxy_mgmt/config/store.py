@@ -38,7 +38,7 @@ from ruamel.yaml.error import YAMLError
 
 from .. import audit
 from ..bulk import no_gc
-from ..fileio import STALE_TEMP_SECONDS, open_regular, remove_stale, reserve
+from ..fileio import STALE_TEMP_SECONDS, remove_stale
 from ..safeload import InvalidYAML, load_yaml
 from ..storage.base import ConfigBackend, Conflict, NotText, Unavailable, Version
 from ..storage.files import FileConfig
@@ -121,25 +121,6 @@ def remove_stale_temp_files(path: str, older_than: float = STALE_TEMP_SECONDS) -
     return remove_stale(folder, re.compile(re.escape("." + name + ".") + r"[A-Za-z0-9_]{8}\.tmp"), older_than)
 
 
-def _write_in_place(target: str, data: bytes) -> None:
-    """Rewrite `target` where it is (rename refused): write the new text, then truncate.
-
-    Over a longer old file the new text is padded with newlines to the old length, so a
-    crash between the write and the truncate leaves the new config and blank lines, never
-    the old file's tail. (A crash inside the write can still mix the two: only a rename is
-    atomic, which is why this is the fallback.) The space is reserved first, so that a full
-    disk leaves the old file whole.
-    """
-    f, st = open_regular(target, "r+b", follow_symlinks=True, buffering=0)
-    with f:
-        reserve(f.fileno(), len(data))
-        rest = memoryview(data + b"\n" * max(st.st_size - len(data), 0))
-        while rest:
-            rest = rest[f.write(rest):]
-        f.truncate(len(data))
-        os.fsync(f.fileno())
-
-
 class _Pending:
     """One writer's change, waiting to be committed (alone or with others)."""
 
@@ -158,7 +139,7 @@ class ConfigStore:
                  backend: ConfigBackend | None = None):
         """`backend` stores the text (default: the file at `path`, written with compare-and-swap);
         `path` is then the file on this host that holds it."""
-        self._backend = backend or FileConfig(path, in_place=_write_in_place)
+        self._backend = backend or FileConfig(path)
         self.path = self._backend.path
         self._validate = validate
         try:

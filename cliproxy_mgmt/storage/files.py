@@ -1,37 +1,40 @@
 """The local-files backend (the default): config.yaml and auth-dir as they are on disk.
 
-A config write is a compare-and-swap on the file's identity, so a hand edit is never
-thrown away: the new text goes to a temp file beside the config (fsync, fstat: the version
-we write is that of the temp file, known before anyone else can touch it); right before
-the rename the file on disk must still be the version the edit was based on, and the swap
-itself is an atomic exchange (renameat2 RENAME_EXCHANGE) after which the file we took out
-is checked once more, after the folder's fsync: that also gives a writer that opened it just
-before the swap time to write, which narrows the window but cannot close it (no rename-based
-save can). An edit that landed in between is put back and the write
-reports `Conflict`: the config store reloads it and re-applies its change on top.
+A config save rewrites the file where it is (`inplace`: the Go proxy's file watch must
+survive it), with a journal that puts the old bytes back if a crash cuts the rewrite off.
 
-The checks cost a stat and one read, not a hash of the whole file: before the swap, a file
-whose token differs has changed; the file taken out (or, without the exchange, the file
-before the rename) is compared byte for byte with the text of the base version, kept from
-the last read or write (hashed only when the base version is another one). The new
-version's own hash is computed while its bytes go to disk.
+A save is a compare-and-swap on the file, so a hand edit is never thrown away: the file is
+opened, and it must still be the version the edit was based on (token: inode, size, mtime;
+then the bytes, compared with the text of the base version kept from the last read or
+write, or hashed when the base is another version). Right before the first byte is
+overwritten, the open file's token is checked again; right after the new bytes are in it,
+its link count tells whether an editor renamed its own file over it meanwhile (our bytes
+then went to the file taken away, and the editor's text predates them). Either way the save
+reports `Conflict`: the config store reloads the edit and re-applies its change on top. A
+rename after our write is an edit that came after it, and is read back as one. An append landing while the new
+bytes are written is kept after them (`inplace.overwrite`) and read back as an outside edit.
+No save can close every window (an in-place write by someone else between the last check and
+ours), but each is microseconds long.
+
+The new version's own hash is computed while its bytes go to disk.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
+import logging
 import os
 import re
-import tempfile
 import threading
-from typing import Callable
 
-from ..fileio import exchange, fsync_folder, keep_owner, open_regular, remove_stale, replace_file
+from ..fileio import identity, open_regular, remove_stale, replace_file, reserve
+from . import inplace
 from .base import AuthBackend, ConfigBackend, Conflict, NotText, Storage, Version, utf8_text
 
 
 AUTH_FILE_MODE = 0o600
+
+log = logging.getLogger(__name__)
 
 
 def _token(st: os.stat_result) -> tuple:
@@ -47,18 +50,6 @@ def file_version(path: str) -> tuple[bytes, Version]:
             data = f.read()
             if _token(os.fstat(f.fileno())) == before:
                 return data, Version(before, hashlib.sha256(data).digest())
-
-
-def _check_token(path: str, base: Version | None) -> None:
-    """The cheap part of the check: a file whose token is not `base`'s has changed."""
-    if base is None:
-        return
-    try:
-        token = _token(os.stat(path))
-    except FileNotFoundError:
-        raise Conflict(f"{path} was removed") from None
-    if token != base.token:
-        raise Conflict(f"{path} was changed by someone else")
 
 
 PARALLEL_DIGEST_BYTES = 1 << 18  # below this a thread costs more than the hash it overlaps
@@ -87,16 +78,17 @@ class _Digest:
 
 
 class FileConfig(ConfigBackend):
-    """config.yaml on disk (through a symlink to its target), written with compare-and-swap.
+    """config.yaml on disk (through a symlink to its target), rewritten in place with
+    compare-and-swap (module docstring). A save that a crash cut off is undone when the
+    backend is made, that is when a server starts on the file."""
 
-    `in_place(target, data)` rewrites the file where it is when rename is refused (a
-    single-file bind mount gives EBUSY or EXDEV).
-    """
-
-    def __init__(self, path: str, *, in_place: Callable[[str, bytes], None]):
+    def __init__(self, path: str):
         self.path = os.path.abspath(path)
-        self._in_place = in_place
         self._known: tuple[Version, bytes] | None = None  # the last version read or written
+        try:
+            inplace.recover(os.path.realpath(self.path))
+        except OSError as exc:
+            log.warning("%s: could not check for a save cut off by a crash: %s", self.path, exc)
 
     def token(self):
         return _token(os.stat(self.path))
@@ -112,87 +104,74 @@ class FileConfig(ConfigBackend):
 
     def write(self, text: str, base: Version | None, data: dict | None = None) -> Version:
         target = os.path.realpath(self.path)
-        data = text.encode("utf-8")
+        new = text.encode("utf-8")
         try:
-            replaced = os.stat(target)
-            mode = replaced.st_mode & 0o7777
+            f, st = open_regular(target, "r+b", follow_symlinks=True, buffering=0)
         except FileNotFoundError:
-            replaced, mode = None, 0o600
-        folder, name = os.path.split(target)
-        fd, tmp = tempfile.mkstemp(prefix="." + name + ".", suffix=".tmp", dir=folder)
-        try:
-            digest = _Digest(data)  # hashed while the data goes to disk
-            with os.fdopen(fd, "wb") as f:
-                keep_owner(f.fileno(), replaced)
-                os.fchmod(f.fileno(), mode)
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-                written = Version(_token(os.fstat(f.fileno())), digest.value())
-            _check_token(target, base)
+            if base is not None:
+                raise Conflict(f"{target} was removed") from None
+            return self._create(target, new)
+        with f:
+            old = self._base_bytes(f, st, target, base)
+            reserve(f.fileno(), len(new))  # a full disk fails here, before anything is written
+            checked = _token(os.fstat(f.fileno()))  # (the reserve may set the mtime)
+            digest = _Digest(new)  # hashed while the data goes to disk
+            journal = inplace.SaveJournal(target, st)
+            whole = True  # the file holds a whole version (else the journal stays pending)
             try:
-                # With the exchange, the bytes are checked in the file it took out; without,
-                # in the file before the rename.
-                swapped = base is not None and exchange(tmp, target)
-                if not swapped:
-                    self._check(target, base)
-                    os.replace(tmp, target)
-            except OSError as exc:
-                if exc.errno not in (errno.EBUSY, errno.EXDEV):
+                journal.keep(old, new)
+                if _token(os.fstat(f.fileno())) != checked:
+                    raise Conflict(f"{target} was changed by someone else")
+                whole = False
+                try:
+                    alone = inplace.overwrite(f, new, len(old))
+                    unlinked = os.fstat(f.fileno()).st_nlink < st.st_nlink
+                    if unlinked and identity(target) != (st.st_dev, st.st_ino):
+                        # An editor renamed its file over ours before our bytes were in it:
+                        # they went to the file it took away, and its text predates ours.
+                        whole = True
+                        raise Conflict(f"{target} was replaced by someone else")
+                    os.fsync(f.fileno())
+                except OSError:
+                    # Put the old bytes back; if that fails too, the journal does it at the next start.
+                    inplace.overwrite(f, old, os.fstat(f.fileno()).st_size)
+                    os.fsync(f.fileno())
+                    whole = True
                     raise
-                return self._write_in_place(target, data, base)
-            if swapped:
-                # The rename is made durable first, which also gives a writer that opened the
-                # old file just before the exchange some time to finish (no guarantee).
-                fsync_folder(folder)
-                self._check_taken_out(tmp, target, base)
-        finally:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-        if not swapped:
-            fsync_folder(folder)
-        self._known = (written, data)
+                whole = True
+                token = _token(os.fstat(f.fileno()))
+            finally:
+                journal.close(settle=whole)
+        # After an append that landed during the save, no token (None matches no file's)
+        # makes the store read the file back: our text with the appended bytes after it.
+        written = Version(token if alone else None, digest.value())
+        self._known = (written, new)
         return written
 
-    def _check(self, path: str, base: Version | None) -> None:
-        """Raise `Conflict` unless the file at `path` is version `base` (None: no check)."""
-        if base is None:
-            return
-        expected = self._known[1] if self._known is not None and self._known[0] == base else None
-        try:
-            f, st = open_regular(path, follow_symlinks=True)
-            with f:
-                token = _token(st)
-                if token != base.token:
-                    raise Conflict(f"{path} was changed by someone else")
-                data = f.read()
-                if _token(os.fstat(f.fileno())) != token:
-                    raise Conflict(f"{path} was changed by someone else")
-        except FileNotFoundError:
-            raise Conflict(f"{path} was removed") from None
-        if data != expected if expected is not None else hashlib.sha256(data).digest() != base.digest:
-            raise Conflict(f"{path} was changed by someone else")
-
-    def _check_taken_out(self, tmp: str, target: str, base: Version) -> None:
-        """After the exchange `tmp` holds the file we replaced: if it is not `base`, an edit
-        landed before the exchange: put it back and report the conflict."""
-        try:
-            self._check(tmp, base)
-        except Conflict:
-            exchange(tmp, target)
-            fsync_folder(os.path.dirname(target))
-            raise
-
-    def _write_in_place(self, target: str, data: bytes, base: Version | None) -> Version:
-        self._check(target, base)
-        self._in_place(target, data)
+    def _create(self, target: str, data: bytes) -> Version:
+        """A config that does not exist yet (nobody watches it): written atomically."""
+        name = os.path.basename(target)
+        replace_file(target, data, mode=0o600, prefix="." + name + ".", suffix=".tmp")
         f, st = open_regular(target, follow_symlinks=True)
         f.close()
         written = Version(_token(st), hashlib.sha256(data).digest())
         self._known = (written, data)
         return written
+
+    def _base_bytes(self, f, st: os.stat_result, path: str, base: Version | None) -> bytes:
+        """The bytes of the open file `f` (its fstat `st`); `Conflict` unless they are
+        version `base` (None: no check)."""
+        if base is not None and _token(st) != base.token:
+            raise Conflict(f"{path} was changed by someone else")
+        data = f.read()
+        if base is None:
+            return data
+        if _token(os.fstat(f.fileno())) != base.token:
+            raise Conflict(f"{path} was changed by someone else")
+        expected = self._known[1] if self._known is not None and self._known[0] == base else None
+        if data != expected if expected is not None else hashlib.sha256(data).digest() != base.digest:
+            raise Conflict(f"{path} was changed by someone else")
+        return data
 
 
 _TEMP_ENTRY = re.compile(r"\.tmp-[a-z0-9_]{8}\.part")  # replace_entry's temp files (mkstemp)

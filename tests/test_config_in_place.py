@@ -1,0 +1,276 @@
+"""Config saves rewrite config.yaml in place, so that the Go proxy's file watch survives them.
+
+The Go proxy watches config.yaml itself with fsnotify (inotify on the file, not its folder)
+and never adds the watch again; fsnotify drops it when the watched inode is renamed or
+deleted. A save that renames a new file over the config would be seen once, then never.
+Here a real inotify watch, set as fsnotify sets it, follows saves of a real server process.
+
+A rewrite in place is made crash-safe by a journal beside the file (`storage/inplace.py`):
+these tests cut saves off at each step and start a backend on what is left.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import select
+import struct
+import threading
+
+import pytest
+
+from cliproxy_mgmt.config.store import ConfigStore
+from cliproxy_mgmt.storage import inplace
+from cliproxy_mgmt.storage.files import FileConfig
+from realserver import RealServer, session
+
+_libc = ctypes.CDLL(None, use_errno=True)
+IN_MODIFY, IN_ATTRIB, IN_CLOSE_WRITE = 0x2, 0x4, 0x8
+IN_MOVE_SELF, IN_DELETE_SELF, IN_IGNORED = 0x800, 0x400, 0x8000
+# What fsnotify v1.9 asks for on Linux when a file is watched (all its operations).
+FSNOTIFY_FLAGS = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVE_SELF | IN_DELETE_SELF | 0x100 | 0x200 | 0xC0
+
+
+class FileWatch:
+    """An inotify watch on one file, as fsnotify's Add(path) makes it."""
+
+    def __init__(self, path):
+        self.fd = _libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if self.fd < 0:
+            pytest.skip(f"inotify is not available: {os.strerror(ctypes.get_errno())}")
+        if _libc.inotify_add_watch(self.fd, os.fsencode(path), FSNOTIFY_FLAGS) < 0:
+            raise OSError(ctypes.get_errno(), "inotify_add_watch")
+
+    def masks(self, wait: float = 2.0) -> list[int]:
+        """The event masks that arrived, waiting up to `wait` s for the first one."""
+        found = []
+        while select.select([self.fd], [], [], wait if not found else 0.1)[0]:
+            try:
+                buf = os.read(self.fd, 65536)
+            except BlockingIOError:
+                break
+            at = 0
+            while at < len(buf):
+                _, mask, _, size = struct.unpack_from("iIII", buf, at)
+                found.append(mask)
+                at += 16 + size
+        return found
+
+    def close(self):
+        os.close(self.fd)
+
+
+@pytest.fixture
+def server(tmp_path):
+    srv = RealServer(tmp_path).start()
+    yield srv
+    srv.stop()
+
+
+def test_the_go_proxys_file_watch_sees_every_save(server):
+    watch = FileWatch(server.config_path)
+    inode = server.config_path.stat().st_ino
+    try:
+        with session() as s:
+            for n in range(3):
+                r = s.patch(server.url("/api-keys"), json={"old": "seed-key-2" if n == 0 else f"k{n - 1}",
+                                                           "new": f"k{n}"})
+                assert r.status_code == 200, r.text
+                masks = watch.masks()
+                assert any(m & (IN_MODIFY | IN_CLOSE_WRITE) for m in masks), (n, masks)
+                # A renamed or deleted inode ends the watch for good (IN_IGNORED follows).
+                assert not any(m & (IN_MOVE_SELF | IN_DELETE_SELF | IN_IGNORED) for m in masks), (n, masks)
+                assert f'"k{n}"' in server.config_path.read_text()
+    finally:
+        watch.close()
+    assert server.config_path.stat().st_ino == inode
+
+
+OLD = "debug: false\napi-keys:\n" + "".join(f"  - key-{n:03d}\n" for n in range(300))
+
+
+class Crash(BaseException):
+    """The process dies here (nothing after it runs)."""
+
+
+def _journal(config):
+    return config.with_name("." + config.name + ".journal")
+
+
+def test_a_save_cut_off_half_way_is_undone_at_the_next_start(tmp_path, monkeypatch, caplog):
+    config = tmp_path / "config.yaml"
+    config.write_text(OLD)
+    backend = FileConfig(str(config))
+    _, base = backend.read()
+
+    def half_then_die(f, data, old_size):
+        os.pwrite(f.fileno(), data[: len(data) // 2], 0)
+        raise Crash()
+
+    monkeypatch.setattr(inplace, "overwrite", half_then_die)
+    new = "debug: true\napi-keys:\n" + "".join(f"  - other-{n:03d}\n" for n in range(300))
+    with pytest.raises(Crash):
+        backend.write(new, base)
+    monkeypatch.undo()
+    torn = config.read_text()
+    assert torn not in (OLD, new)
+    assert _journal(config).read_bytes().startswith(b"pending")
+
+    with caplog.at_level("WARNING"):
+        store = ConfigStore(str(config))  # the next start
+    assert config.read_text() == OLD
+    assert store.data["api-keys"][0] == "key-000"
+    assert "a save was cut off half-way" in caplog.text
+    assert _journal(config).read_bytes().startswith(b"settled")
+    assert oct(_journal(config).stat().st_mode & 0o777) == "0o600"  # it holds the config's secrets
+    caplog.clear()
+    FileConfig(str(config))  # a settled journal changes nothing
+    assert config.read_text() == OLD and "cut off" not in caplog.text
+
+
+@pytest.mark.parametrize("where", ["before the rewrite", "before the truncate", "before the settle"])
+def test_a_save_cut_off_at_a_whole_version_is_left_as_it_is(tmp_path, monkeypatch, where):
+    """A file that holds the old text, or the whole new one, may have been read already
+    (by the Go proxy, by a client): the next start keeps it."""
+    config = tmp_path / "config.yaml"
+    config.write_text(OLD)
+    backend = FileConfig(str(config))
+    _, base = backend.read()
+    new = "debug: true\napi-keys:\n  - key-000\n"
+    real_overwrite = inplace.overwrite
+
+    class TruncateDies:
+        def __init__(self, f):
+            self._f = f
+
+        def fileno(self):
+            return self._f.fileno()
+
+        def truncate(self, size):
+            raise Crash()
+
+    if where == "before the rewrite":
+        monkeypatch.setattr(inplace, "overwrite", lambda f, data, old_size: (_ for _ in ()).throw(Crash()))
+    elif where == "before the truncate":
+        monkeypatch.setattr(inplace, "overwrite", lambda f, data, old_size: real_overwrite(TruncateDies(f), data, old_size))
+    else:
+        def close_dies(journal, settle=True):
+            os.close(journal._fd)  # a dead process's files close (and its lock goes) unsettled
+            raise Crash()
+
+        monkeypatch.setattr(inplace.SaveJournal, "close", close_dies)
+    with pytest.raises(Crash):
+        backend.write(new, base)
+    monkeypatch.undo()
+    after_crash = config.read_text()
+    assert after_crash == OLD if where == "before the rewrite" else after_crash.rstrip("\n") + "\n" == new
+    FileConfig(str(config))  # the next start
+    assert config.read_text() == after_crash
+    assert _journal(config).read_bytes().startswith(b"settled")
+
+
+def test_a_torn_journal_is_ignored(tmp_path):
+    """A journal cut off while it was written: the file was not touched yet."""
+    config = tmp_path / "config.yaml"
+    config.write_text("debug: true\n")
+    backend = FileConfig(str(config))
+    _, base = backend.read()
+    backend.write("debug: false\n", base)  # creates the journal
+    journal = _journal(config).read_bytes()
+    _journal(config).write_bytes(b"pending" + journal[len(b"settled"):-3])  # its tail never written
+    FileConfig(str(config))
+    assert config.read_text() == "debug: false\n"
+
+
+def test_a_live_save_is_not_undone_by_another_start(tmp_path):
+    """The journal is locked while a save uses it: a second process starting on the file
+    waits for it instead of taking the save in progress for a crash."""
+    config = tmp_path / "config.yaml"
+    config.write_text(OLD)
+    backend = FileConfig(str(config))
+    _, base = backend.read()
+    backend.write(OLD + "# one\n", base)
+    fd = os.open(_journal(config), os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a save in progress, half-way: journal pending, file torn
+        journal = bytearray(_journal(config).read_bytes())
+        journal[: len(b"pending")] = b"pending"
+        os.pwrite(fd, bytes(journal), 0)
+        config.write_text("half-way")
+        started = threading.Event()
+        thread = threading.Thread(target=lambda: (FileConfig(str(config)), started.set()))
+        thread.start()
+        assert not started.wait(0.3)
+        config.write_text(OLD + "# two\n")  # the save finishes and settles its journal
+        os.pwrite(fd, b"settled", 0)
+    finally:
+        os.close(fd)  # releases the lock
+    thread.join(5)
+    assert started.is_set()
+    assert config.read_text() == OLD + "# two\n"
+
+
+def test_an_editor_renaming_its_file_in_during_the_save_gets_the_change_on_top(tmp_path, monkeypatch):
+    """An editor saves (by rename) after the last check and before the new bytes are in:
+    they went to the file it took away; the store re-applies its change on the edit, once."""
+    config = tmp_path / "config.yaml"
+    config.write_text("debug: false\napi-keys:\n  - a\n")
+    store = ConfigStore(str(config))
+    real_overwrite, renamed = inplace.overwrite, []
+
+    def editor_first(f, data, old_size):
+        if not renamed:
+            edited = tmp_path / ".edit.tmp"
+            edited.write_text("# by hand\ndebug: false\napi-keys:\n  - a\n  - by-hand\n")
+            os.replace(edited, config)
+            renamed.append(1)
+        return real_overwrite(f, data, old_size)
+
+    monkeypatch.setattr(inplace, "overwrite", editor_first)
+    calls = []
+    store.edit(lambda d: (calls.append(1), d["api-keys"].append("by-api")))
+    assert len(calls) == 2
+    assert config.read_text() == "# by hand\ndebug: false\napi-keys:\n  - a\n  - by-hand\n  - by-api\n"
+    assert store.data["api-keys"] == ["a", "by-hand", "by-api"]
+
+
+def test_an_append_landing_during_the_save_is_kept_after_it(tmp_path, monkeypatch):
+    """Someone appends while the new bytes are written: the file keeps the append after the
+    new text (no truncate), and the store reads it back as an outside edit."""
+    config = tmp_path / "config.yaml"
+    config.write_text("debug: false\napi-keys:\n  - a\n  - b\n")
+    store = ConfigStore(str(config))
+    real_fstat, appended = os.fstat, []
+
+    def fstat(fd):
+        if not appended and os.path.samestat(real_fstat(fd), os.stat(config)) and real_fstat(fd).st_size > 0:
+            frame = __import__("sys")._getframe(1)
+            if frame.f_code.co_name == "overwrite":  # between the write and the truncate
+                with open(config, "a") as f:
+                    f.write("# appended by hand\n")
+                appended.append(1)
+        return real_fstat(fd)
+
+    monkeypatch.setattr(inplace.os, "fstat", fstat)
+    store.edit(lambda d: d.__setitem__("api-keys", ["a"]))
+    monkeypatch.undo()
+    assert appended
+    text = config.read_text()
+    assert text.startswith("debug: false\napi-keys:\n  - a\n") and text.endswith("# appended by hand\n")
+    store.refresh(force=True)
+    assert store.text == text and store.data["api-keys"] == ["a"]
+
+
+def test_a_journal_that_cannot_be_opened_leaves_the_file_whole(tmp_path):
+    """The journal cannot be opened (its name is taken by a folder): nothing else is touched."""
+    config = tmp_path / "config.yaml"
+    config.write_text(OLD)
+    backend = FileConfig(str(config))
+    _, base = backend.read()
+    os.mkdir(_journal(config))  # the journal's name is taken by a folder
+    with pytest.raises(OSError) as exc:
+        backend.write("debug: true\n", base)
+    assert exc.value.errno in (errno.EISDIR, errno.ELOOP, errno.ENOTDIR)
+    assert config.read_text() == OLD
