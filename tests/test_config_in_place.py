@@ -105,8 +105,8 @@ def test_a_save_cut_off_half_way_is_undone_at_the_next_start(tmp_path, monkeypat
     backend = FileConfig(str(config))
     _, base = backend.read()
 
-    def half_then_die(f, data, old_size):
-        os.pwrite(f.fileno(), data[: len(data) // 2], 0)
+    def half_then_die(f, data, old_size, edit):
+        os.pwrite(f.fileno(), data[edit.start:(edit.start + edit.new_end) // 2], edit.start)
         raise Crash()
 
     monkeypatch.setattr(inplace, "overwrite", half_then_die)
@@ -152,9 +152,9 @@ def test_a_save_cut_off_at_a_whole_version_is_left_as_it_is(tmp_path, monkeypatc
             raise Crash()
 
     if where == "before the rewrite":
-        monkeypatch.setattr(inplace, "overwrite", lambda f, data, old_size: (_ for _ in ()).throw(Crash()))
+        monkeypatch.setattr(inplace, "overwrite", lambda f, data, old_size, edit: (_ for _ in ()).throw(Crash()))
     elif where == "before the truncate":
-        monkeypatch.setattr(inplace, "overwrite", lambda f, data, old_size: real_overwrite(TruncateDies(f), data, old_size))
+        monkeypatch.setattr(inplace, "overwrite", lambda f, data, old_size, edit: real_overwrite(TruncateDies(f), data, old_size, edit))
     else:
         def close_dies(journal, settle=True):
             os.close(journal._fd)  # a dead process's files close (and its lock goes) unsettled
@@ -220,13 +220,13 @@ def test_an_editor_renaming_its_file_in_during_the_save_gets_the_change_on_top(t
     store = ConfigStore(str(config))
     real_overwrite, renamed = inplace.overwrite, []
 
-    def editor_first(f, data, old_size):
+    def editor_first(f, data, old_size, edit):
         if not renamed:
             edited = tmp_path / ".edit.tmp"
             edited.write_text("# by hand\ndebug: false\napi-keys:\n  - a\n  - by-hand\n")
             os.replace(edited, config)
             renamed.append(1)
-        return real_overwrite(f, data, old_size)
+        return real_overwrite(f, data, old_size, edit)
 
     monkeypatch.setattr(inplace, "overwrite", editor_first)
     calls = []
@@ -273,4 +273,71 @@ def test_a_journal_that_cannot_be_opened_leaves_the_file_whole(tmp_path):
     with pytest.raises(OSError) as exc:
         backend.write("debug: true\n", base)
     assert exc.value.errno in (errno.EISDIR, errno.ELOOP, errno.ENOTDIR)
+    assert config.read_text() == OLD
+
+
+def test_the_changed_range_is_the_first_to_the_last_differing_byte():
+    rng = __import__("random").Random(14)
+    for _ in range(3000):
+        old = bytes(rng.choice(b"ab\n") for _ in range(rng.randrange(0, 200)))
+        new = bytearray(old)
+        for _ in range(rng.randrange(0, 3)):
+            at = rng.randrange(len(new) + 1)
+            new[at:at + rng.randrange(0, 3)] = bytes(rng.choice(b"ab\n") for _ in range(rng.randrange(0, 3)))
+        new = bytes(new)
+        edit = inplace.Edit.between(old, new)
+        assert old[:edit.start] == new[:edit.start]
+        assert old[edit.old_end:] == new[edit.new_end:]
+        assert edit.tail == (len(old) != len(new))
+        if edit.tail:
+            assert edit.start == len(os.path.commonprefix([old, new]))
+            assert (edit.old_end, edit.new_end) == (len(old), len(new))
+        elif old != new:  # the smallest range: its first and last bytes differ
+            assert old[edit.start] != new[edit.start] and old[edit.old_end - 1] != new[edit.new_end - 1]
+        else:
+            assert edit.start == edit.old_end == len(old)
+
+
+def _journal_range(config) -> int:
+    """How many old bytes the journal's last save kept (its header's range)."""
+    header = _journal(config).read_bytes().split(b"\n", 1)[0]
+    return int(header.split(b" ")[6])
+
+
+def test_a_save_writes_only_the_range_it_changes(tmp_path):
+    """The journal keeps, and the save rewrites, the changed bytes; a change of length
+    rewrites from the change to the end (the rest moved)."""
+    config = tmp_path / "config.yaml"
+    config.write_text(OLD)
+    store = ConfigStore(str(config))
+    store.edit(lambda d: d["api-keys"].__setitem__(150, "key-XYZ"))  # same length
+    assert _journal_range(config) == 3
+    assert config.read_text() == OLD.replace("key-150", "key-XYZ")
+    store.edit(lambda d: d["api-keys"].__setitem__(299, "key-299-longer"))  # the last line
+    assert _journal_range(config) < 10
+    store.edit(lambda d: d["api-keys"].__setitem__(0, "key-000-longer"))  # the first item
+    assert _journal_range(config) > len(OLD) - 40
+    assert store.data["api-keys"][:1] + store.data["api-keys"][150:151] + store.data["api-keys"][299:] == [
+        "key-000-longer", "key-XYZ", "key-299-longer"]
+    assert ConfigStore(str(config)).data == store.data
+
+
+def test_a_middle_range_cut_off_half_way_is_undone(tmp_path, monkeypatch):
+    config = tmp_path / "config.yaml"
+    config.write_text(OLD)
+    backend = FileConfig(str(config))
+    _, base = backend.read()
+    new = OLD.replace("key-100\n  - key-101\n  - key-102", "key-AAA\n  - key-BBB\n  - key-CCC")
+
+    def half_then_die(f, data, old_size, edit):
+        assert not edit.tail and edit.new_end - edit.start < 40
+        os.pwrite(f.fileno(), data[edit.start:edit.start + 6], edit.start)
+        raise Crash()
+
+    monkeypatch.setattr(inplace, "overwrite", half_then_die)
+    with pytest.raises(Crash):
+        backend.write(new, base)
+    monkeypatch.undo()
+    assert config.read_text() not in (OLD, new)
+    FileConfig(str(config))
     assert config.read_text() == OLD

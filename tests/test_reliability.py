@@ -420,10 +420,11 @@ def test_in_place_write_interrupted_before_truncate_leaves_the_new_config(tmp_pa
             raise Crash()  # the process dies here
 
     with CrashingTruncate(config, "r+b") as f, pytest.raises(Crash):
-        inplace.overwrite(f, new.encode(), len(old))
+        inplace.overwrite(f, new.encode(), len(old), inplace.Edit.between(old.encode(), new.encode()))
     assert yaml.safe_load(config.read_text()) == yaml.safe_load(new)
     with open(config, "r+b", buffering=0) as f:
-        inplace.overwrite(f, new.encode(), config.stat().st_size)
+        now = config.read_bytes()
+        inplace.overwrite(f, new.encode(), len(now), inplace.Edit.between(now, new.encode()))
     assert config.read_text() == new
 
 

@@ -51,7 +51,8 @@ class Unavailable(OSError):
 @dataclass(frozen=True)
 class Version:
     """What a config read or write saw: `token` (cheap to compare: a file's inode, size and
-    mtime_ns; a row's updated_at) and `digest` (SHA-256 of the stored bytes)."""
+    mtime_ns; a row's updated_at) and `digest` (SHA-256 of the stored bytes: `bytes`, or an
+    object equal to them that computes them when first compared, see `files.LazyDigest`)."""
 
     token: Hashable
     digest: bytes

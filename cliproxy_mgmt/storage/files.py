@@ -15,8 +15,6 @@ rename after our write is an edit that came after it, and is read back as one. A
 bytes are written is kept after them (`inplace.overwrite`) and read back as an outside edit.
 No save can close every window (an in-place write by someone else between the last check and
 ours), but each is microseconds long.
-
-The new version's own hash is computed while its bytes go to disk.
 """
 
 from __future__ import annotations
@@ -25,7 +23,6 @@ import hashlib
 import logging
 import os
 import re
-import threading
 
 from ..fileio import identity, open_regular, remove_stale, replace_file, reserve
 from . import inplace
@@ -52,29 +49,31 @@ def file_version(path: str) -> tuple[bytes, Version]:
                 return data, Version(before, hashlib.sha256(data).digest())
 
 
-PARALLEL_DIGEST_BYTES = 1 << 18  # below this a thread costs more than the hash it overlaps
+class LazyDigest:
+    """The SHA-256 of `data`, computed the first time it is compared. A save's version needs
+    its digest only when a reload compares it with what it read, and hashing megabytes on
+    every save would cost more than writing the change. Equal to the digest's bytes."""
 
-
-class _Digest:
-    """The SHA-256 of `data`, computed on another thread for large data (hashlib lets go
-    of the GIL, as does the write and fsync it overlaps)."""
+    __slots__ = ("_data", "_value")
 
     def __init__(self, data: bytes):
-        self._digest: bytes | None = None
-        self._thread = None
-        if len(data) < PARALLEL_DIGEST_BYTES:
-            self._digest = hashlib.sha256(data).digest()
-        else:
-            self._thread = threading.Thread(target=self._run, args=(data,), daemon=True)
-            self._thread.start()
-
-    def _run(self, data: bytes) -> None:
-        self._digest = hashlib.sha256(data).digest()
+        self._data, self._value = data, None
 
     def value(self) -> bytes:
-        if self._thread is not None:
-            self._thread.join()
-        return self._digest
+        if self._value is None:
+            self._value, self._data = hashlib.sha256(self._data).digest(), None
+        return self._value
+
+    def __eq__(self, other):
+        if isinstance(other, LazyDigest):
+            other = other.value()
+        return self.value() == other if isinstance(other, bytes) else NotImplemented
+
+    def __hash__(self):
+        return hash(self.value())
+
+    def __repr__(self):
+        return f"LazyDigest({self.value().hex()[:12]}...)"
 
 
 class FileConfig(ConfigBackend):
@@ -113,18 +112,18 @@ class FileConfig(ConfigBackend):
             return self._create(target, new)
         with f:
             old = self._base_bytes(f, st, target, base)
+            edit = inplace.Edit.between(old, new)
             reserve(f.fileno(), len(new))  # a full disk fails here, before anything is written
             checked = _token(os.fstat(f.fileno()))  # (the reserve may set the mtime)
-            digest = _Digest(new)  # hashed while the data goes to disk
             journal = inplace.SaveJournal(target, st)
             whole = True  # the file holds a whole version (else the journal stays pending)
             try:
-                journal.keep(old, new)
+                journal.keep(old, new, edit)
                 if _token(os.fstat(f.fileno())) != checked:
                     raise Conflict(f"{target} was changed by someone else")
                 whole = False
                 try:
-                    alone = inplace.overwrite(f, new, len(old))
+                    alone = inplace.overwrite(f, new, len(old), edit)
                     unlinked = os.fstat(f.fileno()).st_nlink < st.st_nlink
                     if unlinked and identity(target) != (st.st_dev, st.st_ino):
                         # An editor renamed its file over ours before our bytes were in it:
@@ -134,7 +133,7 @@ class FileConfig(ConfigBackend):
                     os.fsync(f.fileno())
                 except OSError:
                     # Put the old bytes back; if that fails too, the journal does it at the next start.
-                    inplace.overwrite(f, old, os.fstat(f.fileno()).st_size)
+                    inplace.overwrite(f, old, os.fstat(f.fileno()).st_size, inplace.Edit.between(new, old))
                     os.fsync(f.fileno())
                     whole = True
                     raise
@@ -144,7 +143,7 @@ class FileConfig(ConfigBackend):
                 journal.close(settle=whole)
         # After an append that landed during the save, no token (None matches no file's)
         # makes the store read the file back: our text with the appended bytes after it.
-        written = Version(token if alone else None, digest.value())
+        written = Version(token if alone else None, LazyDigest(new))
         self._known = (written, new)
         return written
 

@@ -5,27 +5,32 @@ and fsnotify drops that watch when the watched inode is renamed or deleted. A sa
 renames a new file over the config is seen once by the proxy, and then never again until
 it restarts. So every save rewrites the file's own inode, as the Go server's saves do.
 
-Why a journal: a rewrite in place is not atomic. Before the first byte is overwritten,
-the bytes the file holds are copied to `.<name>.journal` beside it (fdatasync), marked
-`pending`, with the size and hash of the new text; once the new text is on disk the mark
-becomes `settled`. If the process or the machine dies in between, `recover` (run when the
-server starts) finds the pending journal, and when the file is neither the old nor the new
-text (torn), puts the old bytes back: the file is always the old or the new version once a
-server has started on it. A torn journal (cut while it was written) fails its checksum and
-is ignored: the file was not touched yet.
+Only the bytes that change are written (`Edit`): from the first byte where old and new text
+differ, to the last one when both have the same length, else to the end (the tail moved).
+A save's disk cost therefore follows its change, not the size of the config.
 
-The journal is a long-lived file rewritten in place too (no blocks allocated and freed per
-save), mode 0600, and locked (flock) while a save or a recovery uses it, so a recovery never
-undoes the save of a live process.
+Why a journal: a rewrite in place is not atomic. Before the first byte is overwritten, the
+old bytes of that range go to `.<name>.journal` beside the file (fdatasync), marked
+`pending`, with the size and checksum of the new range; once the new bytes are on disk the
+mark becomes `settled`. If the process or the machine dies in between, `recover` (run when
+the server starts) finds the pending journal, and when the file is neither the old nor the
+new text (torn), puts the old bytes back: the file is always the old or the new version
+once a server has started on it. A torn journal (cut while it was written) fails its
+checksum and is ignored: the file was not touched yet.
+
+The journal is a long-lived file rewritten in place too (no disk blocks allocated and freed
+per save), mode 0600, and locked (flock) while a save or a recovery uses it, so that a
+recovery never undoes the save of a live process.
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import logging
 import os
 import time
+import zlib
+from dataclasses import dataclass
 
 from ..fileio import fsync_folder, keep_owner, open_regular, reserve
 
@@ -33,6 +38,7 @@ log = logging.getLogger(__name__)
 
 _PENDING, _SETTLED = b"pending", b"settled"  # same length: the mark is rewritten in place
 _MAGIC = b" cliproxy-mgmt journal "
+_CHUNK = 1 << 16  # compared at once when looking for the first and last changed byte
 
 
 def journal_path(target: str) -> str:
@@ -40,28 +46,85 @@ def journal_path(target: str) -> str:
     return os.path.join(folder, "." + name + ".journal")
 
 
-def overwrite(f, data: bytes, old_size: int) -> bool:
-    """Rewrite the open file `f` (unbuffered "r+b", at any position) with `data`; the caller
-    fsyncs. Reserve the space first (`fileio.reserve`), so that a full disk fails before
-    this starts.
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """How many leading bytes `a` and `b` share (memcmp a chunk at a time, no copies)."""
+    n, mb, lo = min(len(a), len(b)), memoryview(b), 0
+    while lo < n:
+        hi = min(lo + _CHUNK, n)
+        if not a.startswith(mb[lo:hi], lo):
+            while hi - lo > 1:  # a[:lo] == b[:lo] and a[:hi] != b[:hi]
+                mid = (lo + hi) // 2
+                if a.startswith(mb[lo:mid], lo):
+                    lo = mid
+                else:
+                    hi = mid
+            return lo
+        lo = hi
+    return n
 
-    Over a longer old file the new text is padded with newlines to the old length before the
+
+def _common_suffix(a: bytes, b: bytes, floor: int) -> int:
+    """How many trailing bytes `a` and `b` (of one length) share, down to index `floor`."""
+    n, mb, hi = len(a), memoryview(b), len(a)
+    while hi > floor:
+        lo = max(hi - _CHUNK, floor)
+        if not a.startswith(mb[lo:hi], lo):
+            while hi - lo > 1:  # a[hi:] == b[hi:] and a[lo:] != b[lo:]
+                mid = (lo + hi) // 2
+                if a.startswith(mb[mid:hi], mid):
+                    hi = mid
+                else:
+                    lo = mid
+            return n - hi
+        hi = lo
+    return n - floor
+
+
+@dataclass(frozen=True)
+class Edit:
+    """The bytes that turn `old` into `new`: old[start:old_end] becomes new[start:new_end];
+    everything else is the same in both. `tail`: the range runs to the end of both texts
+    (their lengths differ), so the file is truncated after it."""
+
+    start: int
+    old_end: int
+    new_end: int
+    tail: bool
+
+    @classmethod
+    def between(cls, old: bytes, new: bytes) -> "Edit":
+        start = _common_prefix(old, new)
+        if len(old) != len(new):
+            return cls(start, len(old), len(new), True)
+        end = len(old) - _common_suffix(old, new, start)
+        return cls(start, end, end, False)
+
+
+def overwrite(f, new: bytes, old_size: int, edit: Edit) -> bool:
+    """Make the open file `f` (unbuffered "r+b"), which holds the old text (`old_size`
+    bytes), hold `new`, by writing the range `edit` names; the caller fsyncs. Reserve the
+    space first (`fileio.reserve`), so that a full disk fails before this starts.
+
+    A tail over a longer old file is padded with newlines to the old length before the
     truncate, so a crash between the write and the truncate leaves the new text and blank
-    lines, never the old file's tail. Returns False, and keeps the file's length, when
+    lines, never the old file's end. Returns False, and keeps the file's length, when
     someone else appended to the file while it was written (the file then ends with their
     bytes after the new text and the padding; the caller reads it back as an outside edit).
     """
     fd = f.fileno()
-    padded = max(old_size, len(data))
-    rest = memoryview(data + b"\n" * (padded - len(data)))
-    offset = 0
+    if edit.tail:
+        size = max(old_size, len(new))
+        rest = memoryview(new[edit.start:] + b"\n" * (size - len(new)))
+    else:
+        size, rest = old_size, memoryview(new)[edit.start:edit.new_end]
+    offset = edit.start
     while rest:
         written = os.pwrite(fd, rest, offset)
         rest, offset = rest[written:], offset + written
     st = os.fstat(fd)
-    appended = st.st_size > padded
-    if not appended:
-        f.truncate(len(data))
+    appended = st.st_size > size
+    if edit.tail and not appended:
+        f.truncate(len(new))
     # The kernel's mtime moves in clock ticks (milliseconds): two saves of the same size in
     # one tick would leave (inode, size, mtime) as it was, and a reader that checks it (an
     # editor about to save over the file, our own hot reload) would miss the second.
@@ -69,13 +132,17 @@ def overwrite(f, data: bytes, old_size: int) -> bool:
     return not appended
 
 
+def _signature(data) -> bytes:
+    return b"%d %08x" % (len(data), zlib.crc32(data))
+
+
 class SaveJournal:
-    """The old bytes of `target`, kept beside it while it is rewritten in place.
+    """The old bytes of a range of `target`, kept beside it while the range is rewritten.
 
     `SaveJournal(target, like)` opens (or creates, owned like the stat `like`) and locks the
-    journal; `keep(old, new)` stores `old` as pending, durably; `close(settle=True)` marks it
-    settled (durably) and unlocks. `close(settle=False)` leaves it pending, for a file that
-    may be torn: the next start puts `old` back.
+    journal; `keep(old, new, edit)` stores the old range as pending, durably;
+    `close(settle=True)` marks it settled (durably) and unlocks. `close(settle=False)` leaves
+    it pending, for a file that may be torn: the next start puts the old range back.
     """
 
     def __init__(self, target: str, like: os.stat_result):
@@ -98,12 +165,13 @@ class SaveJournal:
             raise
         self._kept = False
 
-    def keep(self, old: bytes, new: bytes) -> None:
-        """Store `old` as pending, durably, with the size and hash of the `new` bytes about
-        to replace it (so that a recovery can tell a finished rewrite from a torn one)."""
-        header = b"%s%s%s %s\n" % (_PENDING, _MAGIC, _signature(old), _signature(new))
-        os.pwritev(self._fd, [header, old], 0)
-        os.ftruncate(self._fd, len(header) + len(old))
+    def keep(self, old: bytes, new: bytes, edit: Edit) -> None:
+        # What follows the header's range is left over from earlier saves: the header says
+        # how much is ours, and the file is not truncated (no blocks freed per save).
+        was, will = memoryview(old)[edit.start:edit.old_end], memoryview(new)[edit.start:edit.new_end]
+        header = b"%s%s%d %d %d %s %s\n" % (_PENDING, _MAGIC, edit.start, len(old), len(new),
+                                             _signature(was), _signature(will))
+        os.pwritev(self._fd, [header, was], 0)
         os.fdatasync(self._fd)
         self._kept = True
 
@@ -116,32 +184,39 @@ class SaveJournal:
             os.close(self._fd)
 
 
-def _signature(data: bytes) -> bytes:
-    return b"%d %s" % (len(data), hashlib.sha256(data).hexdigest().encode())
+@dataclass(frozen=True)
+class _Pending:
+    start: int
+    old_size: int
+    new_size: int
+    was: bytes  # the old bytes of the range
+    will: bytes  # the new range's signature
 
 
-def _pending(fd: int) -> tuple[bytes, int, bytes] | None:
-    """(old bytes, new size, new signature) of a pending, whole journal; None when it is
-    settled, torn or not ours."""
+def _pending(fd: int) -> _Pending | None:
+    """What a pending, whole journal holds; None when it is settled, torn or not ours."""
     raw = b""
     while chunk := os.read(fd, 1 << 20):
         raw += chunk
-    header, sep, old = raw.partition(b"\n")
+    header, sep, rest = raw.partition(b"\n")
     if not sep or not header.startswith(_PENDING + _MAGIC):
         return None
     fields = header[len(_PENDING + _MAGIC):].split(b" ")
-    if len(fields) != 4 or not (fields[0].isdigit() and fields[2].isdigit()):
+    if len(fields) != 7 or not all(field.isdigit() for field in fields[:4] + fields[5:6]):
         return None
-    if b" ".join(fields[:2]) != _signature(old):
+    start, old_size, new_size, was_size = (int(field) for field in fields[:4])
+    was = rest[:was_size]
+    if _signature(was) != b" ".join(fields[3:5]):
         return None
-    return old, int(fields[2]), b" ".join(fields[2:])
+    return _Pending(start, old_size, new_size, was, b" ".join(fields[5:7]))
 
 
-def _finished(now: bytes, new_size: int, new_signature: bytes) -> bool:
-    """`now` is the new text, or the new text and the padding of a rewrite cut off before
-    its truncate (`overwrite`)."""
-    return (len(now) >= new_size and not now[new_size:].strip(b"\n")
-            and _signature(now[:new_size]) == new_signature)
+def _finished(now: bytes, pending: _Pending) -> bool:
+    """`now` is the new text (or the new text and the padding of a rewrite cut off before
+    its truncate, see `overwrite`), as far as the journal can tell."""
+    size = int(pending.will.split(b" ")[0])
+    return (len(now) >= pending.new_size and not now[pending.new_size:].strip(b"\n")
+            and _signature(memoryview(now)[pending.start:pending.start + size]) == pending.will)
 
 
 def recover(target: str) -> bool:
@@ -152,20 +227,23 @@ def recover(target: str) -> bool:
         fd = os.open(journal_path(target), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         return False
+    restored = False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # a live save of another process finishes first
         pending = _pending(fd)
         if pending is None:
             return False
-        old, new_size, new_signature = pending
         f, st = open_regular(target, "r+b", follow_symlinks=True, buffering=0)
         with f:
             now = f.read()
-            restored = now != old and not _finished(now, new_size, new_signature)
-            if restored:
-                reserve(f.fileno(), len(old))
-                overwrite(f, old, len(now))
+            untouched = (len(now) == pending.old_size
+                         and now.startswith(pending.was, pending.start))
+            if not untouched and not _finished(now, pending):
+                reserve(f.fileno(), pending.old_size)
+                os.pwrite(f.fileno(), pending.was, pending.start)  # the rest is the old text's
+                f.truncate(pending.old_size)
                 os.fsync(f.fileno())
+                restored = True
         os.pwrite(fd, _SETTLED, 0)
         os.fdatasync(fd)
     finally:
