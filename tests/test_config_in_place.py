@@ -151,10 +151,16 @@ def test_a_save_cut_off_at_a_whole_version_is_left_as_it_is(tmp_path, monkeypatc
         def truncate(self, size):
             raise Crash()
 
+    def dies(f, data, old_size, edit):
+        raise Crash()
+
+    def truncate_dies(f, data, old_size, edit):
+        return real_overwrite(TruncateDies(f), data, old_size, edit)
+
     if where == "before the rewrite":
-        monkeypatch.setattr(inplace, "overwrite", lambda f, data, old_size, edit: (_ for _ in ()).throw(Crash()))
+        monkeypatch.setattr(inplace, "overwrite", dies)
     elif where == "before the truncate":
-        monkeypatch.setattr(inplace, "overwrite", lambda f, data, old_size, edit: real_overwrite(TruncateDies(f), data, old_size, edit))
+        monkeypatch.setattr(inplace, "overwrite", truncate_dies)
     else:
         def close_dies(journal, settle=True):
             os.close(journal._fd)  # a dead process's files close (and its lock goes) unsettled

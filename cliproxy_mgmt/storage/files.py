@@ -11,10 +11,10 @@ overwritten, the open file's token is checked again; right after the new bytes a
 its link count tells whether an editor renamed its own file over it meanwhile (our bytes
 then went to the file taken away, and the editor's text predates them). Either way the save
 reports `Conflict`: the config store reloads the edit and re-applies its change on top. A
-rename after our write is an edit that came after it, and is read back as one. An append landing while the new
-bytes are written is kept after them (`inplace.overwrite`) and read back as an outside edit.
-No save can close every window (an in-place write by someone else between the last check and
-ours), but each is microseconds long.
+rename after our write is an edit that came after it, and is read back as one. An append
+landing while the new bytes are written is kept after them (`inplace.overwrite`) and read
+back as an outside edit. No save can close every window (an in-place write by someone else
+between the last check and ours), but each is microseconds long.
 """
 
 from __future__ import annotations
@@ -112,40 +112,46 @@ class FileConfig(ConfigBackend):
             return self._create(target, new)
         with f:
             old = self._base_bytes(f, st, target, base)
-            edit = inplace.Edit.between(old, new)
-            reserve(f.fileno(), len(new))  # a full disk fails here, before anything is written
-            checked = _token(os.fstat(f.fileno()))  # (the reserve may set the mtime)
-            journal = inplace.SaveJournal(target, st)
-            whole = True  # the file holds a whole version (else the journal stays pending)
-            try:
-                journal.keep(old, new, edit)
-                if _token(os.fstat(f.fileno())) != checked:
-                    raise Conflict(f"{target} was changed by someone else")
-                whole = False
-                try:
-                    alone = inplace.overwrite(f, new, len(old), edit)
-                    unlinked = os.fstat(f.fileno()).st_nlink < st.st_nlink
-                    if unlinked and identity(target) != (st.st_dev, st.st_ino):
-                        # An editor renamed its file over ours before our bytes were in it:
-                        # they went to the file it took away, and its text predates ours.
-                        whole = True
-                        raise Conflict(f"{target} was replaced by someone else")
-                    os.fsync(f.fileno())
-                except OSError:
-                    # Put the old bytes back; if that fails too, the journal does it at the next start.
-                    inplace.overwrite(f, old, os.fstat(f.fileno()).st_size, inplace.Edit.between(new, old))
-                    os.fsync(f.fileno())
-                    whole = True
-                    raise
-                whole = True
-                token = _token(os.fstat(f.fileno()))
-            finally:
-                journal.close(settle=whole)
+            token, alone = self._rewrite(f, st, target, old, new)
         # After an append that landed during the save, no token (None matches no file's)
         # makes the store read the file back: our text with the appended bytes after it.
         written = Version(token if alone else None, LazyDigest(new))
         self._known = (written, new)
         return written
+
+    def _rewrite(self, f, st: os.stat_result, target: str, old: bytes, new: bytes) -> tuple[tuple, bool]:
+        """Turn the open config `f` (its fstat `st`, its bytes `old`) into `new` where it is,
+        under the journal (module docstring). Returns the file's token after the save, and
+        False when someone appended to it meanwhile (`inplace.overwrite`)."""
+        edit = inplace.Edit.between(old, new)
+        reserve(f.fileno(), len(new))  # a full disk fails here, before anything is written
+        checked = _token(os.fstat(f.fileno()))  # (the reserve may set the mtime)
+        journal = inplace.SaveJournal(target, st)
+        whole = True  # the file holds a whole version (else the journal stays pending)
+        try:
+            journal.keep(old, new, edit)
+            if _token(os.fstat(f.fileno())) != checked:
+                raise Conflict(f"{target} was changed by someone else")
+            whole = False
+            try:
+                alone = inplace.overwrite(f, new, len(old), edit)
+                unlinked = os.fstat(f.fileno()).st_nlink < st.st_nlink
+                if unlinked and identity(target) != (st.st_dev, st.st_ino):
+                    # An editor renamed its file over ours before our bytes were in it: they
+                    # went to the file it took away, and its text predates ours.
+                    whole = True
+                    raise Conflict(f"{target} was replaced by someone else")
+                os.fsync(f.fileno())
+            except OSError:
+                # Put the old bytes back; if that fails too, the journal does it at the next start.
+                inplace.overwrite(f, old, os.fstat(f.fileno()).st_size, inplace.Edit.between(new, old))
+                os.fsync(f.fileno())
+                whole = True
+                raise
+            whole = True
+            return _token(os.fstat(f.fileno())), alone
+        finally:
+            journal.close(settle=whole)
 
     def _create(self, target: str, data: bytes) -> Version:
         """A config that does not exist yet (nobody watches it): written atomically."""
