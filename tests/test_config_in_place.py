@@ -347,3 +347,36 @@ def test_a_middle_range_cut_off_half_way_is_undone(tmp_path, monkeypatch):
     assert config.read_text() not in (OLD, new)
     FileConfig(str(config))
     assert config.read_text() == OLD
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "huge"])
+def test_a_journal_replaced_by_something_else_neither_hangs_nor_is_followed(tmp_path, kind, caplog):
+    """A FIFO, a symlink (to a file elsewhere) or a huge file where the journal should be:
+    a start does not wait, follow or read it all; a save refuses a non-file and leaves the
+    config whole."""
+    config = tmp_path / "config.yaml"
+    config.write_text(OLD)
+    journal, elsewhere = _journal(config), tmp_path / "elsewhere"
+    elsewhere.write_text("not yours\n")
+    if kind == "fifo":
+        os.mkfifo(journal)
+    elif kind == "symlink":
+        journal.symlink_to(elsewhere)
+    else:
+        with open(journal, "wb") as f:
+            f.write(b"pending cliproxy-mgmt journal 0 10 10 999999999999 00000000 10 00000000\n")
+            f.truncate(1 << 34)  # 16 GiB, sparse
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (ConfigStore(str(config)), done.set()), daemon=True)
+    thread.start()
+    assert done.wait(10), "the start hung on the journal"
+    assert config.read_text() == OLD and elsewhere.read_text() == "not yours\n"
+    backend = FileConfig(str(config))
+    _, base = backend.read()
+    if kind == "huge":
+        backend.write("debug: true\n", base)  # a regular file: it is simply reused
+        assert config.read_text() == "debug: true\n"
+    else:
+        with pytest.raises(OSError):
+            backend.write("debug: true\n", base)
+        assert config.read_text() == OLD and elsewhere.read_text() == "not yours\n"

@@ -136,6 +136,27 @@ def _signature(data) -> bytes:
     return b"%d %08x" % (len(data), zlib.crc32(data))
 
 
+def _open_journal(path: str, like: os.stat_result | None = None) -> int:
+    """The journal's descriptor, read-write: only a regular file, never through a symlink,
+    never waiting on a FIFO put in its place (`fileio.open_regular`). With `like` (a stat),
+    a missing journal is created, mode 0600, owned like it; else FileNotFoundError."""
+    try:
+        f, _ = open_regular(path, "r+b", buffering=0)
+    except FileNotFoundError:
+        if like is None:
+            raise
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            keep_owner(fd, like)
+            fsync_folder(os.path.dirname(path))  # the journal must outlive a crash
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+    with f:
+        return os.dup(f.fileno())
+
+
 class SaveJournal:
     """The old bytes of a range of `target`, kept beside it while the range is rewritten.
 
@@ -146,18 +167,7 @@ class SaveJournal:
     """
 
     def __init__(self, target: str, like: os.stat_result):
-        path = journal_path(target)
-        flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC
-        try:
-            self._fd = os.open(path, flags)
-        except FileNotFoundError:
-            self._fd = os.open(path, flags | os.O_CREAT, 0o600)
-            try:
-                keep_owner(self._fd, like)
-                fsync_folder(os.path.dirname(path))  # the journal must outlive a crash
-            except BaseException:
-                os.close(self._fd)
-                raise
+        self._fd = _open_journal(journal_path(target), like)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
         except BaseException:
@@ -193,22 +203,35 @@ class _Pending:
     will: bytes  # the new range's signature
 
 
-def _pending(fd: int) -> _Pending | None:
-    """What a pending, whole journal holds; None when it is settled, torn or not ours."""
-    raw = b""
-    while chunk := os.read(fd, 1 << 20):
-        raw += chunk
-    header, sep, rest = raw.partition(b"\n")
+_HEADER_MAX = 512  # a header is about 150 bytes; anything longer is not one of ours
+
+
+def _pending(fd: int, limit: int) -> _Pending | None:
+    """What a pending journal holds; None when it is torn (the file was not touched yet) or
+    names a range of more than `limit` bytes. Reads the header, then only that range."""
+    head = os.pread(fd, _HEADER_MAX, 0)
+    header, sep, _ = head.partition(b"\n")
     if not sep or not header.startswith(_PENDING + _MAGIC):
         return None
     fields = header[len(_PENDING + _MAGIC):].split(b" ")
     if len(fields) != 7 or not all(field.isdigit() for field in fields[:4] + fields[5:6]):
         return None
     start, old_size, new_size, was_size = (int(field) for field in fields[:4])
-    was = rest[:was_size]
+    if was_size > limit or start + was_size > old_size:
+        return None
+    at = len(header) + 1
+    chunks = []
+    while was_size > 0 and (chunk := os.pread(fd, min(was_size, 1 << 24), at)):
+        chunks.append(chunk)
+        at, was_size = at + len(chunk), was_size - len(chunk)
+    was = b"".join(chunks)
     if _signature(was) != b" ".join(fields[3:5]):
         return None
     return _Pending(start, old_size, new_size, was, b" ".join(fields[5:7]))
+
+
+def _untouched(now: bytes, pending: _Pending) -> bool:
+    return len(now) == pending.old_size and now.startswith(pending.was, pending.start)
 
 
 def _finished(now: bytes, pending: _Pending) -> bool:
@@ -224,21 +247,21 @@ def recover(target: str) -> bool:
     docstring). True when `target` was restored. A file that holds the old or the whole new
     text is left as it is: a reader may already have seen it."""
     try:
-        fd = os.open(journal_path(target), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = _open_journal(journal_path(target))
     except FileNotFoundError:
         return False
     restored = False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # a live save of another process finishes first
-        pending = _pending(fd)
-        if pending is None:
-            return False
+        if os.pread(fd, len(_PENDING + _MAGIC), 0) != _PENDING + _MAGIC:
+            return False  # settled, or not ours: never written to
         f, st = open_regular(target, "r+b", follow_symlinks=True, buffering=0)
         with f:
-            now = f.read()
-            untouched = (len(now) == pending.old_size
-                         and now.startswith(pending.was, pending.start))
-            if not untouched and not _finished(now, pending):
+            # A torn file is at least as long as the old text (the truncate comes last), so
+            # a range longer than the file now is no torn save of it.
+            pending = _pending(fd, st.st_size)
+            now = f.read() if pending is not None else b""
+            if pending is not None and not _untouched(now, pending) and not _finished(now, pending):
                 reserve(f.fileno(), pending.old_size)
                 os.pwrite(f.fileno(), pending.was, pending.start)  # the rest is the old text's
                 f.truncate(pending.old_size)
