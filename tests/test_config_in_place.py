@@ -123,6 +123,8 @@ def test_a_save_cut_off_half_way_is_undone_at_the_next_start(tmp_path, monkeypat
     assert config.read_text() == OLD
     assert store.data["api-keys"][0] == "key-000"
     assert "a save was cut off half-way" in caplog.text
+    kept = tmp_path / ".config.yaml.before-recovery"
+    assert kept.read_text() == torn and oct(kept.stat().st_mode & 0o777) == "0o600"
     assert _journal(config).read_bytes().startswith(b"settled")
     assert oct(_journal(config).stat().st_mode & 0o777) == "0o600"  # it holds the config's secrets
     caplog.clear()
@@ -411,3 +413,28 @@ def test_a_full_disk_for_the_journal_leaves_file_and_memory_as_they_were(tmp_pat
         assert config.read_text() == OLD.replace("  - key-000\n", "")
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_hand_edit_made_between_the_crash_and_the_start_is_kept_aside(tmp_path, monkeypatch):
+    """The save was cut off before it settled; then someone edited the file by hand before
+    the server started again. The start cannot tell that edit from a torn save: it puts the
+    old text back, and keeps what the file held beside it."""
+    config = tmp_path / "config.yaml"
+    config.write_text(OLD)
+    backend = FileConfig(str(config))
+    _, base = backend.read()
+
+    def close_dies(journal, settle=True):
+        os.close(journal._fd)
+        raise Crash()
+
+    monkeypatch.setattr(inplace.SaveJournal, "close", close_dies)
+    with pytest.raises(Crash):
+        backend.write(OLD.replace("key-299", "key-new"), base)
+    monkeypatch.undo()
+    with open(config, "a") as f:
+        f.write("# an edit by hand\n")
+    edited = config.read_text()
+    FileConfig(str(config))
+    assert config.read_text() == OLD
+    assert (tmp_path / ".config.yaml.before-recovery").read_text() == edited

@@ -15,8 +15,10 @@ old bytes of that range go to `.<name>.journal` beside the file (fdatasync), mar
 mark becomes `settled`. If the process or the machine dies in between, `recover` (run when
 the server starts) finds the pending journal, and when the file is neither the old nor the
 new text (torn), puts the old bytes back: the file is always the old or the new version
-once a server has started on it. A torn journal (cut while it was written) fails its
-checksum and is ignored: the file was not touched yet.
+once a server has started on it. What the file held is kept beside it first
+(`.<name>.before-recovery`): it may carry a hand edit made between the crash and the start.
+A torn journal (cut while it was written) fails its checksum and is ignored: the file was
+not touched yet.
 
 The journal is a long-lived file rewritten in place too (no disk blocks allocated and freed
 per save), mode 0600, and locked (flock) while a save or a recovery uses it, so that a
@@ -32,7 +34,7 @@ import time
 import zlib
 from dataclasses import dataclass
 
-from ..fileio import fsync_folder, keep_owner, open_regular, reserve
+from ..fileio import fsync_folder, keep_owner, open_regular, replace_file, reserve
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +264,10 @@ def recover(target: str) -> bool:
             pending = _pending(fd, st.st_size)
             now = f.read() if pending is not None else b""
             if pending is not None and not _untouched(now, pending) and not _finished(now, pending):
+                # What the file holds now is kept: it may carry a hand edit made after the crash.
+                folder, name = os.path.split(target)
+                kept = os.path.join(folder, "." + name + ".before-recovery")
+                replace_file(kept, now, mode=0o600, prefix="." + name + ".", suffix=".tmp")
                 reserve(f.fileno(), pending.old_size)
                 os.pwrite(f.fileno(), pending.was, pending.start)  # the rest is the old text's
                 f.truncate(pending.old_size)
@@ -273,5 +279,5 @@ def recover(target: str) -> bool:
         os.close(fd)
     if restored:
         log.warning("%s: a save was cut off half-way (crash or kill); the file was put back as it "
-                    "was before it", target)
+                    "was before it (what it held is kept in %s)", target, kept)
     return restored
