@@ -237,3 +237,21 @@ def wait_until_file(path, text: str, timeout: float = 10) -> None:
     while not (path.is_file() and path.read_text() == text):
         assert time.monotonic() < deadline, path.read_text() if path.is_file() else "no file"
         time.sleep(0.02)
+
+
+def test_a_change_that_kept_updated_at_while_the_listener_was_cut_off_arrives(tmp_path, pg_dsn):
+    """The listener's connection is cut; meanwhile a row is changed in SQL without a new
+    updated_at, so its notification reaches nobody and the poll (by updated_at) would not
+    see it. After reconnecting, the listener compares every row by content."""
+    store = storage(tmp_path, pg_dsn)
+    try:
+        mirrored = tmp_path / "a" / "pgstore" / "auths" / "kept.json"
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute("INSERT INTO auth_store (id, content) VALUES ('kept.json', '{\"type\": \"codex\"}')")
+            wait_until_file(mirrored, '{"type": "codex"}')
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            conn.execute("UPDATE auth_store SET content = '{\"type\": \"codex\", \"v\": 2}' WHERE id = 'kept.json'")
+            wait_until_file(mirrored, '{"v": 2, "type": "codex"}', timeout=4)  # (the poll: every 5 s)
+    finally:
+        store.close()

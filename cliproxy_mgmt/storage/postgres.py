@@ -350,9 +350,10 @@ class PostgresStorage(Storage):
             log.error("cannot mirror auth file %s: %s", path, exc)
             self._unwritable.add(rel_id)
 
-    def _sync_auths(self, conn) -> None:
+    def _sync_auths(self, conn, everything: bool = False) -> None:
         """Bring the mirror in line with the table: mirror the rows that changed since we
-        last looked or whose file is missing (only their content is fetched), remove the
+        last looked (`everything`: all rows, compared by content) or whose file is missing
+        (only their content is fetched), remove the
         files of the rows we mirrored that are gone, and adopt the files no row stands for
         that we never mirrored (`_adopt`). One walk of the folder; a file is read only to
         adopt it. A file we did not write is never removed."""
@@ -368,7 +369,7 @@ class PostgresStorage(Storage):
         for rel_id, updated in versions.items():
             path = self._relative_path(rel_id)
             row_paths.add(path)
-            if known.get(rel_id) != updated or (
+            if everything or known.get(rel_id) != updated or (
                     path is not None and path not in found and rel_id not in self._unwritable):
                 # (also brings back a file deleted by hand; one that could not be written is
                 # tried again when its row changes, not at every poll)
@@ -562,12 +563,14 @@ class PostgresStorage(Storage):
             else:
                 self._auth_versions[rel_id] = row[1]
 
-    def _poll(self, conn) -> None:
+    def _poll(self, conn, everything: bool = False) -> None:
+        """What changed that no notification told: rows with another updated_at (and, with
+        `everything`, all rows, compared by content)."""
         generation = self._generation
         row = self._config_row(conn)
         if row is not None:
             self._config_changed(*row, generation)
-        self._sync_auths(conn)
+        self._sync_auths(conn, everything)
 
     def _listen(self) -> None:
         lost = False  # said once per outage, not at every attempt to reconnect
@@ -576,7 +579,9 @@ class PostgresStorage(Storage):
                 with psycopg.connect(self.dsn, autocommit=True) as conn:
                     self._default_schema = conn.execute("SELECT current_schema()").fetchone()[0]
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
-                    self._poll(conn)  # whatever changed while we were not listening
+                    # Whatever changed while we were not listening; after an outage by
+                    # content too: a change that kept updated_at sent a notification nobody got.
+                    self._poll(conn, everything=lost)
                     self.online = True
                     if lost:
                         log.info("database reachable again")
