@@ -255,3 +255,35 @@ def test_a_change_that_kept_updated_at_while_the_listener_was_cut_off_arrives(tm
             wait_until_file(mirrored, '{"v": 2, "type": "codex"}', timeout=4)  # (the poll: every 5 s)
     finally:
         store.close()
+
+
+def test_a_file_whose_row_is_locked_elsewhere_does_not_hold_up_writes_of_other_files(
+        tmp_path, pg_dsn, servers):
+    """A psql session keeps one auth file's row locked: an edit of that file waits (then
+    503), while an edit of another file on the same server goes through at once."""
+    a = pg_server(tmp_path / "a", pg_dsn)
+    servers.append(a)
+    a.start()
+    with session() as s:
+        for name in ("held.json", "free.json"):
+            assert s.post(a.url(f"/auth-files?name={name}"), json={"type": "claude"}, timeout=30).status_code == 200
+        with psycopg.connect(pg_dsn) as holder:
+            holder.execute("SELECT 1 FROM auth_store WHERE id = 'held.json' FOR UPDATE")
+            answers = []
+            waiting = threading.Thread(target=lambda: answers.append(s.patch(
+                a.url("/auth-files/status"), json={"name": "held.json", "disabled": True}, timeout=60)))
+            waiting.start()
+            time.sleep(0.5)  # the edit of held.json now waits for its row
+            started = time.monotonic()
+            with session() as other:
+                r = other.patch(a.url("/auth-files/status"), json={"name": "free.json", "disabled": True},
+                                timeout=60)
+            took = time.monotonic() - started
+            assert r.status_code == 200, r.text
+            assert took < LOCK_TIMEOUT_MS / 1000 / 2, took
+            waiting.join(timeout=LOCK_TIMEOUT_MS / 1000 + 20)
+            holder.rollback()
+        [held] = answers
+        assert held.status_code == 503 and "database busy" in held.json()["error"], held.text
+        listed = {f["name"]: f["disabled"] for f in s.get(a.url("/auth-files"), timeout=30).json()["files"]}
+        assert listed == {"held.json": False, "free.json": True}

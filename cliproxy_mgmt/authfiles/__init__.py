@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from contextlib import contextmanager
 
 from flask import current_app
@@ -20,6 +19,7 @@ from ..errors import ApiError, storage_unavailable
 from ..storage.base import Unavailable
 from ..storage.files import remove_stale_entries
 from .listing import ListingCache, auth_index, parse_auth_json
+from .locks import NameLocks
 from .store import AuthDir, dump_json, resolve_auth_dir
 
 EXTRA_KEY = "authfiles"
@@ -35,7 +35,7 @@ class AuthFiles:
     def __init__(self, state):
         self.state = state
         self.listing = ListingCache()
-        self.lock = threading.RLock()  # serialises read-modify-write of one app's files
+        self.locks = NameLocks()  # serialise the read-modify-writes of one file
 
     @property
     def types(self) -> dict:
@@ -52,7 +52,7 @@ class AuthFiles:
 
     def write(self, name: str, content: bytes, **check) -> str:
         """Write one file atomically (mode 0600) and return its path."""
-        with self.lock:
+        with self.locks.hold(name):
             try:
                 path = self.folder().write(name, content, **check)
             except Unavailable as exc:
@@ -81,7 +81,7 @@ class AuthFiles:
 
     def update(self, name: str, change) -> None:
         """Apply `change(data)` to the parsed file and write it back when anything changed."""
-        with self.lock, self._exclusive(name):
+        with self.locks.hold(name), self._exclusive(name):
             raw, data = self.load(name)
             before = json.loads(json.dumps(data))
             change(data)

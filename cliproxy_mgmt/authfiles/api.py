@@ -214,8 +214,8 @@ def delete_auth_files():
     query_names = request.args.getlist("name")
     names = _unique(query_names)
     if len(query_names) == 1 and names:  # the seed-era single delete, answers unchanged
-        with files.lock:
-            name = names[0]
+        name = names[0]
+        with files.locks.hold(name):
             files.folder().remove(name)
             files.listing.forget(name)
         return ok()
@@ -266,7 +266,7 @@ def _body_names() -> list:
 
 def _delete_one(files, name: str) -> None:
     """Delete one named file (the new UI's batch answers: `auth file not found`)."""
-    with files.lock:
+    with files.locks.hold(name):
         try:
             files.folder().remove(name)
         except ApiError as exc:
@@ -283,20 +283,20 @@ def _delete_all(files):
     all the same."""
     folder = files.folder()
     deleted = 0
-    with files.lock:
+    try:
+        found = list(folder.scan())
+    except OSError as exc:
+        raise ApiError(500, f"failed to read auth dir: {exc.strerror or exc}") from None
+    failures = _Failures("deleted", len(found))
+    for name, _, _ in found:
         try:
-            found = list(folder.scan())
-        except OSError as exc:
-            raise ApiError(500, f"failed to read auth dir: {exc.strerror or exc}") from None
-        failures = _Failures("deleted", len(found))
-        for name, _, _ in found:
-            try:
+            with files.locks.hold(name):
                 folder.remove(name)
-            except Exception as exc:  # noqa: BLE001 - the other files are still tried
-                failures.answer(exc)
-                continue
-            files.listing.forget(name)
-            deleted += 1
+        except Exception as exc:  # noqa: BLE001 - the other files are still tried
+            failures.answer(exc)
+            continue
+        files.listing.forget(name)
+        deleted += 1
     failures.log()
     if failures.storage is not None:
         raise ApiError(failures.storage.status, failures.storage.error, deleted=deleted)
