@@ -24,6 +24,7 @@ import pytest
 from cliproxy_mgmt.config.store import ConfigStore
 from cliproxy_mgmt.storage import inplace
 from cliproxy_mgmt.storage.files import FileConfig
+from disks import fill, small_disk
 from realserver import RealServer, session
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -387,23 +388,11 @@ def test_a_journal_replaced_by_something_else_neither_hangs_nor_is_followed(tmp_
 def test_a_full_disk_for_the_journal_leaves_file_and_memory_as_they_were(tmp_path):
     """A change that shrinks the config needs no new space in it, but the journal must hold
     the old bytes: on a full disk that fails first, and nothing is overwritten."""
-    import subprocess
-
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
-                      capture_output=True).returncode:
-        pytest.skip("mounting a small tmpfs needs root (CAP_SYS_ADMIN)")
-    try:
+    with small_disk(tmp_path / "disk") as disk:
         config = disk / "config.yaml"
         config.write_text(OLD)
         store = ConfigStore(str(config))
-        with open(disk / "filler", "wb", buffering=0) as f:  # the rest of the disk
-            try:
-                while f.write(b"x" * 4096):
-                    pass
-            except OSError:
-                pass
+        fill(disk)
         with pytest.raises(OSError) as exc:
             store.edit(lambda d: d["api-keys"].pop(0))
         assert exc.value.errno == errno.ENOSPC
@@ -411,8 +400,6 @@ def test_a_full_disk_for_the_journal_leaves_file_and_memory_as_they_were(tmp_pat
         (disk / "filler").unlink()
         store.edit(lambda d: d["api-keys"].pop(0))  # with room again, it goes through
         assert config.read_text() == OLD.replace("  - key-000\n", "")
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
 
 
 def test_a_hand_edit_made_between_the_crash_and_the_start_is_kept_aside(tmp_path, monkeypatch):

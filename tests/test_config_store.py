@@ -11,6 +11,7 @@ import time
 import pytest
 
 from cliproxy_mgmt.config.store import ConfigError, ConfigStore, SaveError
+from disks import fill, small_disk
 
 TEXT = '# settings\ndebug: false\napi-keys:\n  - "a" # first\n'
 
@@ -103,24 +104,16 @@ def test_single_file_bind_mount_is_written_in_place(tmp_path):
 def test_a_full_disk_leaves_a_bind_mounted_config_whole(tmp_path):
     """Written in place, a config that grows on a full disk fails before its first old byte
     is overwritten: the file, and the config in force, stay as they were."""
-    disk, mounted = tmp_path / "disk", tmp_path / "config.yaml"
-    disk.mkdir()
+    mounted = tmp_path / "config.yaml"
     mounted.write_text("")
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True).returncode:
-        pytest.skip("mounting a small tmpfs needs root (CAP_SYS_ADMIN)")
-    try:
+    with small_disk(tmp_path / "disk") as disk:
         source = disk / "config.yaml"
         source.write_text(TEXT)
         subprocess.run(["mount", "--bind", str(source), str(mounted)], check=True)
         try:
             store = ConfigStore(str(mounted))
             before = source.read_bytes()
-            with open(disk / "filler", "wb", buffering=0) as f:  # the rest of the disk
-                try:
-                    while f.write(b"x" * 4096):
-                        pass
-                except OSError:
-                    pass
+            fill(disk)
             keys = [f"key-{i:04d}-{'x' * 60}" for i in range(200)]
             with pytest.raises(OSError):
                 store.edit(lambda d: d.__setitem__("api-keys", keys))
@@ -128,8 +121,6 @@ def test_a_full_disk_leaves_a_bind_mounted_config_whole(tmp_path):
             assert "api-keys" not in store.data or store.data["api-keys"] != keys
         finally:
             subprocess.run(["umount", str(mounted)], check=True)
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
 
 
 def test_external_edit_is_loaded(path):
