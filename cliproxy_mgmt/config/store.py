@@ -1,4 +1,4 @@
-"""The config store: config.yaml in memory, targeted edits, atomic writes, hot reload.
+"""The config store: config.yaml in memory, targeted edits, crash-safe writes, hot reload.
 
 Readers use `store.data`: the plain (JSON-like) view of the file, never written to, swapped
 whole on every change, so a GET reads memory and never the disk. Writers call
