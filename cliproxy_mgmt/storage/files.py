@@ -4,10 +4,11 @@ A config save rewrites the file where it is (`inplace`: the Go proxy's file watc
 survive it), with a journal that puts the old bytes back if a crash cuts the rewrite off.
 
 A save is a compare-and-swap on the file, so a hand edit is never thrown away: the file is
-opened, and it must still be the version the edit was based on (token: inode, size, mtime;
-then the bytes, compared with the text of the base version kept from the last read or
-write, or hashed when the base is another version). Right before the first byte is
-overwritten, the open file's token is checked again; right after the new bytes are in it,
+opened, and it must still be the version the edit was based on (its inode and size, then
+the bytes, compared with the text of the base version kept from the last read or write, or
+hashed when the base is another version; not the mtime, which reserving space may set).
+Right before the first byte is overwritten, the open file's token (inode, size, mtime) is
+checked against the one taken when its bytes were read; right after the new bytes are in it,
 its link count tells whether an editor renamed its own file over it meanwhile (our bytes
 then went to the file taken away, and the editor's text predates them). Either way the save
 reports `Conflict`: the config store reloads the edit and re-applies its change on top. A
@@ -36,6 +37,11 @@ log = logging.getLogger(__name__)
 
 def _token(st: os.stat_result) -> tuple:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _same_file(token: tuple, base: Version) -> bool:
+    """Whether `token` has the inode and size of `base` (whose token may be None: unknown)."""
+    return base.token is not None and token[:2] == base.token[:2]
 
 
 def file_version(path: str) -> tuple[bytes, Version]:
@@ -84,6 +90,7 @@ class FileConfig(ConfigBackend):
     def __init__(self, path: str):
         self.path = os.path.abspath(path)
         self._known: tuple[Version, bytes] | None = None  # the last version read or written
+        self._sums: inplace.Checksums | None = None  # those of self._known's bytes, once needed
         try:
             inplace.recover(os.path.realpath(self.path))
         except OSError as exc:
@@ -94,7 +101,7 @@ class FileConfig(ConfigBackend):
 
     def read(self) -> tuple[str, Version]:
         data, version = file_version(self.path)
-        self._known = (version, data)
+        self._known, self._sums = (version, data), None
         try:
             return utf8_text(data), version
         except NotText as exc:
@@ -111,25 +118,32 @@ class FileConfig(ConfigBackend):
                 raise Conflict(f"{target} was removed") from None
             return self._create(target, new)
         with f:
-            old = self._base_bytes(f, st, target, base)
-            token, alone = self._rewrite(f, st, target, old, new)
+            # Space first: a full disk fails before anything is written. (It may set the
+            # mtime, so the check below goes by inode, size and content.)
+            reserve(f.fileno(), len(new))
+            old, checked = self._base_bytes(f, st, target, base)
+            edit = inplace.Edit.between(old, new)
+            # (checksums of the last text written carry over: only the changed part is summed)
+            old_sums = self._sums if self._known is not None and old is self._known[1] else None
+            old_sums = old_sums or inplace.Checksums.of(old)
+            new_sums = old_sums.after(edit.start, new)
+            token, alone = self._rewrite(f, st, target, old, new, edit, checked, (old_sums, new_sums))
         # After an append that landed during the save, no token (None matches no file's)
         # makes the store read the file back: our text with the appended bytes after it.
         written = Version(token if alone else None, LazyDigest(new))
-        self._known = (written, new)
+        self._known, self._sums = (written, new), new_sums
         return written
 
-    def _rewrite(self, f, st: os.stat_result, target: str, old: bytes, new: bytes) -> tuple[tuple, bool]:
-        """Turn the open config `f` (its fstat `st`, its bytes `old`) into `new` where it is,
-        under the journal (module docstring). Returns the file's token after the save, and
+    def _rewrite(self, f, st: os.stat_result, target: str, old: bytes, new: bytes,
+                 edit: inplace.Edit, checked: tuple, sums: tuple) -> tuple[tuple, bool]:
+        """Turn the open config `f` (its first fstat `st`, its bytes `old`, their token
+        `checked`) into `new` where it is, by `edit`, under the journal (module docstring;
+        `sums`: the checksums of old and new). Returns the file's token after the save, and
         False when someone appended to it meanwhile (`inplace.overwrite`)."""
-        edit = inplace.Edit.between(old, new)
-        reserve(f.fileno(), len(new))  # a full disk fails here, before anything is written
-        checked = _token(os.fstat(f.fileno()))  # (the reserve may set the mtime)
         journal = inplace.SaveJournal(target, st)
         whole = True  # the file holds a whole version (else the journal stays pending)
         try:
-            journal.keep(old, new, edit)
+            journal.keep(old, new, edit, *sums)
             if _token(os.fstat(f.fileno())) != checked:
                 raise Conflict(f"{target} was changed by someone else")
             whole = False
@@ -163,20 +177,22 @@ class FileConfig(ConfigBackend):
         self._known = (written, data)
         return written
 
-    def _base_bytes(self, f, st: os.stat_result, path: str, base: Version | None) -> bytes:
-        """The bytes of the open file `f` (its fstat `st`); `Conflict` unless they are
-        version `base` (None: no check)."""
-        if base is not None and _token(st) != base.token:
+    def _base_bytes(self, f, st: os.stat_result, path: str, base: Version | None) -> tuple[bytes, tuple]:
+        """The bytes of the open file `f` (its fstat `st`) and their token; `Conflict` unless
+        they are version `base` (None: no check). The mtime is not compared (a reserve of
+        space may have set it): inode and size first, then the bytes themselves."""
+        if base is not None and not _same_file(_token(st), base):
             raise Conflict(f"{path} was changed by someone else")
         data = f.read()
+        token = _token(os.fstat(f.fileno()))
         if base is None:
-            return data
-        if _token(os.fstat(f.fileno())) != base.token:
+            return data, token
+        if not _same_file(token, base):
             raise Conflict(f"{path} was changed by someone else")
         expected = self._known[1] if self._known is not None and self._known[0] == base else None
         if data != expected if expected is not None else hashlib.sha256(data).digest() != base.digest:
             raise Conflict(f"{path} was changed by someone else")
-        return data
+        return (data if expected is None else expected), token  # (the known bytes: see write)
 
 
 _TEMP_ENTRY = re.compile(r"\.tmp-[a-z0-9_]{8}\.part")  # replace_entry's temp files (mkstemp)
