@@ -79,5 +79,6 @@ def test_the_server_command_edits_a_copy(tmp_path):
 
 def test_what_runs_create_is_ignored():
     ignored = (ROOT / ".gitignore").read_text().split()
-    for name in ("/config.local.yaml", "/auths/", "/logs/", "/static/", "/usage-statistics.sqlite3*"):
+    for name in ("/config.local.yaml", "/.config.local.yaml.journal", "/auths/", "/logs/", "/static/",
+                 "/usage-statistics.sqlite3*"):
         assert name in ignored
