@@ -102,11 +102,16 @@ def _journal(config):
     return config.with_name("." + config.name + ".journal")
 
 
-def test_a_save_cut_off_half_way_is_undone_at_the_next_start(tmp_path, monkeypatch, caplog):
+def _started(tmp_path, text: str = OLD):
+    """config.yaml holding `text`, a backend started on it, and the version it read."""
     config = tmp_path / "config.yaml"
-    config.write_text(OLD)
+    config.write_text(text)
     backend = FileConfig(str(config))
-    _, base = backend.read()
+    return config, backend, backend.read()[1]
+
+
+def test_a_save_cut_off_half_way_is_undone_at_the_next_start(tmp_path, monkeypatch, caplog):
+    config, backend, base = _started(tmp_path)
 
     def half_then_die(f, data, old_size, edit):
         os.pwrite(f.fileno(), data[edit.start:(edit.start + edit.new_end) // 2], edit.start)
@@ -137,10 +142,7 @@ def test_a_save_cut_off_half_way_is_undone_at_the_next_start(tmp_path, monkeypat
 def test_a_save_cut_off_at_a_whole_version_is_left_as_it_is(tmp_path, monkeypatch, where):
     """A file that holds the old text, or the whole new one, may have been read already
     (by the Go proxy, by a client): the next start keeps it."""
-    config = tmp_path / "config.yaml"
-    config.write_text(OLD)
-    backend = FileConfig(str(config))
-    _, base = backend.read()
+    config, backend, base = _started(tmp_path)
     new = "debug: true\napi-keys:\n  - key-000\n"
     real_overwrite = inplace.overwrite
 
@@ -198,10 +200,7 @@ def test_a_torn_journal_is_ignored(tmp_path):
 def test_a_live_save_is_not_undone_by_another_start(tmp_path):
     """The journal is locked while a save uses it: a second process starting on the file
     waits for it instead of taking the save in progress for a crash."""
-    config = tmp_path / "config.yaml"
-    config.write_text(OLD)
-    backend = FileConfig(str(config))
-    _, base = backend.read()
+    config, backend, base = _started(tmp_path)
     backend.write(OLD + "# one\n", base)
     fd = os.open(_journal(config), os.O_RDWR)
     try:
@@ -276,10 +275,7 @@ def test_an_append_landing_during_the_save_is_kept_after_it(tmp_path, monkeypatc
 
 def test_a_journal_that_cannot_be_opened_leaves_the_file_whole(tmp_path):
     """The journal cannot be opened (its name is taken by a folder): nothing else is touched."""
-    config = tmp_path / "config.yaml"
-    config.write_text(OLD)
-    backend = FileConfig(str(config))
-    _, base = backend.read()
+    config, backend, base = _started(tmp_path)
     os.mkdir(_journal(config))  # the journal's name is taken by a folder
     with pytest.raises(OSError) as exc:
         backend.write("debug: true\n", base)
@@ -334,10 +330,7 @@ def test_a_save_writes_only_the_range_it_changes(tmp_path):
 
 
 def test_a_middle_range_cut_off_half_way_is_undone(tmp_path, monkeypatch):
-    config = tmp_path / "config.yaml"
-    config.write_text(OLD)
-    backend = FileConfig(str(config))
-    _, base = backend.read()
+    config, backend, base = _started(tmp_path)
     new = OLD.replace("key-100\n  - key-101\n  - key-102", "key-AAA\n  - key-BBB\n  - key-CCC")
 
     def half_then_die(f, data, old_size, edit):
@@ -410,10 +403,7 @@ def test_a_config_changed_between_the_crash_and_the_start_is_left_as_it_is(tmp_p
     the server started again: a line added by hand, a backup copied over it, a line added
     at the top. The start restores only a file that provably is the old text with part of
     the range rewritten; this one is left as it is, with a warning."""
-    config = tmp_path / "config.yaml"
-    config.write_text(OLD)
-    backend = FileConfig(str(config))
-    _, base = backend.read()
+    config, backend, base = _started(tmp_path)
     monkeypatch.setattr(inplace, "overwrite", lambda f, data, old_size, e: (
         os.pwrite(f.fileno(), data[e.start:e.start + 4], e.start), (_ for _ in ()).throw(Crash())))
     with pytest.raises(Crash):
@@ -435,10 +425,7 @@ def test_a_config_changed_between_the_crash_and_the_start_is_left_as_it_is(tmp_p
 
 
 def test_a_crash_during_the_recovery_is_recovered_at_the_next_start(tmp_path, monkeypatch):
-    config = tmp_path / "config.yaml"
-    config.write_text(OLD)
-    backend = FileConfig(str(config))
-    _, base = backend.read()
+    config, backend, base = _started(tmp_path)
     monkeypatch.setattr(inplace, "overwrite", lambda f, data, old_size, e: (
         os.pwrite(f.fileno(), data[e.start:(e.start + e.new_end) // 2], e.start), (_ for _ in ()).throw(Crash())))
     with pytest.raises(Crash):
@@ -463,10 +450,7 @@ def test_a_shrinking_save_whose_truncate_alone_reached_the_disk_is_undone(tmp_pa
     """Power lost during a save that shortens the file: the file system may have kept the
     truncate but not the overwrite of blocks it already had (ext4 data=ordered does not order
     those). On disk: the old text cut to the new length, the journal pending."""
-    config = tmp_path / "config.yaml"
-    config.write_text(OLD)
-    backend = FileConfig(str(config))
-    _, base = backend.read()
+    config, backend, base = _started(tmp_path)
     new = OLD.replace("debug: false\n", "")
     monkeypatch.setattr(inplace, "overwrite", lambda f, data, old_size, e: (_ for _ in ()).throw(Crash()))
     with pytest.raises(Crash):
@@ -522,10 +506,7 @@ def test_a_journal_locked_elsewhere_is_waited_for_then_refused(tmp_path, monkeyp
     """Another process holds the journal's lock (a stuck second instance, `flock`): the save
     waits a moment, then answers an error naming the journal; the start goes on."""
     monkeypatch.setattr(inplace, "_OPEN_TRIES", 3)
-    config = tmp_path / "config.yaml"
-    config.write_text(OLD)
-    backend = FileConfig(str(config))
-    _, base = backend.read()
+    config, backend, base = _started(tmp_path)
     backend.write(OLD + "# one\n", base)
     _, base = backend.read()
     holder = subprocess.Popen(["flock", str(_journal(config)), "sleep", "30"])
@@ -545,10 +526,7 @@ def test_a_journal_locked_elsewhere_is_waited_for_then_refused(tmp_path, monkeyp
 
 
 def test_a_journal_with_other_hard_links_is_refused_and_its_mode_is_kept_private(tmp_path):
-    config = tmp_path / "config.yaml"
-    config.write_text(OLD)
-    backend = FileConfig(str(config))
-    _, base = backend.read()
+    config, backend, base = _started(tmp_path)
     backend.write(OLD + "# one\n", base)
     os.chmod(_journal(config), 0o644)
     _, base = backend.read()

@@ -123,9 +123,10 @@ class FileConfig(ConfigBackend):
             reserve(f.fileno(), len(new))
             old, checked = self._base_bytes(f, st, target, base)
             edit = inplace.Edit.between(old, new)
-            # (checksums of the last text written carry over: only the changed part is summed)
-            old_sums = self._sums if self._known is not None and old is self._known[1] else None
-            old_sums = old_sums or inplace.Checksums.of(old)
+            # (the checksums of the base version, when it is the one we know, carry over:
+            # only the changed part is summed)
+            known = base is not None and self._sums is not None and self._known[0] == base
+            old_sums = self._sums if known else inplace.Checksums.of(old)
             new_sums = old_sums.after(edit.start, new)
             token, alone = self._rewrite(f, st, target, old, new, edit, checked, (old_sums, new_sums))
         # After an append that landed during the save, no token (None matches no file's)
@@ -158,7 +159,7 @@ class FileConfig(ConfigBackend):
                 os.fsync(f.fileno())
             except OSError:
                 # Put the old bytes back; if that fails too, the journal does it at the next start.
-                inplace.overwrite(f, old, os.fstat(f.fileno()).st_size, inplace.Edit.between(new, old))
+                inplace.overwrite(f, old, os.fstat(f.fileno()).st_size, edit.reversed())
                 os.fsync(f.fileno())
                 whole = True
                 raise
@@ -192,7 +193,7 @@ class FileConfig(ConfigBackend):
         expected = self._known[1] if self._known is not None and self._known[0] == base else None
         if data != expected if expected is not None else hashlib.sha256(data).digest() != base.digest:
             raise Conflict(f"{path} was changed by someone else")
-        return (data if expected is None else expected), token  # (the known bytes: see write)
+        return data, token
 
 
 _TEMP_ENTRY = re.compile(r"\.tmp-[a-z0-9_]{8}\.part")  # replace_entry's temp files (mkstemp)

@@ -103,6 +103,10 @@ class Edit:
         end = len(old) - _common_suffix(old, new, start)
         return cls(start, end, end, False)
 
+    def reversed(self) -> "Edit":
+        """The edit that turns `new` back into `old`."""
+        return Edit(self.start, self.new_end, self.old_end, self.tail)
+
 
 def overwrite(f, new: bytes, old_size: int, edit: Edit) -> bool:
     """Make the open file `f` (unbuffered "r+b"), which holds the old text (`old_size`
@@ -177,39 +181,55 @@ def _open_journal(path: str, like: os.stat_result | None = None) -> int:
     (`fileio.open_regular`), mode 0600. With `like` (a stat), a missing journal is created,
     owned like it; else FileNotFoundError. Errors name the journal."""
     try:
-        try:
-            f, st = open_regular(path, "r+b", buffering=0)
-        except FileNotFoundError:
-            if like is None:
-                raise
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            try:
-                keep_owner(fd, like)
-                fsync_folder(os.path.dirname(path))  # the journal must outlive a crash
-            except BaseException:
-                os.close(fd)
-                raise
-        else:
-            with f:
-                if st.st_nlink != 1:  # a hard link would have us write into another file
-                    raise OSError(errno.EMLINK, "has other hard links")
-                fd = os.dup(f.fileno())
-        try:
-            os.fchmod(fd, 0o600)  # it holds pieces of the config, secrets included
-            for _ in range(_OPEN_TRIES):
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    return fd
-                except BlockingIOError:
-                    time.sleep(0.1)  # another save (of another process) in progress
-            raise OSError(errno.EWOULDBLOCK, "locked by another process")
-        except BaseException:
-            os.close(fd)
-            raise
+        fd = _named(path, _open_existing, path)
     except FileNotFoundError:
+        if like is None:
+            raise
+        fd = _named(path, _create_journal, path, like)
+    try:
+        _named(path, _lock_journal, fd)
+    except BaseException:
+        os.close(fd)
         raise
+    return fd
+
+
+def _named(path: str, step, *args):
+    """`step(*args)`, its OSError naming the journal `path`."""
+    try:
+        return step(*args)
     except OSError as exc:
         raise OSError(exc.errno, f"save journal {path}: {exc.strerror or exc}") from None
+
+
+def _open_existing(path: str) -> int:
+    f, st = open_regular(path, "r+b", buffering=0)
+    with f:
+        if st.st_nlink != 1:  # a hard link would have us write into another file
+            raise OSError(errno.EMLINK, "has other hard links")
+        return os.dup(f.fileno())
+
+
+def _create_journal(path: str, like: os.stat_result) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        keep_owner(fd, like)
+        fsync_folder(os.path.dirname(path))  # the journal must outlive a crash
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _lock_journal(fd: int) -> None:
+    os.fchmod(fd, 0o600)  # it holds pieces of the config, secrets included
+    for _ in range(_OPEN_TRIES):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            time.sleep(0.1)  # another save (of another process) in progress
+    raise OSError(errno.EWOULDBLOCK, "locked by another process")
 
 
 class SaveJournal:
