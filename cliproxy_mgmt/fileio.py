@@ -11,6 +11,7 @@ import stat
 import sys
 import tempfile
 import time
+from typing import Callable
 
 STALE_TEMP_SECONDS = 60  # a save holds its temp file for milliseconds; older ones are a crash's
 
@@ -99,7 +100,7 @@ def read_regular_stat(path: str) -> tuple[bytes, os.stat_result]:
 
 
 def replace_file(target: str, data: bytes, *, mode: int, prefix: str, suffix: str,
-                 durable: bool = True) -> None:
+                 durable: bool = True, before_rename: Callable[[], None] | None = None) -> None:
     """Write `data` to a temp file beside `target` (fsync, `mode`), rename it over `target`, fsync the folder.
 
     `target` is the directory entry replaced (resolve symlinks first if you mean their
@@ -107,6 +108,8 @@ def replace_file(target: str, data: bytes, *, mode: int, prefix: str, suffix: st
     `target` as it was and removes the temp file.
     `durable=False` skips both fsyncs, for a file rebuilt from elsewhere after a crash: readers
     still see the old or the new contents.
+    `before_rename()`, when given, runs once the temp file is complete, right before the
+    rename: it may raise to call the save off (a precondition checked as late as can be).
     """
     folder = os.path.dirname(target)
     try:
@@ -122,6 +125,8 @@ def replace_file(target: str, data: bytes, *, mode: int, prefix: str, suffix: st
             f.flush()
             if durable:
                 os.fsync(f.fileno())
+        if before_rename is not None:
+            before_rename()
         os.replace(tmp, target)
     except BaseException:
         try:

@@ -4,11 +4,13 @@ added through the `register_storage_backends` hook."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import pytest
 
 from cliproxy_mgmt import hookimpl
+from cliproxy_mgmt.authfiles import auth_files
 from cliproxy_mgmt.storage import (AuthBackend, BackendFactory, ConfigBackend, Conflict, Storage,
                                    StorageError, Version)
 from cliproxy_mgmt.storage.files import FileConfig
@@ -118,6 +120,35 @@ def test_hook_register_storage_backends(make_app, tmp_path, monkeypatch):
     assert app.extensions["cliproxy_mgmt"].store.data["debug"] is False  # pushed, no request needed
     assert mgmt.post("/auth-files?name=a.json", data=b'{"type":"acme"}').status_code == 200
     assert storage.saved == ["a.json"]
+
+
+def test_a_backend_written_before_save_unchanged_still_guards_a_read_modify_write(make_app, monkeypatch):
+    """MemoryStorage's auths know only `save`: the default `save_unchanged` compares the local
+    file, so a PATCH saves through `save`, and a rewrite between the read and the save is
+    applied again instead of written over."""
+    monkeypatch.setenv("MEMORY_STORE", "1")
+    plugin = MemoryPlugin()
+    app = make_app(plugins=[plugin])
+    storage = plugin.opened[0]
+    mgmt = ManagementClient(app.test_client())
+    assert mgmt.post("/auth-files?name=a.json", data=b'{"type":"acme","token":"t1"}').status_code == 200
+    assert mgmt.patch("/auth-files/fields", json={"name": "a.json", "note": "x"}).status_code == 200
+    assert storage.saved == ["a.json", "a.json"]
+    path = os.path.join(os.path.dirname(app.extensions["cliproxy_mgmt"].store.path), "auths", "a.json")
+    calls = []
+
+    def change(data):
+        calls.append(data["token"])
+        if len(calls) == 1:
+            with open(path, "w") as f:  # a refresh by a writer that takes no lock of ours
+                f.write('{"type":"acme","token":"t2"}')
+        data["note"] = "y"
+
+    with app.app_context():
+        auth_files().update("a.json", change)
+    assert calls == ["t1", "t2"] and storage.saved == ["a.json"] * 3
+    with open(path) as f:
+        assert json.loads(f.read()) == {"type": "acme", "token": "t2", "note": "y"}
 
 
 def test_a_backend_is_chosen_by_name(tmp_path):

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from contextlib import contextmanager
 
 from flask import current_app
 
 from ..errors import ApiError, storage_unavailable
-from ..storage.base import Unavailable
+from ..storage.base import AuthFileChanged, Unavailable
 from ..storage.files import remove_stale_entries
 from .listing import ListingCache, auth_index, parse_auth_json
 from .locks import NameLocks
@@ -27,6 +28,8 @@ EXTRA_KEY = "authfiles"
 __all__ = ["AuthFiles", "auth_files", "auth_index", "find_by_auth_index", "init_app"]
 
 log = logging.getLogger(__name__)
+
+UPDATE_ATTEMPTS = 5  # reads of one file a read-modify-write may need while others rewrite it
 
 
 class AuthFiles:
@@ -50,11 +53,12 @@ class AuthFiles:
             return None
         return AuthDir(path, self.state.storage.auths)
 
-    def write(self, name: str, content: bytes, **check) -> str:
-        """Write one file atomically (mode 0600) and return its path."""
+    def write(self, name: str, content: bytes, *, expect: bytes | None = None, **check) -> str:
+        """Write one file atomically (mode 0600) and return its path; `expect`: the bytes it
+        must still hold (`AuthFileChanged` otherwise, nothing written)."""
         with self.locks.hold(name):
             try:
-                path = self.folder().write(name, content, **check)
+                path = self.folder().write(name, content, expect=expect, **check)
             except Unavailable as exc:
                 raise storage_unavailable(exc) from None
             self.listing.forget(name)
@@ -80,17 +84,37 @@ class AuthFiles:
         return raw, data
 
     def update(self, name: str, change) -> None:
-        """Apply `change(data)` to the parsed file and write it back when anything changed."""
-        with self.locks.hold(name), self._exclusive(name):
-            raw, data = self.load(name)
-            before = json.loads(json.dumps(data))
-            change(data)
-            if data == before:
-                return
-            try:
-                self.write(name, dump_json(data, raw))
-            except OSError as exc:
-                raise ApiError(500, f"failed to update auth: {exc.strerror or exc}") from None
+        """Apply `change(data)` to the parsed file and write it back when anything changed.
+
+        A writer that takes none of our locks (the Go proxy refreshing the token) may rewrite
+        the file meanwhile: then it is read again and `change` applied to what it holds now,
+        up to UPDATE_ATTEMPTS times, then 409. Such a writer rewrites in place, so a read may
+        also catch it half-way: a file that is no JSON object is read again too (422 when it
+        stays so, 409 when the file was seen changing)."""
+        last, rewritten = UPDATE_ATTEMPTS - 1, False
+        for attempt in range(UPDATE_ATTEMPTS):
+            if attempt:
+                time.sleep(0.005 * attempt)  # (let a rewrite under way finish)
+            with self.locks.hold(name), self._exclusive(name):
+                try:
+                    raw, data = self.load(name)
+                except ApiError as exc:
+                    if exc.status != 422 or not (attempt < last or rewritten):
+                        raise
+                    continue
+                before = json.loads(json.dumps(data))
+                change(data)
+                if data == before:
+                    return
+                try:
+                    self.write(name, dump_json(data, raw), expect=raw)
+                    return
+                except AuthFileChanged:
+                    rewritten = True
+                    continue
+                except OSError as exc:
+                    raise ApiError(500, f"failed to update auth: {exc.strerror or exc}") from None
+        raise ApiError(409, "auth file changed while it was being updated; try again")
 
     @contextmanager
     def _exclusive(self, name: str):

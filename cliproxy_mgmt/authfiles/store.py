@@ -115,15 +115,19 @@ class AuthDir:
                 raise _not_regular() from None
             raise ApiError(500, f"failed to read file: {exc.strerror}") from None
 
-    def write(self, name: str, data: bytes, **check) -> str:
-        """Write a file atomically (mode 0600), creating auth-dir if needed; return its path."""
+    def write(self, name: str, data: bytes, *, expect: bytes | None = None, **check) -> str:
+        """Write a file atomically (mode 0600), creating auth-dir if needed; return its path.
+        `expect`: the bytes it must still hold (`AuthBackend.save_unchanged`)."""
         path = self.path_of(name, **check)
         try:
             os.makedirs(self.path, mode=DIR_MODE, exist_ok=True)
         except OSError as exc:  # e.g. a dangling symlink or a file where the folder should be
             raise ApiError(503, "auth directory unavailable",
                            message=f"cannot create auth-dir: {exc.strerror or exc}") from None
-        self.backend.save(self.path, os.path.basename(path), data)
+        if expect is None:
+            self.backend.save(self.path, os.path.basename(path), data)
+        else:
+            self.backend.save_unchanged(self.path, os.path.basename(path), data, expect)
         audit.auth_file("written", os.path.basename(path))
         return path
 

@@ -15,9 +15,12 @@ PGSTORE_DSN; plugins add others through the `register_storage_backends` hook (`s
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Hashable
+
+from ..fileio import read_regular_stat
 
 
 class Conflict(Exception):
@@ -42,6 +45,12 @@ def utf8_text(data: bytes) -> str:
         line = data.count(b"\n", 0, exc.start) + 1
         raise NotText(f"not UTF-8 text: byte 0x{data[exc.start]:02x} on line {line} "
                       "cannot be decoded") from None
+
+
+class AuthFileChanged(Exception):
+    """An auth file no longer holds the bytes a read-modify-write started from (the Go
+    proxy's token refresh rewrites it without a lock we could share): nothing was written;
+    read it again and re-apply."""
 
 
 class Unavailable(OSError):
@@ -117,6 +126,24 @@ class AuthBackend:
     def save(self, folder: str, name: str, data: bytes) -> None:
         """Store file `name` of `folder` (a checked, plain name) atomically."""
         raise NotImplementedError
+
+    def save_unchanged(self, folder: str, name: str, data: bytes, expect: bytes) -> None:
+        """`save`, for a read-modify-write that read `expect`: raise `AuthFileChanged`,
+        storing nothing, when the file no longer holds those bytes. This default compares the
+        local file, then saves; a backend checks closer to its store where it can, or takes
+        the check as done where `exclusive` holds off every other writer."""
+        check_unchanged(folder, name, expect)
+        self.save(folder, name, data)
+
+
+def check_unchanged(folder: str, name: str, expect: bytes) -> None:
+    """Raise AuthFileChanged unless the local file `name` of `folder` holds `expect`."""
+    try:
+        now, _ = read_regular_stat(os.path.join(folder, name))
+    except OSError:  # gone, or no longer a regular file: the next read says what it is
+        raise AuthFileChanged(name) from None
+    if now != expect:
+        raise AuthFileChanged(name)
 
     def remove(self, folder: str, name: str) -> None:
         """Remove file `name` of `folder`; FileNotFoundError when there is none."""

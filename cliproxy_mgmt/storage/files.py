@@ -27,7 +27,7 @@ import re
 
 from ..fileio import identity, open_regular, remove_stale, replace_file, reserve
 from . import inplace
-from .base import AuthBackend, ConfigBackend, Conflict, NotText, Storage, Version, utf8_text
+from .base import AuthBackend, ConfigBackend, Conflict, check_unchanged, NotText, Storage, Version, utf8_text
 
 
 AUTH_FILE_MODE = 0o600
@@ -199,10 +199,13 @@ class FileConfig(ConfigBackend):
 _TEMP_ENTRY = re.compile(r"\.tmp-[a-z0-9_]{8}\.part")  # replace_entry's temp files (mkstemp)
 
 
-def replace_entry(path: str, data: bytes, mode: int = AUTH_FILE_MODE, *, durable: bool = True) -> None:
+def replace_entry(path: str, data: bytes, mode: int = AUTH_FILE_MODE, *, durable: bool = True,
+                  before_rename=None) -> None:
     """Replace the directory entry `path` (never a symlink's target) with `data`, atomically
-    (`durable=False`: not synced to disk, for a copy of what is stored elsewhere)."""
-    replace_file(path, data, mode=mode, prefix=".tmp-", suffix=".part", durable=durable)
+    (`durable=False`: not synced to disk, for a copy of what is stored elsewhere;
+    `before_rename`: see `fileio.replace_file`)."""
+    replace_file(path, data, mode=mode, prefix=".tmp-", suffix=".part", durable=durable,
+                 before_rename=before_rename)
 
 
 def remove_stale_entries(folder: str) -> list[str]:
@@ -216,6 +219,13 @@ class FileAuths(AuthBackend):
 
     def save(self, folder: str, name: str, data: bytes) -> None:
         replace_entry(os.path.join(folder, name), data)
+
+    def save_unchanged(self, folder: str, name: str, data: bytes, expect: bytes) -> None:
+        # The Go proxy rewrites a token file when it refreshes it, taking no lock. Compared
+        # once the new file is ready, right before the rename: a refresh that came in while
+        # we read, changed and synced is not overwritten (that would lose a rotated token).
+        replace_entry(os.path.join(folder, name), data,
+                      before_rename=lambda: check_unchanged(folder, name, expect))
 
     def remove(self, folder: str, name: str) -> None:
         os.unlink(os.path.join(folder, name))

@@ -1,0 +1,126 @@
+"""PATCH of an auth file against the Go proxy's token refresh, which rewrites the same file in
+place (os.WriteFile: truncate, then write) and takes no lock of ours. A refresh that lands
+while a PATCH reads, changes and saves must never be overwritten: with a rotating refresh
+token, the overwritten one is gone for good and the credential stops working."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from cliproxy_mgmt import authfiles
+from cliproxy_mgmt.authfiles import UPDATE_ATTEMPTS, auth_files
+from cliproxy_mgmt.errors import ApiError
+
+TOKEN_FILE = {"type": "claude", "email": "alice@example.com", "refresh_token": "rt-0", "serial": 0}
+
+
+@pytest.fixture
+def auths(app) -> Path:
+    folder = Path(app.extensions["cliproxy_mgmt"].store.path).parent / "auths"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def refresh_in_place(path: Path) -> int:
+    """What the Go proxy does on a refresh: read the token file, rotate the token, and write
+    it back through the same directory entry (O_TRUNC, write). Returns the new serial."""
+    data = json.loads(path.read_bytes())
+    data["serial"] += 1
+    data["refresh_token"] = f"rt-{data['serial']}"
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.write(fd, json.dumps(data).encode())
+    finally:
+        os.close(fd)
+    return data["serial"]
+
+
+def test_a_refresh_between_the_read_and_the_save_is_kept_and_the_change_reapplied(app, auths):
+    path = auths / "claude-a.json"
+    path.write_text(json.dumps(TOKEN_FILE))
+    seen = []
+
+    def change(data):
+        seen.append(data["refresh_token"])
+        if len(seen) == 1:  # the refresh lands after our read, before our save
+            refresh_in_place(path)
+        data["note"] = "ours"
+
+    with app.app_context():
+        auth_files().update("claude-a.json", change)
+    assert seen == ["rt-0", "rt-1"]  # applied again, to the refreshed file
+    assert json.loads(path.read_text()) == {**TOKEN_FILE, "refresh_token": "rt-1", "serial": 1, "note": "ours"}
+
+
+def test_a_file_rewritten_at_every_attempt_is_409_and_keeps_the_last_refresh(app, auths):
+    path = auths / "claude-a.json"
+    path.write_text(json.dumps(TOKEN_FILE))
+
+    def change(data):
+        refresh_in_place(path)
+        data["note"] = "ours"
+
+    with app.app_context(), pytest.raises(ApiError) as raised:
+        auth_files().update("claude-a.json", change)
+    assert raised.value.status == 409
+    assert json.loads(path.read_text())["serial"] == UPDATE_ATTEMPTS
+    assert not [p.name for p in auths.iterdir() if p.name != "claude-a.json"]  # no temp file left
+
+
+def test_a_read_half_way_through_a_rewrite_is_read_again(mgmt, auths, monkeypatch):
+    path = auths / "claude-a.json"
+    path.write_bytes(b'{"type":"claude","refresh_token":"rt-')  # the truncate and half the write
+    pauses = []
+
+    def pause(seconds):  # the refresher finishes its write while the PATCH waits to read again
+        pauses.append(seconds)
+        path.write_text(json.dumps(TOKEN_FILE))
+
+    monkeypatch.setattr(authfiles.time, "sleep", pause)
+    r = mgmt.patch("/auth-files/fields", json={"name": "claude-a.json", "note": "ours"})
+    assert (r.status_code, r.get_json()) == (200, {"status": "ok"})
+    assert len(pauses) == 1
+    assert json.loads(path.read_text()) == {**TOKEN_FILE, "note": "ours"}
+
+
+def test_a_file_that_stays_invalid_is_still_422(mgmt, auths):
+    (auths / "claude-a.json").write_bytes(b"{not json")
+    r = mgmt.patch("/auth-files/fields", json={"name": "claude-a.json", "note": "x"})
+    assert r.status_code == 422
+    assert r.get_json()["error"].startswith("failed to update auth: invalid auth file")
+
+
+def test_patches_against_a_refreshing_proxy_lose_no_refresh(mgmt, auths):
+    """A real writer in another thread refreshes the file every few milliseconds (far more
+    often than a proxy does) while the client PATCHes it: at the end the file holds the last
+    refresh (a PATCH that saved over one would leave a lower serial, from which the refresher
+    goes on counting). A PATCH that kept losing the race says so (409); none fails otherwise."""
+    path = auths / "claude-a.json"
+    path.write_text(json.dumps(TOKEN_FILE))
+    stop = threading.Event()
+    refreshes, errors = [], []
+
+    def refresher():
+        try:
+            while not stop.is_set():
+                refreshes.append(refresh_in_place(path))  # (our saves rename: never read half-way)
+                stop.wait(0.003)
+        except Exception as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=refresher)
+    thread.start()
+    try:
+        answers = [mgmt.patch("/auth-files/fields", json={"name": "claude-a.json", "priority": n}).status_code
+                   for n in range(1, 151)]
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors and set(answers) <= {200, 409} and answers.count(200) >= 100, answers
+    assert len(refreshes) > 50  # the two really ran side by side
+    assert json.loads(path.read_text())["serial"] == len(refreshes)
