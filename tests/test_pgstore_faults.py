@@ -7,6 +7,8 @@ Real PostgreSQL (tests/pg.py) and, where the HTTP answer matters, a real server 
 from __future__ import annotations
 
 import errno
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -15,10 +17,11 @@ import uuid
 
 import pytest
 
-from pg import pg_cluster, pg_dsn, psycopg  # noqa: F401 - fixtures
+from pg import Cluster, pg_cluster, pg_dsn, psycopg  # noqa: F401 - fixtures
 from realserver import RealServer, session
 from test_pgstore import pg_server, servers  # noqa: F401 - fixture
 
+from cliproxy_mgmt.storage import pgdeadline
 from cliproxy_mgmt.storage.base import Unavailable
 from cliproxy_mgmt.storage.postgres import LOCK_TIMEOUT_MS, PostgresStorage
 
@@ -287,3 +290,89 @@ def test_a_file_whose_row_is_locked_elsewhere_does_not_hold_up_writes_of_other_f
         assert held.status_code == 503 and "database busy" in held.json()["error"], held.text
         listed = {f["name"]: f["disabled"] for f in s.get(a.url("/auth-files"), timeout=30).json()["files"]}
         assert listed == {"held.json": False, "free.json": True}
+
+
+# -- a database that stops answering -------------------------------------------------------------
+
+def _cluster_pids(cluster) -> list[int]:
+    """The postmaster of `cluster` and every process it started."""
+    with open(os.path.join(cluster.data, "postmaster.pid")) as f:
+        postmaster = int(f.readline())
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == postmaster:
+                children.append(int(entry))
+    return [postmaster, *children]
+
+
+@pytest.fixture
+def own_cluster(pg_cluster):
+    """A cluster of this test's own (it gets frozen: the shared one must not be)."""
+    cluster = Cluster(pg_cluster.bin_dir, pg_cluster.run_as)
+    cluster.init()
+    yield cluster
+    cluster.remove()
+
+
+def test_a_frozen_database_ends_writes_after_the_reply_timeout_and_they_work_once_it_thaws(
+        tmp_path, own_cluster, monkeypatch):
+    """Every process of the cluster stopped (SIGSTOP: connections stay open, the kernel still
+    acknowledges, nothing answers). A statement on an open connection ends after the reply
+    timeout; writes, more of them at once than the pool has connections, each end with 503
+    instead of waiting for ever (the pool's check of a connection is bounded too); once the
+    database runs again, writes go through."""
+    monkeypatch.setattr(pgdeadline, "REPLY_TIMEOUT", 1.5)
+    store = storage(tmp_path, own_cluster.create_database())
+    frozen = []
+    try:
+        held = store.pool.getconn()
+        frozen = _cluster_pids(own_cluster)
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        started = time.monotonic()
+        with pytest.raises(pgdeadline.NoAnswer, match=r"^database did not answer within 1.5 s$"):
+            held.execute("SELECT 1")
+        assert time.monotonic() - started < 5
+        store.pool.putconn(held)
+        outcomes = []
+
+        def write():
+            started = time.monotonic()
+            try:
+                with store.transaction() as conn:
+                    conn.execute("UPDATE config_store SET content = 'debug: true\n'")
+                outcomes.append(("written", time.monotonic() - started))
+            except Unavailable as exc:
+                outcomes.append((str(exc), time.monotonic() - started))
+
+        writers = [threading.Thread(target=write) for _ in range(store.pool.max_size + 2)]
+        for w in writers:
+            w.start()
+        for w in writers:
+            w.join(timeout=60)
+        assert not any(w.is_alive() for w in writers), "a write still waits for the frozen database"
+        assert len(outcomes) == len(writers) and all(took < 15 for _, took in outcomes), outcomes
+        assert not [text for text, _ in outcomes if text == "written"], outcomes
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with store.transaction() as conn:
+                    conn.execute("UPDATE config_store SET content = 'debug: true\n'")
+                break
+            except Unavailable:
+                assert time.monotonic() < deadline, "writes did not work again after the thaw"
+                time.sleep(0.2)
+        with store.transaction() as conn:
+            assert conn.execute("SELECT content FROM config_store").fetchone() == ("debug: true\n",)
+    finally:
+        store.close()

@@ -28,7 +28,9 @@ Writes are serialised across instances: a config write locks the row (`SELECT ..
 UPDATE`) and stores the text only if the row is still the version the edit started from
 (else `Conflict`: the config store re-applies the edit on the newer text). While the database
 is unreachable reads answer from memory and the mirror, writes raise `Unavailable`
-(503, nothing changed) and the listener reconnects by itself.
+(503, nothing changed) and the listener reconnects by itself. A database that stops
+answering without closing the connection counts as unreachable after
+`pgdeadline.REPLY_TIMEOUT` seconds.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ try:
     from psycopg_pool import ConnectionPool, PoolTimeout
 
     from . import pgshared, pgusage
+    from .pgdeadline import BoundedConnection
 
     # Errors of one statement on a working connection (not a reason to stop trying the pool).
     _NOT_A_CONNECTION_LOSS = (psycopg.errors.TransactionRollback, psycopg.errors.LockNotAvailable,
@@ -196,7 +199,7 @@ class PostgresStorage(Storage):
         self.online = True  # False from a lost connection until the listener reaches the database again
         try:
             self.dsn = session_conninfo(dsn)
-            with psycopg.connect(self.dsn, autocommit=True) as conn:
+            with BoundedConnection.connect(self.dsn, autocommit=True) as conn:
                 self._ensure_schema(conn)
                 text, version = self._seed_config(conn, seed_path)
                 self._sync_auths(conn)
@@ -205,7 +208,8 @@ class PostgresStorage(Storage):
         self._text, self._version = text, version
         self._write_mirror_config(text)
         self.pool = ConnectionPool(self.dsn, min_size=1, max_size=8, open=True, timeout=POOL_WAIT,
-                                   configure=_limit_lock_waits, name="cliproxy-mgmt",
+                                   connection_class=BoundedConnection, configure=_limit_lock_waits,
+                                   name="cliproxy-mgmt",
                                    check=ConnectionPool.check_connection)
         self.config = PostgresConfig(self)
         self.auths = PostgresAuths(self)
@@ -576,7 +580,7 @@ class PostgresStorage(Storage):
         lost = False  # said once per outage, not at every attempt to reconnect
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.dsn, autocommit=True) as conn:
+                with BoundedConnection.connect(self.dsn, autocommit=True) as conn:
                     self._default_schema = conn.execute("SELECT current_schema()").fetchone()[0]
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
                     # Whatever changed while we were not listening; after an outage by
