@@ -135,6 +135,10 @@ class AuthBackend:
         check_unchanged(folder, name, expect)
         self.save(folder, name, data)
 
+    def remove(self, folder: str, name: str) -> None:
+        """Remove file `name` of `folder`; FileNotFoundError when there is none."""
+        raise NotImplementedError
+
 
 def check_unchanged(folder: str, name: str, expect: bytes) -> None:
     """Raise AuthFileChanged unless the local file `name` of `folder` holds `expect`."""
@@ -144,10 +148,6 @@ def check_unchanged(folder: str, name: str, expect: bytes) -> None:
         raise AuthFileChanged(name) from None
     if now != expect:
         raise AuthFileChanged(name)
-
-    def remove(self, folder: str, name: str) -> None:
-        """Remove file `name` of `folder`; FileNotFoundError when there is none."""
-        raise NotImplementedError
 
 
 class Storage:

@@ -27,7 +27,8 @@ import re
 
 from ..fileio import identity, open_regular, remove_stale, replace_file, reserve
 from . import inplace
-from .base import AuthBackend, ConfigBackend, Conflict, check_unchanged, NotText, Storage, Version, utf8_text
+from .base import (AuthBackend, ConfigBackend, Conflict, NotText, Storage, Version, check_unchanged,
+                   utf8_text)
 
 
 AUTH_FILE_MODE = 0o600
