@@ -88,6 +88,21 @@ def test_a_read_half_way_through_a_rewrite_is_read_again(mgmt, auths, monkeypatc
     assert json.loads(path.read_text()) == {**TOKEN_FILE, "note": "ours"}
 
 
+def test_a_file_rewritten_into_one_that_stays_invalid_is_422_not_409(app, auths):
+    path = auths / "claude-a.json"
+    path.write_text(json.dumps(TOKEN_FILE))
+
+    def change(data):
+        path.write_text("[1, 2]")  # after our read, and it stays so
+        data["note"] = "ours"
+
+    with app.app_context(), pytest.raises(ApiError) as raised:
+        auth_files().update("claude-a.json", change)
+    assert (raised.value.status, raised.value.error) == (
+        422, "failed to update auth: invalid auth file: not a JSON object")
+    assert path.read_text() == "[1, 2]"
+
+
 def test_a_file_that_stays_invalid_is_still_422(mgmt, auths):
     (auths / "claude-a.json").write_bytes(b"{not json")
     r = mgmt.patch("/auth-files/fields", json={"name": "claude-a.json", "note": "x"})

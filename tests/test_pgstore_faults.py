@@ -6,9 +6,11 @@ Real PostgreSQL (tests/pg.py) and, where the HTTP answer matters, a real server 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +23,7 @@ from pg import Cluster, pg_cluster, pg_dsn, psycopg  # noqa: F401 - fixtures
 from realserver import RealServer, session
 from test_pgstore import pg_server, servers  # noqa: F401 - fixture
 
-from cliproxy_mgmt.storage import pgdeadline
+from cliproxy_mgmt.storage import pgdeadline, postgres
 from cliproxy_mgmt.storage.base import Unavailable
 from cliproxy_mgmt.storage.postgres import LOCK_TIMEOUT_MS, PostgresStorage
 
@@ -311,6 +313,14 @@ def _cluster_pids(cluster) -> list[int]:
     return [postmaster, *children]
 
 
+def _signal_all(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:  # a backend that was exiting as the list was made
+            pass
+
+
 @pytest.fixture
 def own_cluster(pg_cluster):
     """A cluster of this test's own (it gets frozen: the shared one must not be)."""
@@ -333,8 +343,7 @@ def test_a_frozen_database_ends_writes_after_the_reply_timeout_and_they_work_onc
     try:
         held = store.pool.getconn()
         frozen = _cluster_pids(own_cluster)
-        for pid in frozen:
-            os.kill(pid, signal.SIGSTOP)
+        _signal_all(frozen, signal.SIGSTOP)
         started = time.monotonic()
         with pytest.raises(pgdeadline.NoAnswer, match=r"^database did not answer within 1.5 s$"):
             held.execute("SELECT 1")
@@ -360,8 +369,7 @@ def test_a_frozen_database_ends_writes_after_the_reply_timeout_and_they_work_onc
         assert len(outcomes) == len(writers) and all(took < 15 for _, took in outcomes), outcomes
         assert not [text for text, _ in outcomes if text == "written"], outcomes
     finally:
-        for pid in frozen:
-            os.kill(pid, signal.SIGCONT)
+        _signal_all(frozen, signal.SIGCONT)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -374,5 +382,82 @@ def test_a_frozen_database_ends_writes_after_the_reply_timeout_and_they_work_onc
                 time.sleep(0.2)
         with store.transaction() as conn:
             assert conn.execute("SELECT content FROM config_store").fetchone() == ("debug: true\n",)
+    finally:
+        store.close()
+
+
+def _throttled_proxy(port: int, rate: int) -> tuple[int, socket.socket]:
+    """A TCP proxy on loopback to `port` that passes the server's bytes at `rate` bytes/s in
+    steady small pieces: a slow link, never a silent one. (port, listening socket)"""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def pipe(src, dst, paced):
+        try:
+            while data := src.recv(rate // 20 if paced else 65536):
+                dst.sendall(data)
+                if paced:
+                    time.sleep(len(data) / rate)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def serve():
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = listener.accept()
+                server = socket.create_connection(("127.0.0.1", port))
+                threading.Thread(target=pipe, args=(client, server, False), daemon=True).start()
+                threading.Thread(target=pipe, args=(server, client, True), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1], listener
+
+
+def test_a_large_answer_over_a_slow_link_is_not_cut(pg_cluster, pg_dsn, monkeypatch):
+    """The deadline is on silence, not on the whole answer: 300 kB at 100 kB/s take 3 s,
+    twice the reply timeout, and arrive whole."""
+    monkeypatch.setattr(pgdeadline, "REPLY_TIMEOUT", 1.5)
+    port, listener = _throttled_proxy(pg_cluster.port, 100_000)
+    try:
+        slow = pg_dsn.replace(f":{pg_cluster.port}/", f":{port}/")
+        with pgdeadline.BoundedConnection.connect(slow) as conn:
+            started = time.monotonic()
+            [(text,)] = conn.execute("SELECT repeat('x', 300000)").fetchall()
+            assert len(text) == 300000 and time.monotonic() - started > 2
+    finally:
+        listener.close()
+
+
+def test_a_table_locked_elsewhere_holds_up_the_listener_without_taking_the_instance_offline(
+        tmp_path, pg_dsn, monkeypatch, caplog):
+    """Maintenance (`VACUUM FULL`, `ALTER TABLE`) locks auth_store for longer than the reply
+    timeout. The listener's poll gives up after the lock timeout (the database answered),
+    instead of waiting in silence until the deadline cuts it, so the instance stays online
+    and config writes, which the lock does not touch, go on working."""
+    monkeypatch.setattr(postgres, "LOCK_TIMEOUT_MS", 300)
+    monkeypatch.setattr(pgdeadline, "REPLY_TIMEOUT", 1.0)
+    monkeypatch.setattr(postgres, "POLL_SECONDS", 0.5)
+    store = storage(tmp_path, pg_dsn)
+    try:
+        with psycopg.connect(pg_dsn) as locker, caplog.at_level("INFO", logger="cliproxy_mgmt.storage.postgres"):
+            locker.execute("LOCK TABLE auth_store IN ACCESS EXCLUSIVE MODE")
+            started, texts = time.monotonic(), []
+            while time.monotonic() - started < 4:
+                text = f"debug: {len(texts) % 2 == 0}\n".lower()
+                store.config.write(text, None)  # (raises Unavailable if the instance went offline)
+                texts.append(text)
+                assert store.online
+                time.sleep(0.2)
+            locker.rollback()
+            deadline = time.monotonic() + 10
+            while not any("no longer held up" in r.getMessage() for r in caplog.records):
+                assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+                time.sleep(0.1)
+        said = [r.getMessage() for r in caplog.records]
+        assert sum("wait behind a lock" in m for m in said) == 1, said
+        assert not [m for m in said if "connection lost" in m], said
     finally:
         store.close()

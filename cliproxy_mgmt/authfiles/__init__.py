@@ -71,17 +71,19 @@ class AuthFiles:
     def load(self, name: str) -> tuple[bytes, dict]:
         """The raw bytes and parsed object of one file; 404 `auth file not found`, 422 when
         the file is not a JSON object we can read."""
+        raw = self._read(name)
+        data = parse_auth_json(raw)
+        if not isinstance(data, dict):
+            raise _unusable(data)
+        return raw, data
+
+    def _read(self, name: str) -> bytes:
         try:
-            raw = self.folder().read(name)
+            return self.folder().read(name)
         except ApiError as exc:
             if exc.status == 404:
                 raise ApiError(404, "auth file not found") from None
             raise
-        data = parse_auth_json(raw)
-        if not isinstance(data, dict):
-            # upstream's text; 422, not its 500: the file's content is at fault, not the server
-            raise ApiError(422, f"failed to update auth: {data}")
-        return raw, data
 
     def update(self, name: str, change) -> None:
         """Apply `change(data)` to the parsed file and write it back when anything changed.
@@ -89,18 +91,21 @@ class AuthFiles:
         A writer that takes none of our locks (the Go proxy refreshing the token) may rewrite
         the file meanwhile: then it is read again and `change` applied to what it holds now,
         up to UPDATE_ATTEMPTS times, then 409. Such a writer rewrites in place, so a read may
-        also catch it half-way: a file that is no JSON object is read again too (422 when it
-        stays so, 409 when the file was seen changing)."""
-        last, rewritten = UPDATE_ATTEMPTS - 1, False
+        also catch it half-way: a file that is no JSON object is read again. It is 422 once
+        two reads in a row find the same bytes; 409 if the attempts run out on a file seen
+        changing, 422 on one that was not."""
+        last, invalid, changing = UPDATE_ATTEMPTS - 1, None, False
         for attempt in range(UPDATE_ATTEMPTS):
             if attempt:
                 time.sleep(0.005 * attempt)  # (let a rewrite under way finish)
             with self.locks.hold(name), self._exclusive(name):
-                try:
-                    raw, data = self.load(name)
-                except ApiError as exc:
-                    if exc.status != 422 or not (attempt < last or rewritten):
-                        raise
+                raw = self._read(name)
+                data = parse_auth_json(raw)
+                if not isinstance(data, dict):
+                    changing |= invalid is not None and raw != invalid
+                    if raw == invalid or (attempt == last and not changing):
+                        raise _unusable(data)
+                    invalid = raw
                     continue
                 before = json.loads(json.dumps(data))
                 change(data)
@@ -110,7 +115,7 @@ class AuthFiles:
                     self.write(name, dump_json(data, raw), expect=raw)
                     return
                 except AuthFileChanged:
-                    rewritten = True
+                    changing = True
                     continue
                 except OSError as exc:
                     raise ApiError(500, f"failed to update auth: {exc.strerror or exc}") from None
@@ -123,6 +128,11 @@ class AuthFiles:
                 yield
         except Unavailable as exc:
             raise storage_unavailable(exc) from None
+
+
+def _unusable(reason: str) -> ApiError:
+    # upstream's text; 422, not its 500: the file's content is at fault, not the server
+    return ApiError(422, f"failed to update auth: {reason}")
 
 
 def init_app(app) -> None:

@@ -109,8 +109,9 @@ def session_conninfo(dsn: str) -> str:
 
 
 def _limit_lock_waits(conn) -> None:
-    """The pool's set-up of a new connection: a row lock held elsewhere (a psql session, a
-    stuck client) ends a write after LOCK_TIMEOUT_MS (503) instead of holding a worker."""
+    """The set-up of a new connection (the pool's and the listener's): a lock held elsewhere
+    (a psql session, a stuck client, a `VACUUM FULL`) ends a statement after LOCK_TIMEOUT_MS
+    (503 for a write) instead of holding a worker, or looking like a silent database."""
     conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
     conn.commit()
 
@@ -197,6 +198,7 @@ class PostgresStorage(Storage):
         self._parsed: tuple[bytes, str] | None = None  # (digest, JSON) of the last text read with its data
         self._default_schema = "public"  # the listener's current_schema(), for unqualified tables
         self.online = True  # False from a lost connection until the listener reaches the database again
+        self._held_up = False  # the listener's last statement gave up behind a lock (said once)
         try:
             self.dsn = session_conninfo(dsn)
             with BoundedConnection.connect(self.dsn, autocommit=True) as conn:
@@ -582,10 +584,13 @@ class PostgresStorage(Storage):
             try:
                 with BoundedConnection.connect(self.dsn, autocommit=True) as conn:
                     self._default_schema = conn.execute("SELECT current_schema()").fetchone()[0]
+                    _limit_lock_waits(conn)
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
                     # Whatever changed while we were not listening; after an outage by
                     # content too: a change that kept updated_at sent a notification nobody got.
-                    self._poll(conn, everything=lost)
+                    everything = lost
+                    if self._poll_unless_locked(conn, everything):
+                        everything = False
                     self.online = True
                     if lost:
                         log.info("database reachable again")
@@ -599,11 +604,14 @@ class PostgresStorage(Storage):
                         batch = list(conn.notifies(timeout=min(wait, 1.0), stop_after=1))
                         if batch:
                             batch += conn.notifies(timeout=0.0)  # whatever else has arrived
-                        self._follow(conn, dict.fromkeys(n.payload for n in batch))
+                        ids = dict.fromkeys(n.payload for n in batch)
+                        if ids and not self._unless_locked(lambda: self._follow(conn, ids)):
+                            everything = True  # what they named is found by content at the next poll
                         if batch:  # (a stop by a signal does not wait for close())
                             self._record_mirrored()
                         if time.monotonic() >= next_poll:
-                            self._poll(conn)
+                            if self._poll_unless_locked(conn, everything):
+                                everything = False
                             next_poll = time.monotonic() + POLL_SECONDS
             except psycopg.Error as exc:
                 self.online = False
@@ -614,6 +622,29 @@ class PostgresStorage(Storage):
             except Exception:  # noqa: BLE001 - keep following changes whatever happened
                 log.exception("pgstore listener failed; restarting it")
             self._stop.wait(RECONNECT_SECONDS)
+
+    def _unless_locked(self, step: Callable[[], None]) -> bool:
+        """Run the listener's `step()`; False when a lock held elsewhere (a `VACUUM FULL`, a
+        table locked in psql) made a statement give up after LOCK_TIMEOUT_MS: the database is
+        there, so the connection stays and the next poll tries again."""
+        try:
+            step()
+        except _NOT_A_CONNECTION_LOSS as exc:
+            if not self._held_up:
+                log.warning("pgstore: changes wait behind a lock held elsewhere (%s); trying again "
+                            "every %g s", _first_line(exc), POLL_SECONDS)
+            self._held_up = True
+            return False
+        return True
+
+    def _poll_unless_locked(self, conn, everything: bool) -> bool:
+        """`_poll` through `_unless_locked`; a poll that gets through ends a hold-up."""
+        if not self._unless_locked(lambda: self._poll(conn, everything=everything)):
+            return False
+        if self._held_up:
+            log.info("pgstore: no longer held up by a lock")
+            self._held_up = False
+        return True
 
     def _probe(self) -> bool:
         """Whether the pool reaches the database again (after a request found it did not)."""
