@@ -347,6 +347,29 @@ def test_a_middle_range_cut_off_half_way_is_undone(tmp_path, monkeypatch):
     assert config.read_text() == OLD
 
 
+def test_a_config_removed_and_written_anew_is_recovered_by_its_own_checksums(tmp_path, monkeypatch):
+    """A save after the file was removed creates it anew; checksums kept from the removed
+    text must not stand for the new one (past the first 64 KiB, where they are reused), or
+    the journal of the next save would not match, and a cut-off save would stay torn."""
+    big = "".join(f"  - key-{n:05d}\n" for n in range(20000))  # about 300 KiB
+    config, backend, base = _started(tmp_path, "api-keys:\n" + big)
+    backend.write("debug: false\napi-keys:\n" + big, base)  # checksums of this text kept
+    config.unlink()
+    again = "debug: true\napi-keys:\n" + big.replace("key-0", "key-A")
+    created = backend.write(again, None)
+
+    def half_then_die(f, data, old_size, edit):
+        os.pwrite(f.fileno(), data[edit.start:(edit.start + edit.new_end) // 2], edit.start)
+        raise Crash()
+
+    monkeypatch.setattr(inplace, "overwrite", half_then_die)
+    with pytest.raises(Crash):
+        backend.write(again.replace("key-19999", "key-LAST!"), created)
+    monkeypatch.undo()
+    FileConfig(str(config))  # the next start
+    assert config.read_text() == again
+
+
 @pytest.mark.parametrize("kind", ["fifo", "symlink", "huge"])
 def test_a_journal_replaced_by_something_else_neither_hangs_nor_is_followed(tmp_path, kind, caplog):
     """A FIFO, a symlink (to a file elsewhere) or a huge file where the journal should be:

@@ -461,3 +461,29 @@ def test_a_table_locked_elsewhere_holds_up_the_listener_without_taking_the_insta
         assert not [m for m in said if "connection lost" in m], said
     finally:
         store.close()
+
+
+def test_the_watchdog_cuts_a_silent_wait_and_forgets_ended_ones():
+    """The watchdog itself, on a real socket pair: a wait that hears nothing is shut down
+    after its deadline (the reader sees the end of the stream); a wait whose deadline keeps
+    moving is not; and 10,000 short waits leave its heap the size of the open ones."""
+    watchdog = pgdeadline.Watchdog()
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ino = os.fstat(ours.fileno()).st_ino
+        for _ in range(10_000):
+            with watchdog.bound(ours.fileno(), ino, 15):
+                pass
+        assert len(watchdog._heap) <= 64
+
+        with watchdog.bound(ours.fileno(), ino, 0.3) as heard:
+            ended = time.monotonic() + 1.0
+            while time.monotonic() < ended:  # the server keeps talking
+                heard.due = time.monotonic() + 0.3
+                time.sleep(0.05)
+        assert not heard.cut
+
+        started = time.monotonic()
+        with watchdog.bound(ours.fileno(), ino, 0.3) as silent:
+            assert ours.recv(1) == b""  # woken by the shutdown, not by data
+        assert silent.cut and 0.25 < time.monotonic() - started < 5

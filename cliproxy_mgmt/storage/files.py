@@ -173,10 +173,8 @@ class FileConfig(ConfigBackend):
         """A config that does not exist yet (nobody watches it): written atomically."""
         name = os.path.basename(target)
         replace_file(target, data, mode=0o600, prefix="." + name + ".", suffix=".tmp")
-        f, st = open_regular(target, follow_symlinks=True)
-        f.close()
-        written = Version(_token(st), hashlib.sha256(data).digest())
-        self._known = (written, data)
+        written = Version(_token(os.stat(target)), LazyDigest(data))
+        self._known, self._sums = (written, data), None  # (any sums kept were a removed file's)
         return written
 
     def _base_bytes(self, f, st: os.stat_result, path: str, base: Version | None) -> tuple[bytes, tuple]:

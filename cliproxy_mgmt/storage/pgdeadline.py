@@ -40,8 +40,8 @@ class _Wait:
 
     __slots__ = ("fd", "ino", "due", "cut")
 
-    def __init__(self, fd: int, due: float):
-        self.fd, self.ino, self.due, self.cut = fd, os.fstat(fd).st_ino, due, False
+    def __init__(self, fd: int, ino: int, due: float):
+        self.fd, self.ino, self.due, self.cut = fd, ino, due, False
 
 
 class Watchdog:
@@ -55,11 +55,11 @@ class Watchdog:
         self._thread = None
 
     @contextmanager
-    def bound(self, fd: int, seconds: float):
-        """`with watchdog.bound(fd, s) as wait:` a wait on socket `fd`, cut after `s` seconds
-        unless `wait.due` is moved on (by a caller that saw the server send something);
-        `wait.cut` tells, afterwards, whether it was cut off."""
-        wait = _Wait(fd, time.monotonic() + seconds)
+    def bound(self, fd: int, ino: int, seconds: float):
+        """`with watchdog.bound(fd, ino, s) as wait:` a wait on socket `fd` (inode `ino`), cut
+        after `s` seconds unless `wait.due` is moved on (by a caller that saw the server send
+        something); `wait.cut` tells, afterwards, whether it was cut off."""
+        wait = _Wait(fd, ino, time.monotonic() + seconds)
         with self._cond:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="pgstore-deadline", daemon=True)
@@ -73,6 +73,11 @@ class Watchdog:
         finally:
             with self._cond:
                 self._open.discard(wait)
+                # Ended waits leave the heap only as the earliest deadline passes: under many
+                # short queries, drop them now and then, so it stays the size of the open ones.
+                if len(self._heap) > 64 + 4 * len(self._open):
+                    self._heap = [entry for entry in self._heap if entry[2] in self._open]
+                    heapq.heapify(self._heap)
 
     def _run(self) -> None:
         with self._cond:
@@ -139,9 +144,14 @@ class BoundedConnection(psycopg.Connection):
     """A psycopg connection whose waits for the server end after REPLY_TIMEOUT seconds of
     silence (`NoAnswer`)."""
 
+    _socket = (-1, 0)  # (fd, inode) of the connection's socket, looked up once per socket
+
     def wait(self, gen, *args, **kwargs):
         seconds = REPLY_TIMEOUT
-        with WATCHDOG.bound(self.pgconn.socket, seconds) as wait:
+        fd = self.pgconn.socket
+        if fd != self._socket[0]:
+            self._socket = (fd, os.fstat(fd).st_ino)
+        with WATCHDOG.bound(*self._socket, seconds) as wait:
             try:
                 return super().wait(_heard(gen, wait, seconds), *args, **kwargs)
             except psycopg.OperationalError as exc:

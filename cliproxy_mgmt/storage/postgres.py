@@ -359,9 +359,8 @@ class PostgresStorage(Storage):
     def _sync_auths(self, conn, everything: bool = False) -> None:
         """Bring the mirror in line with the table: mirror the rows that changed since we
         last looked (`everything`: all rows, compared by content) or whose file is missing
-        (only their content is fetched), remove the
-        files of the rows we mirrored that are gone, and adopt the files no row stands for
-        that we never mirrored (`_adopt`). One walk of the folder; a file is read only to
+        (only their content is fetched), remove the files of the rows we mirrored that are
+        gone, and adopt the files no row stands for that we never mirrored (`_adopt`). One walk of the folder; a file is read only to
         adopt it. A file we did not write is never removed."""
         table = self.table("auth_store")
         versions = dict(conn.execute(sql.SQL("SELECT id, updated_at FROM {}").format(table)).fetchall())
