@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import threading
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -111,36 +113,39 @@ def test_a_file_that_stays_invalid_is_still_422(mgmt, auths):
 
 
 def test_patches_against_a_refreshing_proxy_keep_nearly_every_refresh(mgmt, auths):
-    """A real writer in another thread refreshes the file every few milliseconds (far more
-    often than a proxy does) while the client PATCHes it. A refresh a PATCH saved over is
-    redone by the refresher from the older serial, so the final serial falls short of the
-    refreshes by the number lost. What can still be lost is a refresh that lands between
-    the comparison and the rename (a fraction of a millisecond, which this in-process
-    refresher widens: the GIL may hand it the turn right there): at most 2 in 100. The old
-    read-modify-write lost most of them (about 57 of 68). A PATCH that kept losing the race
-    says so (409); none fails otherwise."""
+    """A real writer in another process, as the Go proxy is, refreshes the file every few
+    milliseconds (far more often than a proxy does) while the client PATCHes it. A refresh a
+    PATCH saved over is redone by the refresher from the older serial, so the final serial
+    falls short of the refreshes by the number lost. What can still be lost is a refresh
+    that lands between the comparison and the rename (a fraction of a millisecond): at most
+    2 in 100. The old read-modify-write lost most of them (about 57 of 68). A PATCH that
+    kept losing the race says so (409); none fails otherwise."""
     path = auths / "claude-a.json"
     path.write_text(json.dumps(TOKEN_FILE))
-    stop = threading.Event()
-    refreshes, errors = [], []
-
-    def refresher():
-        try:
-            while not stop.is_set():
-                refreshes.append(refresh_in_place(path))  # (our saves rename: never read half-way)
-                stop.wait(0.003)
-        except Exception as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=refresher)
-    thread.start()
+    stop = auths.parent / "stop-refreshing"
+    refresher = subprocess.Popen([sys.executable, __file__, str(path), str(stop)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        while json.loads(path.read_text() or "{}").get("serial", 1) < 1:  # (it takes a moment to start)
+            assert refresher.poll() is None, refresher.communicate()
+            time.sleep(0.01)
         answers = [mgmt.patch("/auth-files/fields", json={"name": "claude-a.json", "priority": n}).status_code
                    for n in range(1, 151)]
     finally:
-        stop.set()
-        thread.join()
-    assert not errors and set(answers) <= {200, 409} and answers.count(200) >= 100, answers
-    assert len(refreshes) > 50  # the two really ran side by side
-    lost = len(refreshes) - json.loads(path.read_text())["serial"]
-    assert 0 <= lost <= len(refreshes) // 50, f"{lost} of {len(refreshes)} refreshes lost"
+        stop.touch()
+        out, errors = refresher.communicate(timeout=30)
+    refreshes = int(out)
+    assert not errors and set(answers) <= {200, 409} and answers.count(200) >= 100, (answers, errors)
+    assert refreshes > 50  # the two really ran side by side
+    lost = refreshes - json.loads(path.read_text())["serial"]
+    assert 0 <= lost <= refreshes // 50, f"{lost} of {refreshes} refreshes lost"
+
+
+if __name__ == "__main__":  # the refresher process of the test above: <token file> <stop file>
+    token, stop_file = Path(sys.argv[1]), Path(sys.argv[2])
+    count = 0
+    while not stop_file.exists():
+        refresh_in_place(token)  # (our saves rename: never read half-way)
+        count += 1
+        time.sleep(0.003)
+    print(count)
