@@ -105,6 +105,18 @@ def test_a_file_rewritten_into_one_that_stays_invalid_is_422_not_409(app, auths)
     assert path.read_text() == "[1, 2]"
 
 
+def test_an_empty_file_is_read_until_the_attempts_run_out_then_422(app, auths, monkeypatch):
+    """Empty is what a refresh leaves between its truncate and its write, for as long as the
+    writer is held up (a busy machine): two equal empty reads do not settle it."""
+    path = auths / "claude-a.json"
+    path.write_bytes(b"")
+    pauses = []
+    monkeypatch.setattr(authfiles.time, "sleep", pauses.append)
+    with app.app_context(), pytest.raises(ApiError) as raised:
+        auth_files().update("claude-a.json", lambda data: data.__setitem__("note", "ours"))
+    assert raised.value.status == 422 and len(pauses) == UPDATE_ATTEMPTS - 1
+
+
 def test_a_file_that_stays_invalid_is_still_422(mgmt, auths):
     (auths / "claude-a.json").write_bytes(b"{not json")
     r = mgmt.patch("/auth-files/fields", json={"name": "claude-a.json", "note": "x"})

@@ -92,8 +92,9 @@ class AuthFiles:
         the file meanwhile: then it is read again and `change` applied to what it holds now,
         up to UPDATE_ATTEMPTS times, then 409. Such a writer rewrites in place, so a read may
         also catch it half-way: a file that is no JSON object is read again. It is 422 once
-        two reads in a row find the same bytes; 409 if the attempts run out on a file seen
-        changing, 422 on one that was not."""
+        two reads in a row find the same non-empty bytes (an empty file is what a rewrite
+        leaves between its truncate and its write, however long the writer is held up);
+        when the attempts run out, 409 for a file seen changing, else 422."""
         last, invalid, changing = UPDATE_ATTEMPTS - 1, None, False
         for attempt in range(UPDATE_ATTEMPTS):
             if attempt:
@@ -103,7 +104,7 @@ class AuthFiles:
                 data = parse_auth_json(raw)
                 if not isinstance(data, dict):
                     changing |= invalid is not None and raw != invalid
-                    if raw == invalid or (attempt == last and not changing):
+                    if (raw and raw == invalid) or (attempt == last and not changing):
                         raise _unusable(data)
                     invalid = raw
                     continue
