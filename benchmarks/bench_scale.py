@@ -17,7 +17,8 @@ Sub-commands (default: all of them, in this order):
            naive in-process read and parse of every file (goal <= 1.5);
   writes   one PATCH /api-keys at 10,000 entries / at 1,000 (goal <= 3); PATCH of a 10-item
            list inside a 10,000-entry config / inside a 1,000-entry one (goal <= 1.5); p99
-           latency of 8 concurrent writers / p50 of one writer (goal <= 10); server RSS after
+           latency of 8 concurrent writers / p50 of one writer (goal <= 10); one PATCH of an
+           object in /gemini-api-key at 10,000 entries / at 1,000 (goal <= 3); server RSS after
            20 writes at 50,000 entries / after start (its first write and GET) (goal <= 1.2).
            The 1,000- and 10,000-entry servers run together and take turns: three turns of an
            untimed PATCH (it pays what the other server's last write left) and five timed ones.
@@ -282,6 +283,10 @@ def claude_key(n):
     return {"index": 3, "value": {"api-key": f"claude-new-{n}"}}
 
 
+def gemini_key(n):
+    return {"index": 500, "value": {"api-key": f"AIza-new-{n}", "base-url": f"https://gemini-new-{n}.example.test"}}
+
+
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
@@ -324,8 +329,9 @@ def bench_writes(tmp: Path) -> list:
         small_list = patch_times(servers, "/v0/management/claude-api-key", claude_key, rounds=3, each=5)
         single = concurrent_latencies(servers[1_000], 1, 40)
         many = concurrent_latencies(servers[1_000], 8, 15)
-    (big_small, big_large), (list_small, list_large) = (
-        (statistics.median(times[1_000]), statistics.median(times[10_000])) for times in (one, small_list))
+        objects = patch_times(servers, "/v0/management/gemini-api-key", gemini_key, rounds=3, each=5)
+    (big_small, big_large), (list_small, list_large), (obj_small, obj_large) = (
+        (statistics.median(times[1_000]), statistics.median(times[10_000])) for times in (one, small_list, objects))
     results.append(("one PATCH /api-keys, 10,000 entries / 1,000 entries", big_large / big_small,
                     "<=", 3.0, f"{big_large * 1000:.1f} ms vs {big_small * 1000:.1f} ms"))
     results.append(("PATCH of a 10-item list, in 10,000 entries / in 1,000", list_large / list_small,
@@ -334,6 +340,8 @@ def bench_writes(tmp: Path) -> list:
     p99 = many[min(len(many) - 1, int(len(many) * 0.99))]
     results.append(("p99 of 8 concurrent writers / p50 of one writer", p99 / p50, "<=", 10.0,
                     f"{p99 * 1000:.1f} ms vs {p50 * 1000:.1f} ms"))
+    results.append(("one PATCH /gemini-api-key, 10,000 entries / 1,000 entries", obj_large / obj_small,
+                    "<=", 3.0, f"{obj_large * 1000:.1f} ms vs {obj_small * 1000:.1f} ms"))
 
     port = free_port()
     config = make_config(tmp / "writes-50k", port, entries=50_000)
