@@ -95,7 +95,7 @@ class AuthFiles:
         two reads in a row find the same non-empty bytes (an empty file is what a rewrite
         leaves between its truncate and its write, however long the writer is held up);
         when the attempts run out, 409 for a file seen changing, else 422."""
-        last, invalid, changing = UPDATE_ATTEMPTS - 1, None, False
+        invalid, changing = None, False
         for attempt in range(UPDATE_ATTEMPTS):
             if attempt:
                 time.sleep(0.005 * attempt)  # (let a rewrite under way finish)
@@ -104,7 +104,7 @@ class AuthFiles:
                 data = parse_auth_json(raw)
                 if not isinstance(data, dict):
                     changing |= invalid is not None and raw != invalid
-                    if (raw and raw == invalid) or (attempt == last and not changing):
+                    if (raw and raw == invalid) or (attempt == UPDATE_ATTEMPTS - 1 and not changing):
                         raise _unusable(data)
                     invalid = raw
                     continue

@@ -360,8 +360,9 @@ class PostgresStorage(Storage):
         """Bring the mirror in line with the table: mirror the rows that changed since we
         last looked (`everything`: all rows, compared by content) or whose file is missing
         (only their content is fetched), remove the files of the rows we mirrored that are
-        gone, and adopt the files no row stands for that we never mirrored (`_adopt`). One walk of the folder; a file is read only to
-        adopt it. A file we did not write is never removed."""
+        gone, and adopt the files no row stands for that we never mirrored (`_adopt`). One
+        walk of the folder; a file is read only to adopt it. A file we did not write is never
+        removed."""
         table = self.table("auth_store")
         versions = dict(conn.execute(sql.SQL("SELECT id, updated_at FROM {}").format(table)).fetchall())
         with self._lock:
@@ -587,9 +588,7 @@ class PostgresStorage(Storage):
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
                     # Whatever changed while we were not listening; after an outage by
                     # content too: a change that kept updated_at sent a notification nobody got.
-                    everything = lost
-                    if self._poll_unless_locked(conn, everything):
-                        everything = False
+                    everything = self._poll_unless_locked(conn, everything=lost)
                     self.online = True
                     if lost:
                         log.info("database reachable again")
@@ -609,8 +608,7 @@ class PostgresStorage(Storage):
                         if batch:  # (a stop by a signal does not wait for close())
                             self._record_mirrored()
                         if time.monotonic() >= next_poll:
-                            if self._poll_unless_locked(conn, everything):
-                                everything = False
+                            everything = self._poll_unless_locked(conn, everything)
                             next_poll = time.monotonic() + POLL_SECONDS
             except psycopg.Error as exc:
                 self.online = False
@@ -637,13 +635,15 @@ class PostgresStorage(Storage):
         return True
 
     def _poll_unless_locked(self, conn, everything: bool) -> bool:
-        """`_poll` through `_unless_locked`; a poll that gets through ends a hold-up."""
+        """`_poll` through `_unless_locked`; a poll that gets through ends a hold-up. Returns
+        whether the next poll must still compare `everything` by content (it did not get
+        through)."""
         if not self._unless_locked(lambda: self._poll(conn, everything=everything)):
-            return False
+            return everything
         if self._held_up:
             log.info("pgstore: no longer held up by a lock")
             self._held_up = False
-        return True
+        return False
 
     def _probe(self) -> bool:
         """Whether the pool reaches the database again (after a request found it did not)."""
