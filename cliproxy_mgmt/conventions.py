@@ -10,15 +10,18 @@ Every mutating route answers 200 `{"status": "ok"}` after the config store has s
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass, field
+from itertools import compress, count, repeat
 from typing import Callable
 
 from flask import Blueprint, current_app, jsonify, request
 
 from .config import yamlio
+from .config.draft import Draft
 from .errors import ApiError, invalid_body
-from .fastlists import STR, all_exactly
+from .fastlists import DICT, STR, all_exactly, ids, positions_not_in
 from .openapi import describe
 from .schemas import VALUE_SCHEMAS, ObjectListPatch, StatusOK, StringListPatch, array_or_items
 from .records import ConfigSection
@@ -231,6 +234,20 @@ def normalize_models(value, *, both: bool = False) -> list:
     return models
 
 
+def first_of_each(items: list, *fields) -> list:
+    """One item per value of `fields` (every item has them): the first wins. (When none
+    repeats, the usual case, the list is checked in C, not item by item.)"""
+    idents = list(map(operator.itemgetter(*fields), items))
+    if len(set(idents)) == len(idents):
+        return list(items)
+    seen, unique = set(), []
+    for item, ident in zip(items, idents):
+        if ident not in seen:
+            seen.add(ident)
+            unique.append(item)
+    return unique
+
+
 def put_field(item: dict, name: str, value) -> None:
     """Set `item[name]`, or remove it when `value` is empty (what Go's omitempty writes)."""
     if value in (None, "", [], {}):
@@ -418,7 +435,11 @@ def add_string_list(bp: Blueprint, route: str, key: str, *,
 def dict_items(data: dict, key: str) -> list:
     """The mappings in the list at top-level `key` (anything else there is skipped)."""
     value = data.get(key)
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+    if not isinstance(value, list):
+        return []
+    if all_exactly(value, DICT):  # the usual case, checked in C
+        return list(value)
+    return [v for v in value if isinstance(v, dict)]
 
 
 MAX_WEIGHT = 1_000_000
@@ -435,6 +456,48 @@ def weight_over_limit(weights) -> str | None:
         if is_kind(value, int) and value > MAX_WEIGHT:
             return path
     return None
+
+
+class _CleanedItems:
+    """The cleaned form of the raw items of a list in force, by identity.
+
+    Only objects nobody changes in place pass here (the data in force, items already
+    cleaned), and each is held while remembered, so its id stays its own. An item that
+    `normalize` leaves as it was is remembered as itself. (Steps over every item are done
+    in C: the list may hold 10,000s of them, a write changes a few.)
+    """
+
+    def __init__(self):
+        # ({id(raw item): (raw item, cleaned item or None)}, ids of the cleaned items):
+        # replaced whole, so a thread reading the previous one stays right.
+        self._state: tuple = ({}, set())
+
+    def of(self, raw: list, normalize) -> list:
+        """The cleaned items of `raw` (those `normalize` keeps), remembered in place of the last list's."""
+        known = self._state[0]
+        pairs = list(map(known.get, map(id, raw)))
+        for i in compress(count(), map(operator.not_, pairs)):  # not remembered yet
+            pairs[i] = (raw[i], _normalized(raw[i], normalize))
+        cleaned = _kept(list(map(operator.itemgetter(1), pairs)))
+        self._state = (dict(zip(map(id, raw), pairs)), ids(cleaned))
+        return cleaned
+
+    def clean(self, items: list, normalize) -> list:
+        """`items` normalised, but for the cleaned items remembered, which are clean already."""
+        items = list(items)
+        for i in positions_not_in(items, self._state[1]):
+            items[i] = normalize(dict(items[i]))
+        return _kept(items)
+
+
+def _kept(items: list) -> list:
+    """The items that are not None."""
+    return list(compress(items, map(operator.is_not, items, repeat(None))))
+
+
+def _normalized(item, normalize):
+    cleaned = normalize(dict(item))
+    return item if cleaned is not None and yamlio.same(cleaned, item) else cleaned
 
 
 @dataclass(frozen=True)
@@ -454,6 +517,10 @@ class ObjectList:
     `weights(item)` lists the routing weights an item holds as (path, value) pairs, by default
     its own `weight`; none may exceed MAX_WEIGHT (upstream's proxy refuses to load such a
     config), in a loaded config, a PUT or a PATCH value.
+
+    A write costs the items it changes, not the list (see `entries`): `normalize` must give
+    the same item again for an item it cleaned (`normalize(dict(clean)) == clean`), and the
+    items `entries` returns are shared with the data in force: read them, copy one to change it.
     """
 
     route: str
@@ -481,6 +548,8 @@ class ObjectList:
     nullable_fields: tuple = ()            # PATCH: null removes these (e.g. weight)
     show: Callable[[dict], dict] | None = None  # GET and GET /config: an entry as shown
     weights: Callable[[dict], list] = own_weight
+    _cleaned: "_CleanedItems" = field(default_factory=lambda: _CleanedItems(), init=False,
+                                      repr=False, compare=False)
 
     def shown(self, data: dict) -> list:
         """The cleaned list as GET shows it."""
@@ -492,23 +561,46 @@ class ObjectList:
         return self.sanitize([i for i in (self.normalize(dict(v)) for v in items) if i is not None])
 
     def entries(self, data: dict) -> list:
-        """The cleaned list: what GET and GET /config show, and what changes start from."""
-        return self.clean(self.read(data) if self.read else dict_items(data, self.key))
+        """The cleaned list: what GET and GET /config show, and what changes start from.
 
-    def store_entries(self, draft: dict, items: list) -> None:
-        """Write the cleaned `items` into a draft (an absent key stays absent for an empty list)."""
+        `data` is the data in force or a `Draft` of it. The items of data that no change can
+        alter in place (all but a draft's own copies) are cleaned once, and the cleaned items
+        are shared from then on (an item already clean is its very object in force): a write
+        then costs the items it changes, and the list comes back the same objects.
+        """
+        if isinstance(data, Draft):
+            if any(data.owns(key) for key in (self.key, *self.legacy_keys)):
+                return self.clean(self._raw(data))  # a change's own copy: nothing to remember
+            data = data.peek()
+        return self.sanitize(self._cleaned.of(self._raw(data), self.normalize))
+
+    def _raw(self, data: dict) -> list:
+        return self.read(data) if self.read else dict_items(data, self.key)
+
+    def store_entries(self, draft: Draft, items: list) -> None:
+        """Write `items` into the draft a change was given, cleaned (items `entries` gave are
+        clean already); an absent key stays absent for an empty list."""
         for legacy in self.legacy_keys:
             draft.pop(legacy, None)
-        set_path(draft, (self.key,), self.clean(items), [])
+        cleaned = self.sanitize(self._cleaned.clean(items, self.normalize))
+        if cleaned or self.key in draft:
+            draft.share(self.key, cleaned)
 
     def item_ok(self, item) -> bool:
         return isinstance(item, dict) and fits(item, self.fields)
 
-    def validate(self, value) -> None:
-        """The check of a loaded config value (`ConfigSection.validate`)."""
-        if not fits(value, [self.fields], strict=False):
+    def validate(self, value, before=None) -> None:
+        """The check of a loaded config value (`ConfigSection.validate`); of a written one
+        given the value in force `before` (`validate_change`), whose items it holds as the
+        very same objects were checked when they came in."""
+        if value is None:
+            return
+        if not isinstance(value, list):
             raise ValueError("expected a list of objects with correctly typed fields")
-        for i, item in enumerate(value or ()):
+        for i in positions_not_in(value, ids(before) if isinstance(before, list) else set()):
+            item = value[i]
+            if not fits(item, self.fields, strict=False):
+                raise ValueError("expected a list of objects with correctly typed fields")
             path = weight_over_limit(self.weights(item)) if isinstance(item, dict) else None
             if path:
                 raise ValueError(f"{self.key}[{i}].{path}: weight must not exceed {MAX_WEIGHT}")
@@ -526,7 +618,8 @@ class ObjectList:
         if credentials is None and provider:
             credentials = lambda data: self.credentials(provider, data)  # noqa: E731
         return ConfigSection(key=self.key, view=lambda value, data: self.shown(data),
-                             validate=self.validate, order=order, provider=provider,
+                             validate=self.validate, validate_change=self.validate,
+                             order=order, provider=provider,
                              legacy_keys=self.legacy_keys, credentials=credentials)
 
 

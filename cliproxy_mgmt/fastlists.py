@@ -9,7 +9,11 @@ follows what it changed.
 
 from __future__ import annotations
 
+from itertools import compress, count
+from operator import is_not, not_
+
 STR = frozenset((str,))
+DICT = frozenset((dict,))
 
 
 def all_exactly(items, kinds: frozenset) -> bool:
@@ -38,3 +42,23 @@ def changed_span(old: list, new: list) -> tuple[int, int]:
     limit = min(len(old), len(new))
     head = _shared(old, new, limit, from_end=False)
     return head, _shared(old, new, limit - head, from_end=True)
+
+
+def identical_head(a: list, b: list) -> int:
+    """How many leading items of two lists are the very same objects."""
+    return next(compress(count(), map(is_not, a, b)), min(len(a), len(b)))
+
+
+def identical_tail(a: list, b: list) -> int:
+    """How many trailing items of two lists are the very same objects."""
+    return identical_head(a[::-1], b[::-1])
+
+
+def ids(items) -> set:
+    """The ids of `items` (alive while they are: hold them while the set is used)."""
+    return set(map(id, items))
+
+
+def positions_not_in(items: list, known: set) -> list[int]:
+    """The positions of the items whose id is not in `known` (a set from `ids`)."""
+    return list(compress(count(), map(not_, map(known.__contains__, map(id, items)))))

@@ -6,13 +6,19 @@ a write changes one key. A `Draft` copies a top-level value the first time it is
 (so nested mutation never reaches the data in force) and remembers which keys were read,
 set or removed: only those can differ, so only those are compared, converted, validated
 and spliced into the file.
+
+Within a key, a long list that a write rebuilds from items it did not change (one entry
+edited among 10,000) is read with `peek` and put back with `share`: its unchanged items
+stay the very objects in force. Those are plain and never changed in place, so `result`
+keeps them as they are, and what compares, validates and splices the list can skip them
+by identity.
 """
 
 from __future__ import annotations
 
 import pickle
 
-from ..fastlists import all_exactly
+from ..fastlists import all_exactly, ids, positions_not_in
 from . import yamlio
 
 _MISSING = object()
@@ -29,31 +35,61 @@ def _copy(value):
     return value
 
 
+def _plain(value, before):
+    """`yamlio.to_plain(value)`, keeping as they are the items of a list that are the very
+    objects of the list `before` (in force: plain already, and never changed in place)."""
+    if type(value) is list and type(before) is list and before and not all_exactly(value, yamlio.PLAIN_SCALARS):
+        value = list(value)
+        for i in positions_not_in(value, ids(before)):
+            value[i] = yamlio.to_plain(value[i])
+        return value
+    return yamlio.to_plain(value)
+
+
 class Draft(dict):
     """A dict over the data in force; reading a top-level value gives (and keeps) a copy."""
 
     def __init__(self, data: dict):
         super().__init__(data)
         self.touched: set = set()
+        self._shared: set = set()  # touched keys whose values hold objects of the data in force
         self._base = data
 
     def checkpoint(self):
         """What `restore` needs to undo what is done to the draft after this call."""
-        return (set(self.touched), list(dict.keys(self)),
-                {k: _copy(dict.__getitem__(self, k)) for k in dict.keys(self) if k in self.touched})
+        # A shared value is never changed in place (reading it through the draft copies it).
+        return (set(self.touched), set(self._shared), list(dict.keys(self)),
+                {k: dict.__getitem__(self, k) if k in self._shared else _copy(dict.__getitem__(self, k))
+                 for k in dict.keys(self) if k in self.touched})
 
     def restore(self, point) -> None:
         """Back to the state of `checkpoint()` (a change that failed is undone)."""
-        touched, order, values = point
+        touched, shared, order, values = point
         dict.clear(self)
         for key in order:
             dict.__setitem__(self, key, values[key] if key in values else self._base[key])
-        self.touched = touched
+        self.touched, self._shared = touched, shared
+
+    def peek(self) -> dict:
+        """The draft's values as they stand, without copying them: for reading only."""
+        return dict.copy(self)
+
+    def owns(self, key) -> bool:
+        """Does the draft hold its own copy of `key`'s value (one a change may alter in place)?"""
+        return key in self.touched and key not in self._shared and dict.__contains__(self, key)
+
+    def share(self, key, value) -> None:
+        """Set `key` to `value`, a value that may hold objects of the data in force (items of
+        `peek()`). It counts as changed; reading it through the draft copies it first."""
+        self.touched.add(key)
+        self._shared.add(key)
+        dict.__setitem__(self, key, value)
 
     def _own(self, key):
         """The draft's own copy of `key`'s value (copied on first access)."""
-        if key not in self.touched:
+        if key not in self.touched or key in self._shared:
             self.touched.add(key)
+            self._shared.discard(key)
             if dict.__contains__(self, key):
                 dict.__setitem__(self, key, _copy(dict.__getitem__(self, key)))
         return dict.__getitem__(self, key)
@@ -68,16 +104,18 @@ class Draft(dict):
 
     def __setitem__(self, key, value):
         self.touched.add(key)
+        self._shared.discard(key)
         dict.__setitem__(self, key, value)
 
     def __delitem__(self, key):
         self.touched.add(key)
+        self._shared.discard(key)
         dict.__delitem__(self, key)
 
     def pop(self, key, default=_MISSING):
         if dict.__contains__(self, key):
             value = self._own(key)
-            dict.__delitem__(self, key)
+            del self[key]
             return value
         if default is _MISSING:
             raise KeyError(key)
@@ -108,6 +146,7 @@ class Draft(dict):
 
     def clear(self):
         self.touched.update(dict.keys(self))
+        self._shared.clear()
         dict.clear(self)
 
     def __reduce_ex__(self, protocol):  # deepcopy/pickle: a plain dict of (copied) values
@@ -115,13 +154,14 @@ class Draft(dict):
 
     def result(self, old: dict) -> tuple[dict, list]:
         """(the new plain data, the keys whose values differ from `old`), in the draft's
-        key order; values never touched are the very objects of `old`."""
+        key order; values never touched are the very objects of `old`, and so are the items
+        of a list that are the very objects of its list in `old`."""
         new = {}
         changed = []
         for key in dict.keys(self):
             value = dict.__getitem__(self, key)
             if key in self.touched:
-                value = yamlio.to_plain(value)
+                value = _plain(value, old.get(key))
                 if key not in old or not yamlio.same(old[key], value):
                     changed.append(key)
             new[key] = value

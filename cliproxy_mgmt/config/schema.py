@@ -186,10 +186,12 @@ def _first_message(messages, prefix="") -> str:
 
 
 def make_validator(sections: dict):
-    """Return validate(data, changed=None): the core schema, then each plugin section's own
-    check; with `changed`, only those top-level keys are checked (a write's changes)."""
+    """Return validate(data, changed=None, before=None): the core schema, then each plugin
+    section's own check; with `changed`, only those top-level keys are checked (a write's
+    changes), each against its value in `before`, the data in force, when the section can
+    use it (`ConfigSection.validate_change`)."""
 
-    def validate(data: dict, changed=None) -> None:
+    def validate(data: dict, changed=None, before=None) -> None:
         keys = set(data) if changed is None else set(changed) & set(data)
         try:
             _core_schema.load({k: data[k] for k in keys if not _plainly_valid(k, data[k])})
@@ -202,7 +204,10 @@ def make_validator(sections: dict):
         for key, section in sections.items():
             if key in keys and data.get(key) is not None:
                 try:
-                    section.validate(data[key])
+                    if before is not None and section.validate_change is not None:
+                        section.validate_change(data[key], before.get(key))
+                    else:
+                        section.validate(data[key])
                 except ValueError as exc:
                     raise ConfigError(f"invalid value for {key}: {exc}") from None
 

@@ -143,9 +143,9 @@ class ConfigStore:
         self.path = self._backend.path
         self._validate = validate
         try:
-            self._validates_keys = "changed" in inspect.signature(validate).parameters
+            self._validate_takes = set(inspect.signature(validate).parameters) & {"changed", "before"}
         except (TypeError, ValueError):
-            self._validates_keys = False
+            self._validate_takes = set()
         self._lock = threading.RLock()
         self._queue_lock = threading.Lock()
         self._queue: list[_Pending] = []  # writers waiting for the lock (see edit)
@@ -332,11 +332,10 @@ class ConfigStore:
 
     def _validate_keys(self, data: dict, changed: list) -> None:
         """Validate what changed (the rest was valid when it was loaded), when the validator
-        can be told (`validate(data, changed=keys)`); else the whole data."""
-        if self._validates_keys:
-            self._validate(data, changed=changed)
-        else:
-            self._validate(data)
+        can be told (`validate(data, changed=keys)`), against the data in force when it
+        takes that too (`before=`); else the whole data."""
+        told = {"changed": changed, "before": self._data}
+        self._validate(data, **{name: told[name] for name in self._validate_takes})
 
     def _render(self, draft: dict, changed: list | None = None) -> str:
         yaml = yamlio.make_yaml(self._indent)

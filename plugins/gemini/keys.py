@@ -16,6 +16,7 @@ from cliproxy_mgmt.conventions import (
     add_object_list,
     add_string_list,
     dict_items,
+    first_of_each,
     normalize_shared_fields,
     put_field,
     text,
@@ -43,13 +44,7 @@ def normalize(item: dict) -> dict | None:
 
 def sanitize(items: list) -> list:
     """One entry per key: the first wins."""
-    seen = set()
-    unique = []
-    for item in items:
-        if item["api-key"] not in seen:
-            seen.add(item["api-key"])
-            unique.append(item)
-    return unique
+    return first_of_each(items, "api-key")
 
 
 def read(data: dict) -> list:

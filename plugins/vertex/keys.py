@@ -9,6 +9,7 @@ from cliproxy_mgmt import hookimpl
 from cliproxy_mgmt.conventions import (
     ObjectList,
     add_object_list,
+    first_of_each,
     normalize_headers,
     normalize_models,
     normalize_prefix,
@@ -37,14 +38,7 @@ def normalize(item: dict) -> dict | None:
 
 def sanitize(items: list) -> list:
     """One entry per key and base-url: the first wins."""
-    seen = set()
-    unique = []
-    for item in items:
-        ident = (item["api-key"], item["base-url"])
-        if ident not in seen:
-            seen.add(ident)
-            unique.append(item)
-    return unique
+    return first_of_each(items, "api-key", "base-url")
 
 
 VERTEX = ObjectList(

@@ -1,0 +1,203 @@
+"""Writes to long lists of credential objects cost the entries they change: the entries a
+write leaves alone stay the very objects in force (never cleaned, copied, checked or
+compared again), and nothing of that sharing may let a change reach the data in force."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import random
+
+import pytest
+import yaml
+
+import plugins
+from cliproxy_mgmt.config.draft import Draft
+from cliproxy_mgmt.config.store import ConfigError
+from cliproxy_mgmt.conventions import ObjectList, dict_items, first_of_each
+from cliproxy_mgmt.testing import ManagementClient
+
+KEY = "gemini-api-key"
+
+
+def gemini_yaml(count: int, *, messy: int | None = None) -> str:
+    lines = [f"{KEY}:"]
+    for n in range(count):
+        key = f"  AIza-{n}  " if n == messy else f"AIza-{n}"
+        lines += [f'  - api-key: "{key}"', f'    base-url: "https://g{n}.example.test"']
+    return "\n".join(lines) + "\n"
+
+
+def object_lists() -> list:
+    """Every ObjectList the bundled provider plugins declare."""
+    found = {}
+    for info in pkgutil.walk_packages(plugins.__path__, "plugins."):
+        module = importlib.import_module(info.name)
+        for value in vars(module).values():
+            if isinstance(value, ObjectList):
+                found[value.key] = value
+    return [found[key] for key in sorted(found)]
+
+
+@pytest.fixture
+def gemini(make_app):
+    """(store, client) of an app started on 40 gemini entries, the fourth written with
+    spaces to trim."""
+    app = make_app(extra_yaml=gemini_yaml(40, messy=3))
+    return app.extensions["cliproxy_mgmt"].store, ManagementClient(app.test_client())
+
+
+def file_entries(store) -> list:
+    with open(store.path) as f:
+        return dict_items(yaml.safe_load(f), KEY)
+
+
+def test_a_patch_keeps_the_entries_it_did_not_change(gemini):
+    store, mgmt = gemini
+    assert mgmt.patch("/gemini-api-key", json={"index": 5, "value": {"prefix": "team"}}).status_code == 200
+    before = store.data[KEY]
+    r = mgmt.patch("/gemini-api-key", json={"index": 20, "value": {"api-key": "AIza-new"}})
+    assert r.status_code == 200
+    after = store.data[KEY]
+    assert after[20] == {"api-key": "AIza-new", "base-url": "https://g20.example.test"}
+    assert all(after[n] is before[n] for n in range(40) if n != 20)
+    assert file_entries(store) == after
+    assert mgmt.get("/gemini-api-key").get_json()[KEY] == after
+
+
+def test_an_entry_held_unclean_is_cleaned_and_written_cleaned(gemini):
+    store, mgmt = gemini
+    assert store.data[KEY][3]["api-key"] == "  AIza-3  "
+    assert mgmt.get("/gemini-api-key").get_json()[KEY][3]["api-key"] == "AIza-3"
+    assert mgmt.delete("/gemini-api-key?index=30").status_code == 200
+    assert store.data[KEY][3]["api-key"] == "AIza-3"   # the whole list is written cleaned
+    assert file_entries(store)[3]["api-key"] == "AIza-3"
+    assert len(store.data[KEY]) == 39
+
+
+def test_a_refused_patch_leaves_the_entries_in_force_as_they_were(gemini):
+    store, mgmt = gemini
+    before = store.data[KEY]
+    snapshot = [dict(item) for item in before]
+    r = mgmt.patch("/gemini-api-key", json={"index": 7, "value": {"weight": 2_000_000}})
+    assert r.status_code == 400
+    assert store.data[KEY] is before and before == snapshot
+
+
+def test_a_change_after_store_entries_never_reaches_the_data_in_force(gemini):
+    """The list `store_entries` puts into a draft shares its items with the data in force:
+    reading it back through the draft hands out a copy, and a failed change is undone."""
+    store, _ = gemini
+    spec = next(s for s in object_lists() if s.key == KEY)
+    before = store.data[KEY]
+    snapshot = [dict(item) for item in before]
+
+    def edit_after_storing(draft):
+        spec.store_entries(draft, spec.entries(draft)[:-1])
+        draft[KEY][0]["api-key"] = "changed-in-place"
+
+    def edit_then_fail(draft):
+        edit_after_storing(draft)
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError):
+        store.edit(edit_then_fail)
+    assert store.data[KEY] is before and before == snapshot
+    store.edit(edit_after_storing)
+    assert before == snapshot
+    assert store.data[KEY][0]["api-key"] == "changed-in-place"
+    assert len(store.data[KEY]) == 39
+    assert spec.entries(store.data)[0]["api-key"] == "changed-in-place"
+
+
+def test_random_writes_leave_what_a_clean_read_of_the_file_gives(gemini):
+    """Whatever the remembered cleaning keeps, every write stores the list cleaned, and the
+    entries shown are always those of the file cleaned from scratch."""
+    store, mgmt = gemini
+    spec = next(s for s in object_lists() if s.key == KEY)
+    rng = random.Random(7)
+    for step in range(40):
+        count = len(spec.entries(store.data))
+        kind = rng.choice(["patch", "patch", "delete", "put-one-more", "duplicate"])
+        if kind == "patch":
+            body = {"index": rng.randrange(count), "value": {"api-key": f" k{step} ", "prefix": "/p/"}}
+            assert mgmt.patch("/gemini-api-key", json=body).status_code == 200
+        elif kind == "delete":
+            assert mgmt.delete(f"/gemini-api-key?index={rng.randrange(count)}").status_code == 200
+        elif kind == "duplicate":  # takes the key of another entry: the sanitiser drops it
+            other = spec.entries(store.data)[0]["api-key"]
+            body = {"index": count - 1, "value": {"api-key": other}}
+            assert mgmt.patch("/gemini-api-key", json=body).status_code == 200
+        else:
+            items = mgmt.get("/gemini-api-key").get_json()[KEY] + [{"api-key": f"  put-{step} "}]
+            assert mgmt.put("/gemini-api-key", json=items).status_code == 200
+        fresh = spec.clean(file_entries(store))
+        assert file_entries(store) == fresh  # a write stores the list cleaned
+        assert mgmt.get("/gemini-api-key").get_json()[KEY] == fresh
+        assert spec.entries(store.data) == fresh
+
+
+@pytest.mark.parametrize("spec", object_lists(), ids=lambda s: s.key)
+def test_every_object_list_cleans_a_cleaned_entry_to_itself(spec):
+    """The write path trusts an entry it cleaned once: cleaning must not change it again."""
+    messy = [
+        {spec.key_field: "  a  ", "base-url": " https://x.test/ ", "prefix": "/team/", "proxy-url": " ",
+         "headers": {" X-A ": " 1 ", "X-B": " "}, "excluded-models": [" M-1 ", "m-1", ""],
+         "models": [{"name": " n ", "alias": " a "}, {"name": "", "alias": ""}],
+         "api-key-entries": [{"api-key": " k ", "weight": 3}, {"api-key": ""}], "weight": 5},
+        {spec.key_field: "b", "base-url": "https://y.test", "unknown-field": [1, {"x": None}]},
+        {spec.key_field: 12, "base-url": "https://z.test", "prefix": "a/b"},
+        {"base-url": "https://only-url.test"},
+        {spec.key_field: "c"},
+    ]
+    cleaned = spec.clean(messy)
+    assert cleaned
+    assert spec.clean(cleaned) == cleaned
+    assert spec.clean(yaml.safe_load(yaml.safe_dump(cleaned))) == cleaned
+
+
+def test_lists_declared_from_another_remember_their_own_cleaning():
+    lists = {spec.key: spec for spec in object_lists()}
+    assert lists["xai-api-key"]._cleaned is not lists["codex-api-key"]._cleaned
+
+
+def test_a_written_list_is_checked_for_the_entries_it_changed():
+    """`validate(value, before)`: the entries that are the very objects of the list in force
+    were checked when they came in; the others are checked, with their position."""
+    spec = next(s for s in object_lists() if s.key == KEY)
+    in_force = [{"api-key": "a"}, {"api-key": "b", "weight": 2_000_000}]  # as if let in earlier
+    spec.validate(in_force + [{"api-key": "c"}], in_force)
+    with pytest.raises(ValueError, match=r"gemini-api-key\[2\]\.weight"):
+        spec.validate(in_force + [{"api-key": "c", "weight": 2_000_000}], in_force)
+    with pytest.raises(ValueError, match=r"gemini-api-key\[1\]\.weight"):
+        spec.validate(in_force)
+    with pytest.raises(ValueError, match="correctly typed"):
+        spec.validate([in_force[0], {"api-key": ["not", "a", "string"]}], in_force)
+
+
+def test_a_config_loaded_with_an_entry_over_the_weight_limit_is_refused(make_app):
+    with pytest.raises(ConfigError, match=r"gemini-api-key\[1\]\.weight"):
+        make_app(extra_yaml=f"{KEY}:\n  - api-key: a\n  - api-key: b\n    weight: 2000000\n")
+
+
+def test_a_shared_value_is_copied_when_read_through_the_draft():
+    data = {"list": [{"a": 1}, {"a": 2}], "other": 1}
+    draft = Draft(data)
+    items = draft.peek()["list"]
+    assert items is data["list"] and not draft.owns("list")
+    draft.share("list", items[:1])
+    assert not draft.owns("list")
+    point = draft.checkpoint()
+    draft["list"][0]["a"] = 9         # a read through the draft: its own copy
+    assert draft.owns("list") and data["list"][0] == {"a": 1}
+    draft.restore(point)
+    assert draft.peek()["list"][0] is data["list"][0]
+    new, changed = draft.result(data)
+    assert changed == ["list"] and new["list"][0] is data["list"][0]
+
+
+def test_first_of_each_keeps_the_first_item_per_identity():
+    items = [{"k": "a", "u": 1}, {"k": "b", "u": 1}, {"k": "a", "u": 2}, {"k": "a", "u": 1}]
+    assert first_of_each(items, "k") == [items[0], items[1]]
+    assert first_of_each(items, "k", "u") == items[:3]
+    assert first_of_each(items[:2], "k") == items[:2]
