@@ -72,11 +72,80 @@ def test_the_block_index_kept_after_a_splice_is_the_one_the_text_has(path):
     kept = 0
     for new, keys in edits(old, random.Random(5)):
         result = yamlio.splice(yaml, text, old, new, keys=keys)
-        known, where = yamlio._last_blocks
+        known, where, items = yamlio._last_blocks
         if known is result:
             kept += 1
             assert where == yamlio.text_blocks(result)
+            assert_items_are_the_texts(result, where, items)
     assert kept
+
+
+def assert_items_are_the_texts(text: str, where: dict, items: dict) -> None:
+    """The item ranges remembered for `text` are what `_item_ranges` finds in its blocks."""
+    for key, ranges in items.items():
+        start, end = where[key]
+        assert ranges == yamlio._item_ranges(text[start:end].splitlines(keepends=True)), key
+
+
+CHAINED = """\
+# credentials
+gemini-api-key:
+  - api-key: "k0"   # the first
+    base-url: "https://a.example.test"
+  # between items
+  - api-key: "k1"
+    models:
+      - name: m
+        alias: a
+
+  - api-key: "k2"
+    headers:
+      X-A: "1"
+  - api-key: "k3"
+api-keys:
+  - one
+  - two
+  # the last
+  - three
+debug: false
+"""
+
+
+def test_a_chain_of_writes_follows_the_items_of_the_lists_it_edits():
+    """Writes that start from the text the last one wrote use the item ranges it remembered:
+    after every kind of edit (change, insert, delete, several at once; comments and a blank
+    line between items), the text is what the line-by-line splice writes and the ranges are
+    the text's."""
+    rng = random.Random(11)
+    text = CHAINED
+    data = parse(text)
+    yaml = yamlio.make_yaml(yamlio.guess_indent(text))
+    followed = 0
+    for step in range(60):
+        new = dict(data)
+        key = rng.choice(["gemini-api-key", "api-keys"])
+        items = list(new[key])
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(items) + 1)
+            kind = rng.choice(["change", "insert", "delete"]) if items else "insert"
+            fresh = {"api-key": f"n{step}-{at}"} if key == "gemini-api-key" else f"n{step}-{at}"
+            if kind == "insert":
+                items.insert(at, fresh)
+            elif kind == "delete" and len(items) > 1:
+                del items[min(at, len(items) - 1)]
+            else:
+                items[min(at, len(items) - 1)] = fresh
+        new[key] = items
+        expected = yamlio._splice_lines(yaml, text, data, new)
+        result = yamlio.splice(yaml, text, data, new, keys=[key])
+        assert result == expected
+        known, where, remembered = yamlio._last_blocks
+        assert known is result
+        assert_items_are_the_texts(result, where, remembered)
+        followed += key in remembered
+        text, data = result, parse(result)
+        assert data == new
+    assert followed > 40
 
 
 def test_a_draft_copies_only_what_is_read():

@@ -30,7 +30,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import ScalarString
 
-from ..fastlists import STR, all_exactly, changed_span
+from ..fastlists import STR, all_exactly, changed_span, identical_head, identical_tail
 from ..safeload import InvalidYAML, load_yaml
 
 _TOP_KEY = re.compile(r"""^(?:"((?:[^"\\]|\\.)*)"|'((?:[^']|'')*)'|([^\s#'"\-?:,\[\]{}][^:#]*?|-[^\s:#][^:#]*?))\s*:(?:\s|$)""")
@@ -123,6 +123,8 @@ def to_plain(node):
 
 def same(a, b) -> bool:
     """Equal values of equal JSON types (Python's True == 1 is not good enough here)."""
+    if a is b:
+        return True
     if type(a) is list and type(b) is list:  # settled in C where it can be, no step per item
         if a != b:
             return False  # what differs for == differs here too
@@ -424,10 +426,10 @@ def _opcodes(old: list, new: list) -> list:
         head, tail = changed_span(old, new)  # lists of strings: compared in C
     else:
         limit = min(len(old), len(new))
-        head = 0
+        head = identical_head(old, new)  # the items a write kept (draft.Draft.share), in C
         while head < limit and _equal_item(old[head], new[head]):
             head += 1
-        tail = 0
+        tail = min(identical_tail(old, new), limit - head)
         while tail < limit - head and _equal_item(old[-1 - tail], new[-1 - tail]):
             tail += 1
     middle = difflib.SequenceMatcher(None, [_diff_key(v) for v in old[head:len(old) - tail]],
@@ -439,18 +441,43 @@ def _opcodes(old: list, new: list) -> list:
 class _Spliced(list):
     """The lines of a block sequence edited item by item: its first line is its key's, left
     as it was, and every other line is an item's (indented, or a "- " line), so no other line
-    starts a top-level key. `_shift_blocks` need not scan it for them."""
+    starts a top-level key. `_shift_blocks` need not scan it for them.
+
+    `items` is its `_item_ranges`, followed through the edit (None when not known)."""
+
+    def __init__(self, lines, items=None):
+        super().__init__(lines)
+        self.items = items
 
 
-def _splice_sequence(yaml, block: list[str], key, old: list, new: list):
+def _renumber(ranges: tuple | None, header: str, i1: int, i2: int, at: int, removed: int,
+              replacement: list[str], count: int):
+    """`ranges` (indent, starts, ends) after items i1..i2 (`removed` lines from line `at`)
+    were replaced by the `count` items in `replacement`; None when not known. Only the
+    replacement is parsed: the items after it only move (a step in C)."""
+    if ranges is None:
+        return None
+    indent, starts, ends = ranges
+    inner = _item_ranges([header] + replacement) if replacement else (indent, [], [])
+    if inner is None or inner[0] != indent or len(inner[1]) != count:
+        return None
+    delta = len(replacement) - removed
+    starts = starts[:i1] + [at - 1 + s for s in inner[1]] + list(map(operator.add, starts[i2:], repeat(delta)))
+    ends = ends[:i1] + [at - 1 + e for e in inner[2]] + list(map(operator.add, ends[i2:], repeat(delta)))
+    return indent, starts, ends
+
+
+def _splice_sequence(yaml, block: list[str], key, old: list, new: list, known=None):
     """Edit a block sequence (`block`, its lines: edited in place) item by item; return the
-    new lines of the block, or None (then `block` is as it was)."""
-    found = _item_ranges(block)
+    new lines of the block, or None (then `block` is as it was). `known`: the block's
+    `_item_ranges`, when remembered from the write that made it."""
+    found = known or _item_ranges(block)
     if found is None:
         return None
     indent, starts, ends = found
     if len(starts) != len(old):
         return None
+    ranges = found
     tail_end = len(block)
     sample_doc = None
 
@@ -477,11 +504,13 @@ def _splice_sequence(yaml, block: list[str], key, old: list, new: list):
         if j2 > j1:
             _checked(replacement, key, new[j1:j2], indent=indent)
         if i2 > i1:
-            block[starts[i1]:ends[i2 - 1]] = replacement
+            at, removed = starts[i1], ends[i2 - 1] - starts[i1]
         else:
             at = starts[i1] if i1 < len(starts) else (ends[-1] if starts else tail_end)
-            block[at:at] = replacement
-    return _Spliced(block)
+            removed = 0
+        block[at:at + removed] = replacement
+        ranges = _renumber(ranges, block[0], i1, i2, at, removed, replacement, j2 - j1)
+    return _Spliced(block, ranges)
 
 
 # Line breaks other than "\n" (and "\r\n"): `str.splitlines` splits on them, so a text
@@ -525,9 +554,9 @@ def splice(yaml: YAML, text: str, old: dict, new: dict, keys=None) -> str:
     if _has_other_breaks(text):
         return _splice_lines(yaml, text, old, new, keys)
     work = text if text.endswith("\n") or not text else text + "\n"
-    where = _known_blocks(work)
+    where, items = _known_blocks(work), _known_items(work)
     edits, appended = _plan(yaml, old, new, keys, where,
-                            lambda start, end: work[start:end].splitlines(keepends=True))
+                            lambda start, end: work[start:end].splitlines(keepends=True), items)
     pieces, done = [], 0
     for start, end, replacement in reversed(edits):  # top-down: one join builds the text
         pieces += [work[done:start], "".join(replacement)]
@@ -535,14 +564,16 @@ def splice(yaml: YAML, text: str, old: dict, new: dict, keys=None) -> str:
     pieces.append(work[done:])
     result = "".join(pieces) if edits else work
     if not appended and result is not text and not any(_has_other_breaks(p) for p in pieces[1::2]):
-        _remember_blocks(result, _shift_blocks(where, edits, pieces))
+        _remember_blocks(result, _shift_blocks(where, edits, pieces), _followed_items(where, items, edits))
     return _finish(text, result, appended)
 
 
-# The block index of the last text `splice` produced (one without unusual line breaks):
-# the next write starts from that text, so its blocks are known without scanning it again
-# (a few column-0 lines per key), and so is the absence of unusual line breaks.
-_last_blocks: tuple = (None, None)
+# The block index of the last text `splice` produced (one without unusual line breaks),
+# and the `_item_ranges` of its sequence blocks that a write edited item by item: the next
+# write starts from that text, so its blocks are known without scanning it again (a few
+# column-0 lines per key), nor a long list's items (every line of the block), and so is the
+# absence of unusual line breaks.
+_last_blocks: tuple = (None, None, {})
 
 
 def _has_other_breaks(text: str) -> bool:
@@ -552,13 +583,32 @@ def _has_other_breaks(text: str) -> bool:
 
 
 def _known_blocks(text: str) -> dict:
-    known, where = _last_blocks
+    known, where, _ = _last_blocks
     return where if known is text else text_blocks(text)
 
 
-def _remember_blocks(text: str, where: dict | None) -> None:
+def _known_items(text: str) -> dict:
+    """{key: `_item_ranges` of its block} remembered for `text` (block-relative lines)."""
+    known, _, items = _last_blocks
+    return items if known is text else {}
+
+
+def _followed_items(where: dict, items: dict, edits: list) -> dict:
+    """The item ranges known after `edits` of the blocks at `where`, given those known before
+    (`items`): a block left alone keeps them (its lines, counted from the block's first, did
+    not change), and a block edited item by item has them followed through the edit."""
+    key_at = {start: key for key, (start, _) in where.items()}
+    followed = {key: ranges for key, ranges in items.items() if key in where}
+    for start, _, lines in edits:
+        followed.pop(key_at[start], None)
+        if isinstance(lines, _Spliced) and lines.items is not None:
+            followed[key_at[start]] = lines.items
+    return followed
+
+
+def _remember_blocks(text: str, where: dict | None, items: dict) -> None:
     global _last_blocks
-    _last_blocks = (text, where) if where is not None else (None, None)
+    _last_blocks = (text, where, items) if where is not None else (None, None, {})
 
 
 def _shift_blocks(where: dict, edits: list, pieces: list) -> dict | None:
@@ -596,9 +646,11 @@ def _shift_blocks(where: dict, edits: list, pieces: list) -> dict | None:
     return {key: shifted[key] for key in where}
 
 
-def _plan(yaml: YAML, old: dict, new: dict, keys, where: dict, block_lines) -> tuple[list, list]:
+def _plan(yaml: YAML, old: dict, new: dict, keys, where: dict, block_lines,
+          items: dict) -> tuple[list, list]:
     """The edits (start, end, new lines; bottom-up) of the changed keys' blocks at `where`
-    (`block_lines(start, end)` gives a block's lines), and the text of keys to append."""
+    (`block_lines(start, end)` gives a block's lines, `items` the `_item_ranges` known of
+    some), and the text of keys to append."""
     edits = []
     appended: list[str] = []
     for key in _candidates(old, new, keys):
@@ -614,7 +666,7 @@ def _plan(yaml: YAML, old: dict, new: dict, keys, where: dict, block_lines) -> t
         if key not in new:
             edits.append((start, end, []))
             continue
-        edits.append((start, end, _edit_block(yaml, block_lines(start, end), key, old, new)))
+        edits.append((start, end, _edit_block(yaml, block_lines(start, end), key, old, new, items.get(key))))
     return sorted(edits, key=lambda e: e[0], reverse=True), appended
 
 
@@ -626,10 +678,11 @@ def _candidates(old: dict, new: dict, keys) -> list:
     return candidates
 
 
-def _edit_block(yaml: YAML, block: list[str], key, old: dict, new: dict) -> list[str]:
-    """The lines of one top-level key's block, edited to hold `new[key]`."""
+def _edit_block(yaml: YAML, block: list[str], key, old: dict, new: dict, items=None) -> list[str]:
+    """The lines of one top-level key's block, edited to hold `new[key]` (`items`: the
+    block's `_item_ranges`, when known)."""
     if isinstance(old.get(key), list) and isinstance(new[key], list) and new[key]:
-        edited = _splice_sequence(yaml, block, key, old[key], new[key])
+        edited = _splice_sequence(yaml, block, key, old[key], new[key], items)
         if edited is not None:
             return edited
     doc = yaml.load("".join(block))
@@ -655,7 +708,7 @@ def _splice_lines(yaml: YAML, text: str, old: dict, new: dict, keys=None) -> str
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
     where = blocks(lines)
-    edits, appended = _plan(yaml, old, new, keys, where, lambda start, end: lines[start:end])
+    edits, appended = _plan(yaml, old, new, keys, where, lambda start, end: lines[start:end], {})
     for start, end, replacement in edits:
         lines[start:end] = replacement
     return _finish(text, "".join(lines), appended)
