@@ -484,8 +484,9 @@ class _CleanedItems:
 
     def clean(self, items: list, normalize) -> list:
         """`items` normalised, but for the cleaned items remembered, which are clean already."""
+        state = self._state  # held to the end: the objects whose ids it lists stay alive
         items = list(items)
-        for i in positions_not_in(items, self._state[1]):
+        for i in positions_not_in(items, state[1]):
             items[i] = normalize(dict(items[i]))
         return _kept(items)
 
@@ -548,8 +549,7 @@ class ObjectList:
     nullable_fields: tuple = ()            # PATCH: null removes these (e.g. weight)
     show: Callable[[dict], dict] | None = None  # GET and GET /config: an entry as shown
     weights: Callable[[dict], list] = own_weight
-    _cleaned: "_CleanedItems" = field(default_factory=lambda: _CleanedItems(), init=False,
-                                      repr=False, compare=False)
+    _cleaned: _CleanedItems = field(default_factory=_CleanedItems, init=False, repr=False, compare=False)
 
     def shown(self, data: dict) -> list:
         """The cleaned list as GET shows it."""
