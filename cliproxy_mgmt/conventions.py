@@ -13,7 +13,7 @@ from __future__ import annotations
 import operator
 import re
 from dataclasses import dataclass, field
-from itertools import compress, count, repeat
+from itertools import compress, repeat
 from typing import Callable
 
 from flask import Blueprint, current_app, jsonify, request
@@ -21,7 +21,7 @@ from flask import Blueprint, current_app, jsonify, request
 from .config import yamlio
 from .config.draft import Draft
 from .errors import ApiError, invalid_body
-from .fastlists import DICT, STR, all_exactly, ids, positions_not_in
+from .fastlists import DICT, STR, all_exactly, identical_span
 from .openapi import describe
 from .schemas import VALUE_SCHEMAS, ObjectListPatch, StatusOK, StringListPatch, array_or_items
 from .records import ConfigSection
@@ -459,36 +459,41 @@ def weight_over_limit(weights) -> str | None:
 
 
 class _CleanedItems:
-    """The cleaned form of the raw items of a list in force, by identity.
+    """The last raw list `ObjectList.entries` cleaned, so that the next call cleans only the
+    items that are not the very same objects (a write changes a few items of a long list).
 
-    Only objects nobody changes in place pass here (the data in force, items already
-    cleaned), and each is held while remembered, so its id stays its own. An item that
-    `normalize` leaves as it was is remembered as itself. (Steps over every item are done
-    in C: the list may hold 10,000s of them, a write changes a few.)
+    Only lists nobody changes in place pass here: the data in force, and lists of items
+    already clean that a write stores. The objects compared are held here, so comparing them
+    by identity is sound. (Steps over every item are done in C.)
     """
 
     def __init__(self):
-        # ({id(raw item): (raw item, cleaned item or None)}, ids of the cleaned items):
+        # (raw items, the cleaned form of each or None, the sanitised list given out):
         # replaced whole, so a thread reading the previous one stays right.
-        self._state: tuple = ({}, set())
+        self._last: tuple = ([], [], [])
 
-    def of(self, raw: list, normalize) -> list:
-        """The cleaned items of `raw` (those `normalize` keeps), remembered in place of the last list's."""
-        known = self._state[0]
-        pairs = list(map(known.get, map(id, raw)))
-        for i in compress(count(), map(operator.not_, pairs)):  # not remembered yet
-            pairs[i] = (raw[i], _normalized(raw[i], normalize))
-        cleaned = _kept(list(map(operator.itemgetter(1), pairs)))
-        self._state = (dict(zip(map(id, raw), pairs)), ids(cleaned))
-        return cleaned
+    def entries(self, raw: list, normalize, sanitize) -> list:
+        """sanitize(the cleaned items of `raw`), an item already clean being its own cleaned form."""
+        last_raw, last_cleaned, _ = self._last
+        head, tail = identical_span(last_raw, raw)
+        cleaned = (last_cleaned[:head] + [_normalized(item, normalize) for item in raw[head:len(raw) - tail]]
+                   + last_cleaned[len(last_cleaned) - tail:])
+        given = sanitize(_kept(cleaned))
+        self._last = (list(raw), cleaned, given)
+        return list(given)  # the caller's to change: `given` is compared with what comes back
 
     def clean(self, items: list, normalize) -> list:
-        """`items` normalised, but for the cleaned items remembered, which are clean already."""
-        state = self._state  # held to the end: the objects whose ids it lists stay alive
+        """`items` normalised, but for the items `entries` last gave, at the places they
+        still hold, which are clean already."""
+        given = self._last[2]
+        head, tail = identical_span(given, items)
+        return (items[:head] + _kept([normalize(dict(item)) for item in items[head:len(items) - tail]])
+                + items[len(items) - tail:])
+
+    def remember(self, items: list) -> None:
+        """`items`, all clean and sanitised, are what a write stores: the next list in force."""
         items = list(items)
-        for i in positions_not_in(items, state[1]):
-            items[i] = normalize(dict(items[i]))
-        return _kept(items)
+        self._last = (items, items, items)
 
 
 def _kept(items: list) -> list:
@@ -563,16 +568,16 @@ class ObjectList:
     def entries(self, data: dict) -> list:
         """The cleaned list: what GET and GET /config show, and what changes start from.
 
-        `data` is the data in force or a `Draft` of it. The items of data that no change can
-        alter in place (all but a draft's own copies) are cleaned once, and the cleaned items
-        are shared from then on (an item already clean is its very object in force): a write
-        then costs the items it changes, and the list comes back the same objects.
+        `data` is the data in force or a `Draft` of it. An item is cleaned once: the items
+        that are the very objects cleaned last time are not cleaned again, an item already
+        clean is given as its very object in force, and a write keeps the items it did not
+        change as those objects (`store_entries`): a write costs the items it changes.
         """
         if isinstance(data, Draft):
             if any(data.owns(key) for key in (self.key, *self.legacy_keys)):
                 return self.clean(self._raw(data))  # a change's own copy: nothing to remember
             data = data.peek()
-        return self.sanitize(self._cleaned.of(self._raw(data), self.normalize))
+        return self._cleaned.entries(self._raw(data), self.normalize, self.sanitize)
 
     def _raw(self, data: dict) -> list:
         return self.read(data) if self.read else dict_items(data, self.key)
@@ -583,6 +588,7 @@ class ObjectList:
         for legacy in self.legacy_keys:
             draft.pop(legacy, None)
         cleaned = self.sanitize(self._cleaned.clean(items, self.normalize))
+        self._cleaned.remember(cleaned)
         if cleaned or self.key in draft:
             draft.share(self.key, cleaned)
 
@@ -597,7 +603,8 @@ class ObjectList:
             return
         if not isinstance(value, list):
             raise ValueError("expected a list of objects with correctly typed fields")
-        for i in positions_not_in(value, ids(before) if isinstance(before, list) else set()):
+        head, tail = identical_span(before, value) if isinstance(before, list) else (0, 0)
+        for i in range(head, len(value) - tail):
             item = value[i]
             if not fits(item, self.fields, strict=False):
                 raise ValueError("expected a list of objects with correctly typed fields")

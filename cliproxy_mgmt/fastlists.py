@@ -10,7 +10,7 @@ follows what it changed.
 from __future__ import annotations
 
 from itertools import compress, count
-from operator import is_not, not_
+from operator import is_not
 
 STR = frozenset((str,))
 DICT = frozenset((dict,))
@@ -49,16 +49,8 @@ def identical_head(a: list, b: list) -> int:
     return next(compress(count(), map(is_not, a, b)), min(len(a), len(b)))
 
 
-def identical_tail(a: list, b: list) -> int:
-    """How many trailing items of two lists are the very same objects."""
-    return identical_head(a[::-1], b[::-1])
-
-
-def ids(items) -> set:
-    """The ids of `items` (alive while they are: hold them while the set is used)."""
-    return set(map(id, items))
-
-
-def positions_not_in(items: list, known: set) -> list[int]:
-    """The positions of the items whose id is not in `known` (a set from `ids`)."""
-    return list(compress(count(), map(not_, map(known.__contains__, map(id, items)))))
+def identical_span(old: list, new: list) -> tuple[int, int]:
+    """(head, tail): how many leading and trailing items two lists share as the very same
+    objects (not overlapping); new[head:len(new) - tail] are the items that may be new."""
+    head = identical_head(old, new)
+    return head, min(identical_head(old[::-1], new[::-1]), min(len(old), len(new)) - head)

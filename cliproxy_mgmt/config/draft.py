@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pickle
 
-from ..fastlists import all_exactly, ids, positions_not_in
+from ..fastlists import all_exactly, identical_span
 from . import yamlio
 
 _MISSING = object()
@@ -36,13 +36,13 @@ def _copy(value):
 
 
 def _plain(value, before):
-    """`yamlio.to_plain(value)`, keeping as they are the items of a list that are the very
-    objects of the list `before` (in force: plain already, and never changed in place)."""
-    if type(value) is list and type(before) is list and before and not all_exactly(value, yamlio.PLAIN_SCALARS):
-        value = list(value)
-        for i in positions_not_in(value, ids(before)):
-            value[i] = yamlio.to_plain(value[i])
-        return value
+    """`yamlio.to_plain(value)`, keeping as they are the leading and trailing items of a list
+    that are the very objects of the list `before` (in force: plain already, and never
+    changed in place)."""
+    if type(value) is list and type(before) is list and not all_exactly(value, yamlio.PLAIN_SCALARS):
+        head, tail = identical_span(before, value)
+        end = len(value) - tail
+        return value[:head] + [yamlio.to_plain(item) for item in value[head:end]] + value[end:]
     return yamlio.to_plain(value)
 
 

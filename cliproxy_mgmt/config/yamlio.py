@@ -30,7 +30,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import ScalarString
 
-from ..fastlists import STR, all_exactly, changed_span, identical_head, identical_tail
+from ..fastlists import STR, all_exactly, changed_span, identical_span
 from ..safeload import InvalidYAML, load_yaml
 
 _TOP_KEY = re.compile(r"""^(?:"((?:[^"\\]|\\.)*)"|'((?:[^']|'')*)'|([^\s#'"\-?:,\[\]{}][^:#]*?|-[^\s:#][^:#]*?))\s*:(?:\s|$)""")
@@ -426,10 +426,9 @@ def _opcodes(old: list, new: list) -> list:
         head, tail = changed_span(old, new)  # lists of strings: compared in C
     else:
         limit = min(len(old), len(new))
-        head = identical_head(old, new)  # the items a write kept (draft.Draft.share), in C
-        while head < limit and _equal_item(old[head], new[head]):
+        head, tail = identical_span(old, new)  # the items a write kept (draft.Draft.share), in C
+        while head < limit - tail and _equal_item(old[head], new[head]):
             head += 1
-        tail = min(identical_tail(old, new), limit - head)
         while tail < limit - head and _equal_item(old[-1 - tail], new[-1 - tail]):
             tail += 1
     middle = difflib.SequenceMatcher(None, [_diff_key(v) for v in old[head:len(old) - tail]],
