@@ -80,11 +80,13 @@ def test_the_block_index_kept_after_a_splice_is_the_one_the_text_has(path):
     assert kept
 
 
-def assert_items_are_the_texts(text: str, where: dict, items: dict) -> None:
-    """The item ranges remembered for `text` are what `_item_ranges` finds in its blocks."""
-    for key, ranges in items.items():
+def assert_items_are_the_texts(text: str, where: dict, spliced: dict) -> None:
+    """The blocks remembered for `text` are its lines there, and their item ranges what
+    `_item_ranges` finds in them."""
+    for key, lines in spliced.items():
         start, end = where[key]
-        assert ranges == yamlio._item_ranges(text[start:end].splitlines(keepends=True)), key
+        assert lines == text[start:end].splitlines(keepends=True), key
+        assert lines.items == yamlio._item_ranges(lines), key
 
 
 CHAINED = """\

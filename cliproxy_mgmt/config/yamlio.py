@@ -553,9 +553,9 @@ def splice(yaml: YAML, text: str, old: dict, new: dict, keys=None) -> str:
     if _has_other_breaks(text):
         return _splice_lines(yaml, text, old, new, keys)
     work = text if text.endswith("\n") or not text else text + "\n"
-    where, items = _known_blocks(work), _known_items(work)
+    where, spliced = _known_blocks(work), _known_spliced(work)
     edits, appended = _plan(yaml, old, new, keys, where,
-                            lambda start, end: work[start:end].splitlines(keepends=True), items)
+                            lambda start, end: work[start:end].splitlines(keepends=True), spliced)
     pieces, done = [], 0
     for start, end, replacement in reversed(edits):  # top-down: one join builds the text
         pieces += [work[done:start], "".join(replacement)]
@@ -563,15 +563,15 @@ def splice(yaml: YAML, text: str, old: dict, new: dict, keys=None) -> str:
     pieces.append(work[done:])
     result = "".join(pieces) if edits else work
     if not appended and result is not text and not any(_has_other_breaks(p) for p in pieces[1::2]):
-        _remember_blocks(result, _shift_blocks(where, edits, pieces), _followed_items(where, items, edits))
+        _remember_blocks(result, _shift_blocks(where, edits, pieces), _followed(where, spliced, edits))
     return _finish(text, result, appended)
 
 
 # The block index of the last text `splice` produced (one without unusual line breaks),
-# and the `_item_ranges` of its sequence blocks that a write edited item by item: the next
-# write starts from that text, so its blocks are known without scanning it again (a few
-# column-0 lines per key), nor a long list's items (every line of the block), and so is the
-# absence of unusual line breaks.
+# and the lines and `_item_ranges` of its sequence blocks that a write edited item by item
+# (`_Spliced`): the next write starts from that text, so its blocks are known without
+# scanning it again (a few column-0 lines per key), nor a long list's lines and items (every
+# line of the block), and so is the absence of unusual line breaks.
 _last_blocks: tuple = (None, None, {})
 
 
@@ -586,28 +586,29 @@ def _known_blocks(text: str) -> dict:
     return where if known is text else text_blocks(text)
 
 
-def _known_items(text: str) -> dict:
-    """{key: `_item_ranges` of its block} remembered for `text` (block-relative lines)."""
-    known, _, items = _last_blocks
-    return items if known is text else {}
+def _known_spliced(text: str) -> dict:
+    """{key: its block's lines as a `_Spliced` with their `items`} remembered for `text`."""
+    known, _, spliced = _last_blocks
+    return spliced if known is text else {}
 
 
-def _followed_items(where: dict, items: dict, edits: list) -> dict:
-    """The item ranges known after `edits` of the blocks at `where`, given those known before
-    (`items`): a block left alone keeps them (its lines, counted from the block's first, did
-    not change), and a block edited item by item has them followed through the edit."""
+def _followed(where: dict, spliced: dict, edits: list) -> dict:
+    """The blocks known as `_Spliced` after `edits` of the blocks at `where`, given those
+    known before: a block left alone is still its lines, and a block edited item by item is
+    the lines it was edited into, when they are the whole block and their items are known."""
     key_at = {start: key for key, (start, _) in where.items()}
-    followed = {key: ranges for key, ranges in items.items() if key in where}
+    followed = {key: lines for key, lines in spliced.items() if key in where}
     for start, _, lines in edits:
         followed.pop(key_at[start], None)
-        if isinstance(lines, _Spliced) and lines.items is not None:
-            followed[key_at[start]] = lines.items
+        last = lines[-1].lstrip() if lines else ""
+        if isinstance(lines, _Spliced) and lines.items is not None and last and not last.startswith("#"):
+            followed[key_at[start]] = lines  # (a block ends before its trailing comments)
     return followed
 
 
-def _remember_blocks(text: str, where: dict | None, items: dict) -> None:
+def _remember_blocks(text: str, where: dict | None, spliced: dict) -> None:
     global _last_blocks
-    _last_blocks = (text, where, items) if where is not None else (None, None, {})
+    _last_blocks = (text, where, spliced) if where is not None else (None, None, {})
 
 
 def _shift_blocks(where: dict, edits: list, pieces: list) -> dict | None:
@@ -646,10 +647,10 @@ def _shift_blocks(where: dict, edits: list, pieces: list) -> dict | None:
 
 
 def _plan(yaml: YAML, old: dict, new: dict, keys, where: dict, block_lines,
-          items: dict) -> tuple[list, list]:
+          spliced: dict) -> tuple[list, list]:
     """The edits (start, end, new lines; bottom-up) of the changed keys' blocks at `where`
-    (`block_lines(start, end)` gives a block's lines, `items` the `_item_ranges` known of
-    some), and the text of keys to append."""
+    (`block_lines(start, end)` gives a block's lines; `spliced` holds some as `_Spliced`),
+    and the text of keys to append."""
     edits = []
     appended: list[str] = []
     for key in _candidates(old, new, keys):
@@ -665,7 +666,9 @@ def _plan(yaml: YAML, old: dict, new: dict, keys, where: dict, block_lines,
         if key not in new:
             edits.append((start, end, []))
             continue
-        edits.append((start, end, _edit_block(yaml, block_lines(start, end), key, old, new, items.get(key))))
+        known = spliced.get(key)
+        lines = list(known) if known is not None else block_lines(start, end)  # edited in place
+        edits.append((start, end, _edit_block(yaml, lines, key, old, new, known.items if known is not None else None)))
     return sorted(edits, key=lambda e: e[0], reverse=True), appended
 
 
