@@ -31,10 +31,10 @@ class ConfigSection:
     validate  validate(value) raises ValueError when a loaded value has the wrong shape; the
               config is then refused (start-up error, 400 on PUT /config.yaml, reload skipped).
     validate_change  validate_change(value, before): the same check of a value a write
-              changed, given the value in force before it (None when absent). The items of a
-              list that are the very objects of `before` were checked before and may be
-              skipped, so checking one changed entry of a long list costs that entry.
-              Default: validate(value).
+              changed, given the value in force before it (None when absent). The leading and
+              trailing items of a list that are the very objects of `before` were checked
+              before and may be skipped, so checking one changed entry of a long list costs
+              that entry. Default: validate(value).
     legacy_keys  old top-level keys whose data the section reads in (e.g. a renamed key);
               the plugin drops them from the file when it writes the section itself, never
               on an unrelated write (upstream drops them on every save, losing their data).
