@@ -11,7 +11,7 @@ import random
 import pytest
 import yaml
 
-import plugins
+import cliproxy_mgmt.providers
 from cliproxy_mgmt.config.draft import Draft
 from cliproxy_mgmt.config.store import ConfigError
 from cliproxy_mgmt.conventions import ObjectList, dict_items, first_of_each
@@ -29,9 +29,10 @@ def gemini_yaml(count: int, *, messy: int | None = None) -> str:
 
 
 def object_lists() -> list:
-    """Every ObjectList the bundled provider plugins declare."""
+    """Every ObjectList the bundled provider plugins declare (the very ones the app uses)."""
     found = {}
-    for info in pkgutil.walk_packages(plugins.__path__, "plugins."):
+    providers = cliproxy_mgmt.providers
+    for info in pkgutil.walk_packages(providers.__path__, providers.__name__ + "."):
         module = importlib.import_module(info.name)
         for value in vars(module).values():
             if isinstance(value, ObjectList):

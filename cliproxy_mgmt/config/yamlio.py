@@ -667,8 +667,11 @@ def _plan(yaml: YAML, old: dict, new: dict, keys, where: dict, block_lines,
             edits.append((start, end, []))
             continue
         known = spliced.get(key)
-        lines = list(known) if known is not None else block_lines(start, end)  # edited in place
-        edits.append((start, end, _edit_block(yaml, lines, key, old, new, known.items if known is not None else None)))
+        if known is None:
+            lines, items = block_lines(start, end), None
+        else:
+            lines, items = list(known), known.items  # (a copy: the edit changes it in place)
+        edits.append((start, end, _edit_block(yaml, lines, key, old, new, items)))
     return sorted(edits, key=lambda e: e[0], reverse=True), appended
 
 
