@@ -474,8 +474,10 @@ class _CleanedItems:
 
     def entries(self, raw: list, normalize, sanitize) -> list:
         """sanitize(the cleaned items of `raw`), an item already clean being its own cleaned form."""
-        last_raw, last_cleaned, _ = self._last
+        last_raw, last_cleaned, last_given = self._last
         head, tail = identical_span(last_raw, raw)
+        if head == len(raw) == len(last_raw):  # the very same items: the same answer
+            return list(last_given)
         cleaned = (last_cleaned[:head] + [_normalized(item, normalize) for item in raw[head:len(raw) - tail]]
                    + last_cleaned[len(last_cleaned) - tail:])
         given = sanitize(_kept(cleaned))

@@ -53,4 +53,5 @@ def identical_span(old: list, new: list) -> tuple[int, int]:
     """(head, tail): how many leading and trailing items two lists share as the very same
     objects (not overlapping); new[head:len(new) - tail] are the items that may be new."""
     head = identical_head(old, new)
-    return head, min(identical_head(old[::-1], new[::-1]), min(len(old), len(new)) - head)
+    limit = min(len(old), len(new))
+    return head, min(identical_head(old[::-1], new[::-1]), limit - head) if head < limit else 0

@@ -38,11 +38,13 @@ def _copy(value):
 def _plain(value, before):
     """`yamlio.to_plain(value)`, keeping as they are the leading and trailing items of a list
     that are the very objects of the list `before` (in force: plain already, and never
-    changed in place)."""
+    changed in place), and the items in between that are plain already (a write's new
+    entries, which the next write then finds as the very objects it stored)."""
     if type(value) is list and type(before) is list and not all_exactly(value, yamlio.PLAIN_SCALARS):
         head, tail = identical_span(before, value)
         end = len(value) - tail
-        return value[:head] + [yamlio.to_plain(item) for item in value[head:end]] + value[end:]
+        middle = [item if yamlio.is_plain(item) else yamlio.to_plain(item) for item in value[head:end]]
+        return value[:head] + middle + value[end:]
     return yamlio.to_plain(value)
 
 

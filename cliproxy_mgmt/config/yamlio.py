@@ -121,6 +121,18 @@ def to_plain(node):
     return str(node)  # timestamps and other tagged scalars: their text
 
 
+def is_plain(node) -> bool:
+    """Is `node` plain data already (what `to_plain` would rebuild as an equal copy)?"""
+    kind = type(node)
+    if kind in PLAIN_SCALARS:
+        return True
+    if kind is list:
+        return all(map(is_plain, node))
+    if kind is dict:
+        return all_exactly(node, STR) and all(map(is_plain, node.values()))
+    return False
+
+
 def same(a, b) -> bool:
     """Equal values of equal JSON types (Python's True == 1 is not good enough here)."""
     if a is b:
