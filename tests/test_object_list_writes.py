@@ -64,6 +64,8 @@ def test_a_patch_keeps_the_entries_it_did_not_change(gemini):
     assert all(after[n] is before[n] for n in range(40) if n != 20)
     assert file_entries(store) == after
     assert mgmt.get("/gemini-api-key").get_json()[KEY] == after
+    spec = next(s for s in object_lists() if s.key == KEY)
+    assert all(a is b for a, b in zip(spec.entries(store.data), after))  # stored clean: kept as is
 
 
 def test_an_entry_held_unclean_is_cleaned_and_written_cleaned(gemini):

@@ -129,8 +129,11 @@ def is_plain(node) -> bool:
     if kind is list:
         return all(map(is_plain, node))
     if kind is dict:
-        return all_exactly(node, STR) and all(map(is_plain, node.values()))
+        return all_exactly(node, _PLAIN_KEYS) and all(map(is_plain, node.values()))
     return False
+
+
+_PLAIN_KEYS = frozenset((str, int, float, bool))  # the keys `to_plain` keeps as they are
 
 
 def same(a, b) -> bool:
