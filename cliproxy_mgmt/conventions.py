@@ -504,6 +504,7 @@ def _kept(items: list) -> list:
 
 
 def _normalized(item, normalize):
+    """The cleaned form of `item` (None: dropped), `item` itself when cleaning leaves it as it was."""
     cleaned = normalize(dict(item))
     return item if cleaned is not None and yamlio.same(cleaned, item) else cleaned
 
