@@ -204,3 +204,37 @@ def test_first_of_each_keeps_the_first_item_per_identity():
     assert first_of_each(items, "k") == [items[0], items[1]]
     assert first_of_each(items, "k", "u") == items[:3]
     assert first_of_each(items[:2], "k") == items[:2]
+
+
+def test_writers_committed_together_each_keep_their_change(gemini):
+    """Writers that queue behind a write are applied to one draft one after the other: each
+    reads the list the one before it shared into the draft, and none loses another's entry."""
+    import threading
+
+    store, mgmt = gemini
+    spec = next(s for s in object_lists() if s.key == KEY)
+    done = []
+
+    def writer(n):
+        for round_ in range(5):
+            body = {"index": n, "value": {"api-key": f"w{n}-r{round_}", "prefix": f"p{n}"}}
+            assert mgmt.patch("/gemini-api-key", json=body).status_code == 200
+        done.append(n)
+
+    def reader():
+        while len(done) < 4:
+            assert len(mgmt.get("/gemini-api-key").get_json()[KEY]) == 40
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    threads.append(threading.Thread(target=reader))
+    with store._lock:  # the first writers queue up: they are committed in one batch
+        for t in threads:
+            t.start()
+        while len(store._queue) < 4:
+            threading.Event().wait(0.001)
+    for t in threads:
+        t.join()
+    entries = spec.entries(store.data)
+    assert [entries[n]["api-key"] for n in range(4)] == [f"w{n}-r4" for n in range(4)]
+    assert [entries[n]["prefix"] for n in range(4)] == [f"p{n}" for n in range(4)]
+    assert file_entries(store) == entries == spec.clean(file_entries(store))
