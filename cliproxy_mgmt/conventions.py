@@ -13,7 +13,7 @@ from __future__ import annotations
 import operator
 import re
 from dataclasses import dataclass, field
-from itertools import compress, repeat
+from itertools import compress, count, repeat
 from typing import Callable
 
 from flask import Blueprint, current_app, jsonify, request
@@ -650,6 +650,26 @@ def check_shared_values(item: dict, where: str = "") -> None:
         raise ApiError(400, f"{where}disable-cooling must be a boolean or null")
 
 
+def positions_where(items: list, field: str, wanted: str, *, strip: bool = False) -> list[int]:
+    """The positions of the items whose `field`, read as `text` (and stripped with `strip`),
+    is `wanted`. (A list may hold 10,000s of entries: this is done in C when every value is
+    a string, as in a cleaned list.)"""
+    values = list(map(dict.get, items, repeat(field)))
+    if not all_exactly(values, STR):
+        values = list(map(text, values))
+    if strip:
+        values = list(map(str.strip, values))
+    return list(compress(count(), map(operator.eq, values, repeat(wanted))))
+
+
+def without(items: list, positions) -> list:
+    """`items` but those at `positions`."""
+    keep = bytearray(b"\x01") * len(items)
+    for position in positions:
+        keep[position] = 0
+    return list(compress(items, keep))
+
+
 def _base_url_param(spec: ObjectList) -> str | None:
     """The trimmed `base-url` query parameter when it is present (even empty), for lists keyed
     by api-key; None otherwise (the seed-era selection by the key alone)."""
@@ -659,14 +679,14 @@ def _base_url_param(spec: ObjectList) -> str | None:
 
 
 def _delete_by_key_and_base_url(spec: ObjectList, draft: dict, items: list, key: str, base_url: str) -> None:
-    hits = [i for i, item in enumerate(items) if text(item.get(spec.key_field)).strip() == key
-            and text(item.get("base-url")).strip() == base_url]
+    hits = [i for i in positions_where(items, spec.key_field, key, strip=True)
+            if text(items[i].get("base-url")).strip() == base_url]
     if spec.unique_match:
         if not hits:
             raise ApiError(404, "item not found")
         if len(hits) > 1:
             raise ApiError(400, "multiple items match; index is required")
-    spec.store_entries(draft, [item for i, item in enumerate(items) if i not in hits])
+    spec.store_entries(draft, without(items, hits))
 
 
 def add_object_list(bp: Blueprint, spec: ObjectList) -> None:
@@ -703,8 +723,8 @@ def add_object_list(bp: Blueprint, spec: ObjectList) -> None:
                 target = index
             elif match is not None and not (spec.ignore_empty_match and not match.strip()):
                 wanted = match.strip()
-                hits = [i for i, item in enumerate(items) if text(item.get(spec.key_field)) == wanted
-                        and (base_url is None or text(item.get("base-url")).strip() == base_url)]
+                hits = [i for i in positions_where(items, spec.key_field, wanted)
+                        if base_url is None or text(items[i].get("base-url")).strip() == base_url]
                 if spec.unique_match and len(hits) > 1:
                     raise ApiError(400, "multiple items match; index is required")
                 target = hits[0] if hits else None
@@ -740,10 +760,10 @@ def add_object_list(bp: Blueprint, spec: ObjectList) -> None:
             if wanted.strip() and base_url is not None:
                 _delete_by_key_and_base_url(spec, d, items, wanted.strip(), base_url)
             elif wanted:
-                kept = [i for i in items if text(i.get(spec.key_field)) != wanted]
-                if len(kept) == len(items) and spec.delete_not_found:
+                hits = positions_where(items, spec.key_field, wanted)
+                if not hits and spec.delete_not_found:
                     raise ApiError(404, "item not found")
-                spec.store_entries(d, kept)
+                spec.store_entries(d, without(items, hits))
             elif index is not None and 0 <= index < len(items):
                 del items[index]
                 spec.store_entries(d, items)

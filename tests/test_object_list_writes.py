@@ -238,3 +238,20 @@ def test_writers_committed_together_each_keep_their_change(gemini):
     assert [entries[n]["api-key"] for n in range(4)] == [f"w{n}-r4" for n in range(4)]
     assert [entries[n]["prefix"] for n in range(4)] == [f"p{n}" for n in range(4)]
     assert file_entries(store) == entries == spec.clean(file_entries(store))
+
+
+@pytest.mark.parametrize("strip", [False, True])
+def test_positions_where_reads_each_field_as_text(strip):
+    from cliproxy_mgmt.conventions import positions_where, text, without
+
+    rng = random.Random(5)
+    values = ["a", " a ", "b", None, 1, True, "1", "true", " 1", "", 2.5]
+    items = [{"k": rng.choice(values)} if rng.random() < 0.9 else {} for _ in range(300)]
+    strings = [{"k": rng.choice(["a", " a", "b"])} for _ in range(300)]  # the path done in C
+    for entries in (items, strings):
+        for wanted in ["a", "1", "true", "b", "", "2.5", "x"]:
+            expected = [i for i, item in enumerate(entries)
+                        if (text(item.get("k")).strip() if strip else text(item.get("k"))) == wanted]
+            found = positions_where(entries, "k", wanted, strip=strip)
+            assert found == expected
+            assert without(entries, found) == [item for i, item in enumerate(entries) if i not in expected]
