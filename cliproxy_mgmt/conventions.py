@@ -484,7 +484,7 @@ class _CleanedItems:
         self._last = (list(raw), cleaned, given)
         return list(given)  # the caller's to change: `given` is compared with what comes back
 
-    def clean(self, items: list, normalize) -> list:
+    def normalize_new(self, items: list, normalize) -> list:
         """`items` normalised, but for the items `entries` last gave, at the places they
         still hold, which are clean already."""
         given = self._last[2]
@@ -566,7 +566,7 @@ class ObjectList:
 
     def clean(self, items: list) -> list:
         """Normalise each item, then sanitise the list."""
-        return self.sanitize([i for i in (self.normalize(dict(v)) for v in items) if i is not None])
+        return self.sanitize(_kept([self.normalize(dict(item)) for item in items]))
 
     def entries(self, data: dict) -> list:
         """The cleaned list: what GET and GET /config show, and what changes start from.
@@ -590,7 +590,7 @@ class ObjectList:
         clean already); an absent key stays absent for an empty list."""
         for legacy in self.legacy_keys:
             draft.pop(legacy, None)
-        cleaned = self.sanitize(self._cleaned.clean(items, self.normalize))
+        cleaned = self.sanitize(self._cleaned.normalize_new(items, self.normalize))
         self._cleaned.remember(cleaned)
         if cleaned or self.key in draft:
             draft.share(self.key, cleaned)

@@ -54,4 +54,6 @@ def identical_span(old: list, new: list) -> tuple[int, int]:
     objects (not overlapping); new[head:len(new) - tail] are the items that may be new."""
     head = identical_head(old, new)
     limit = min(len(old), len(new))
-    return head, min(identical_head(old[::-1], new[::-1]), limit - head) if head < limit else 0
+    if head == limit:
+        return head, 0
+    return head, min(identical_head(old[::-1], new[::-1]), limit - head)

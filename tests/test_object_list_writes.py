@@ -14,7 +14,7 @@ import yaml
 import cliproxy_mgmt.providers
 from cliproxy_mgmt.config.draft import Draft
 from cliproxy_mgmt.config.store import ConfigError
-from cliproxy_mgmt.conventions import ObjectList, dict_items, first_of_each
+from cliproxy_mgmt.conventions import ObjectList, dict_items, first_of_each, positions_where, text, without
 from cliproxy_mgmt.testing import ManagementClient
 
 KEY = "gemini-api-key"
@@ -242,8 +242,6 @@ def test_writers_committed_together_each_keep_their_change(gemini):
 
 @pytest.mark.parametrize("strip", [False, True])
 def test_positions_where_reads_each_field_as_text(strip):
-    from cliproxy_mgmt.conventions import positions_where, text, without
-
     rng = random.Random(5)
     values = ["a", " a ", "b", None, 1, True, "1", "true", " 1", "", 2.5]
     items = [{"k": rng.choice(values)} if rng.random() < 0.9 else {} for _ in range(300)]

@@ -463,6 +463,12 @@ class _Spliced(list):
         super().__init__(lines)
         self.items = items
 
+    def is_whole_block(self) -> bool:
+        """Is the block all of these lines? It is when they end with an item's line (a block
+        ends before the comments and blank lines that follow its last item)."""
+        last = self[-1].lstrip() if self else ""
+        return bool(last) and not last.startswith("#")
+
 
 def _renumber(ranges: tuple | None, header: str, i1: int, i2: int, at: int, removed: int,
               replacement: list[str], count: int):
@@ -615,9 +621,8 @@ def _followed(where: dict, spliced: dict, edits: list) -> dict:
     followed = {key: lines for key, lines in spliced.items() if key in where}
     for start, _, lines in edits:
         followed.pop(key_at[start], None)
-        last = lines[-1].lstrip() if lines else ""
-        if isinstance(lines, _Spliced) and lines.items is not None and last and not last.startswith("#"):
-            followed[key_at[start]] = lines  # (a block ends before its trailing comments)
+        if isinstance(lines, _Spliced) and lines.items is not None and lines.is_whole_block():
+            followed[key_at[start]] = lines
     return followed
 
 
@@ -640,9 +645,8 @@ def _shift_blocks(where: dict, edits: list, pieces: list) -> dict | None:
         if key is None or not replacement:
             return None
         new_start = start + delta
-        last = lines[-1].lstrip() if lines else ""
-        if isinstance(lines, _Spliced) and last and not last.startswith("#"):
-            bounds = {key: (0, len(replacement))}  # ends with an item's line: the block is it all
+        if isinstance(lines, _Spliced) and lines.is_whole_block():
+            bounds = {key: (0, len(replacement))}
         else:
             bounds = text_blocks(replacement)
         if list(bounds) != [key] or bounds[key][0] != 0:
