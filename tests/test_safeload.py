@@ -112,6 +112,26 @@ def test_ordinary_json_reads_as_the_standard_library_does(value):
     assert load_json(text) == json.loads(text)
 
 
+@FAST
+@given(st.sampled_from(['{"a": 1}', "[1, 2]", '"text"', "12", "null", "{}", "", "x", "{", '{"a": }',
+                        '{"a": 1} {"b": 2}', "[1] x", "1 2", '"open']),
+       st.text(" \t\n\r", max_size=3), st.text(" \t\n\r", max_size=3),
+       st.sampled_from(["", "x", "1", "{}"]))
+def test_any_text_reads_or_fails_as_the_standard_library_says(core, before, after, extra):
+    """load_json hands a text that starts with its value to the C scanner itself: around it,
+    white space, trailing data and invalid texts still answer as json.loads does, with the
+    same error message."""
+    text = before + core + after + extra
+    try:
+        expected = json.loads(text)
+    except json.JSONDecodeError as exc:
+        with pytest.raises(InvalidJSON) as refused:
+            load_json(text.encode())
+        assert str(refused.value) == str(exc)
+    else:
+        assert load_json(text.encode()) == expected
+
+
 # -- YAML ------------------------------------------------------------------------------------
 
 @FAST
