@@ -234,10 +234,10 @@ def normalize_models(value, *, both: bool = False) -> list:
     return models
 
 
-def first_of_each(items: list, *fields) -> list:
-    """One item per value of `fields` (every item has them): the first wins. (When none
-    repeats, the usual case, the list is checked in C, not item by item.)"""
-    idents = list(map(operator.itemgetter(*fields), items))
+def first_of_each(items: list, identity: Callable) -> list:
+    """One item per `identity(item)`: the first wins. (When none repeats, the usual case,
+    and `identity` is C code such as `operator.itemgetter`, the list is checked in C.)"""
+    idents = list(map(identity, items))
     if len(set(idents)) == len(idents):
         return list(items)
     seen, unique = set(), []
@@ -498,6 +498,33 @@ class _CleanedItems:
         self._last = (items, items, items)
 
 
+class _FirstOfEach:
+    """`first_of_each` that remembers the last list it gave, free of repeats, and the
+    identities of its items: a list that shares its head and tail with it, as the very same
+    objects, costs the items in between (a write changes a few items of a long list).
+    Identities are read from the items each time, so only lists of items nobody changes in
+    place pass here, as through `_CleanedItems`; the objects compared are held here."""
+
+    def __init__(self):
+        self._last: tuple = ([], set())  # replaced whole: a reader of the last one stays right
+
+    def __call__(self, items: list, identity: Callable) -> list:
+        last, seen = self._last
+        head, tail = identical_span(last, items)
+        # `last` holds each identity once: taking out those of its middle leaves the head's
+        # and the tail's (a new set: the remembered one is never changed).
+        others = seen - set(map(identity, last[head:len(last) - tail]))
+        new = list(map(identity, items[head:len(items) - tail]))
+        if len(set(new)) == len(new) and others.isdisjoint(new):
+            others.update(new)
+            unique = list(items)
+        else:  # a repeat: the first wins, wherever it stands
+            unique = first_of_each(items, identity)
+            others = set(map(identity, unique))
+        self._last = (unique, others)
+        return list(unique)
+
+
 def _kept(items: list) -> list:
     """The items that are not None."""
     return list(compress(items, map(operator.is_not, items, repeat(None))))
@@ -513,10 +540,13 @@ def _normalized(item, normalize):
 class ObjectList:
     """How one provider's list of credential objects behaves.
 
-    `normalize(item)` returns the cleaned item (a new dict), or None to drop it; `sanitize(items)`
-    runs over the whole list (de-duplication, dropping). Both run wherever upstream runs them:
-    on the list as loaded, and after every change, which then stores the whole cleaned list.
-    Fields of an item that the provider does not know are kept as they are.
+    `normalize(item)` returns the cleaned item (a new dict), or None to drop it; `unique_by(item)`
+    is an item's identity, of which the list keeps the first item (de-duplication, checked
+    for the items a write changes: use C code such as `operator.itemgetter` where you can);
+    `sanitize(items)` runs over the whole list after that (any other rule of the list).
+    They run wherever upstream runs its sanitiser: on the list as loaded, and after every
+    change, which then stores the whole cleaned list. Fields of an item that the provider
+    does not know are kept as they are.
 
     `fields` types the known fields (see `fits`): a request item or PATCH value with a
     wrongly typed field is `invalid body`, a loaded config with one is refused. `read(data)`
@@ -543,6 +573,7 @@ class ObjectList:
     ignore_empty_match: bool = True        # an empty match never selects an item
     patch_fields: tuple = ()               # fields PATCH may set
     normalize: Callable[[dict], dict | None] = dict
+    unique_by: Callable[[dict], object] | None = None
     sanitize: Callable[[list], list] = list
     read: Callable[[dict], list] | None = None
     legacy_keys: tuple = ()
@@ -558,6 +589,7 @@ class ObjectList:
     show: Callable[[dict], dict] | None = None  # GET and GET /config: an entry as shown
     weights: Callable[[dict], list] = own_weight
     _cleaned: _CleanedItems = field(default_factory=_CleanedItems, init=False, repr=False, compare=False)
+    _unique: _FirstOfEach = field(default_factory=_FirstOfEach, init=False, repr=False, compare=False)
 
     def shown(self, data: dict) -> list:
         """The cleaned list as GET shows it."""
@@ -565,8 +597,15 @@ class ObjectList:
         return [self.show(dict(item)) for item in items] if self.show else items
 
     def clean(self, items: list) -> list:
-        """Normalise each item, then sanitise the list."""
-        return self.sanitize(_kept([self.normalize(dict(item)) for item in items]))
+        """Normalise each item, then sanitise the list (remembering nothing)."""
+        return self._sanitized(_kept([self.normalize(dict(item)) for item in items]), remember=False)
+
+    def _sanitized(self, items: list, *, remember: bool = True) -> list:
+        """`sanitize(items)` once `unique_by` dropped the repeats (`remember`: with the memory
+        of the last list, for lists whose items nobody changes in place)."""
+        if self.unique_by is not None:
+            items = self._unique(items, self.unique_by) if remember else first_of_each(items, self.unique_by)
+        return self.sanitize(items)
 
     def entries(self, data: dict) -> list:
         """The cleaned list: what GET and GET /config show, and what changes start from.
@@ -580,7 +619,7 @@ class ObjectList:
             if any(data.owns(key) for key in (self.key, *self.legacy_keys)):
                 return self.clean(self._raw(data))  # a change's own copy: nothing to remember
             data = data.peek()
-        return self._cleaned.entries(self._raw(data), self.normalize, self.sanitize)
+        return self._cleaned.entries(self._raw(data), self.normalize, self._sanitized)
 
     def _raw(self, data: dict) -> list:
         return self.read(data) if self.read else dict_items(data, self.key)
@@ -590,7 +629,7 @@ class ObjectList:
         clean already); an absent key stays absent for an empty list."""
         for legacy in self.legacy_keys:
             draft.pop(legacy, None)
-        cleaned = self.sanitize(self._cleaned.normalize_new(items, self.normalize))
+        cleaned = self._sanitized(self._cleaned.normalize_new(items, self.normalize))
         self._cleaned.remember(cleaned)
         if cleaned or self.key in draft:
             draft.share(self.key, cleaned)

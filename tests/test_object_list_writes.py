@@ -5,8 +5,10 @@ compared again), and nothing of that sharing may let a change reach the data in 
 from __future__ import annotations
 
 import importlib
+import operator
 import pkgutil
 import random
+from operator import itemgetter
 
 import pytest
 import yaml
@@ -14,7 +16,8 @@ import yaml
 import cliproxy_mgmt.providers
 from cliproxy_mgmt.config.draft import Draft
 from cliproxy_mgmt.config.store import ConfigError
-from cliproxy_mgmt.conventions import ObjectList, dict_items, first_of_each, positions_where, text, without
+from cliproxy_mgmt.conventions import (ObjectList, _FirstOfEach, dict_items, first_of_each, positions_where, text,
+                                      without)
 from cliproxy_mgmt.testing import ManagementClient
 
 KEY = "gemini-api-key"
@@ -201,9 +204,40 @@ def test_a_shared_value_is_copied_when_read_through_the_draft():
 
 def test_first_of_each_keeps_the_first_item_per_identity():
     items = [{"k": "a", "u": 1}, {"k": "b", "u": 1}, {"k": "a", "u": 2}, {"k": "a", "u": 1}]
-    assert first_of_each(items, "k") == [items[0], items[1]]
-    assert first_of_each(items, "k", "u") == items[:3]
-    assert first_of_each(items[:2], "k") == items[:2]
+    assert first_of_each(items, itemgetter("k")) == [items[0], items[1]]
+    assert first_of_each(items, itemgetter("k", "u")) == items[:3]
+    assert first_of_each(items[:2], itemgetter("k")) == items[:2]
+
+
+def test_the_remembered_de_duplication_answers_as_a_fresh_one():
+    """`unique_by` checks only the items between the head and the tail a list shares with the
+    last one it gave: after any chain of edits (repeats made, moved and undone, lists it never
+    saw), its answer is first_of_each of the whole list, item for item."""
+    rng = random.Random(7)
+    unique = _FirstOfEach()
+    identity = itemgetter("k", "u")
+    given = [{"k": f"k{n}", "u": n % 3} for n in range(60)]
+    for step in range(300):
+        items = list(given)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(items) + 1)
+            kind = rng.choice(("change", "insert", "delete", "repeat"))
+            if kind == "delete" and items:
+                del items[min(at, len(items) - 1)]
+            elif kind == "repeat" and items:  # a new object with an identity already listed
+                items.insert(at, dict(rng.choice(items)))
+            else:
+                fresh = {"k": f"k{rng.randrange(90)}", "u": rng.randrange(3)}
+                if kind == "insert" or not items:
+                    items.insert(at, fresh)
+                else:
+                    items[min(at, len(items) - 1)] = fresh
+        if step % 50 == 49:
+            items = [dict(item) for item in items]  # no object in common with the last list
+        got = unique(items, identity)
+        expected = first_of_each(items, identity)
+        assert len(got) == len(expected) and all(map(operator.is_, got, expected)), step
+        given = got
 
 
 def test_writers_committed_together_each_keep_their_change(gemini):

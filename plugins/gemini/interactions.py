@@ -38,24 +38,14 @@ def normalize(item: dict) -> dict | None:
 
 
 def _identity(item: dict) -> tuple:
+    """What makes two entries the same (the list keeps the first)."""
     headers = item.get("headers") or {}
     return (item["api-key"], item.get("base-url", ""), item.get("proxy-url", ""), item.get("prefix", ""),
             tuple(sorted(headers.items())))
 
 
-def sanitize(items: list) -> list:
-    """One entry per identity: the first wins."""
-    seen, unique = set(), []
-    for item in items:
-        identity = _identity(item)
-        if identity not in seen:
-            seen.add(identity)
-            unique.append(item)
-    return unique
-
-
 INTERACTIONS = ObjectList(
-    route="/interactions-api-key", key=KEY, fields=FIELDS, normalize=normalize, sanitize=sanitize,
+    route="/interactions-api-key", key=KEY, fields=FIELDS, normalize=normalize, unique_by=_identity,
     delete_not_found=True, unique_match=True,
     nullable_fields=("weight", "disable-cooling", "request-retry"),
     patch_fields=("api-key", "weight", "prefix", "base-url", "proxy-url", "headers", "excluded-models",

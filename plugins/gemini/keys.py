@@ -7,6 +7,8 @@ and folded into `gemini-api-key` by the next write of the list.
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from flask import Blueprint
 
 from cliproxy_mgmt import hookimpl
@@ -16,7 +18,6 @@ from cliproxy_mgmt.conventions import (
     add_object_list,
     add_string_list,
     dict_items,
-    first_of_each,
     normalize_shared_fields,
     put_field,
     text,
@@ -42,20 +43,16 @@ def normalize(item: dict) -> dict | None:
     return normalize_shared_fields(item)
 
 
-def sanitize(items: list) -> list:
-    """One entry per key: the first wins."""
-    return first_of_each(items, "api-key")
-
-
 def read(data: dict) -> list:
-    """The entries, then the legacy bare keys (the sanitiser skips those already listed)."""
+    """The entries, then the legacy bare keys (`unique_by` drops those already listed)."""
     legacy = data.get(LEGACY_KEY)
     bare = [{"api-key": k} for k in legacy if isinstance(k, str)] if isinstance(legacy, list) else []
     return dict_items(data, KEY) + bare
 
 
 GEMINI = ObjectList(
-    route="/gemini-api-key", key=KEY, fields=FIELDS, normalize=normalize, sanitize=sanitize,
+    route="/gemini-api-key", key=KEY, fields=FIELDS, normalize=normalize,
+    unique_by=itemgetter("api-key"),  # one entry per key: the first wins
     read=read, legacy_keys=(LEGACY_KEY,), delete_not_found=True, unique_match=True,
     nullable_fields=("weight", "disable-cooling", "request-retry"),
     patch_fields=("api-key", "weight", "prefix", "base-url", "proxy-url", "headers", "excluded-models",

@@ -3,13 +3,14 @@ third-party endpoints, an API key plus a base-url; both are required."""
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from flask import Blueprint
 
 from cliproxy_mgmt import hookimpl
 from cliproxy_mgmt.conventions import (
     ObjectList,
     add_object_list,
-    first_of_each,
     normalize_headers,
     normalize_models,
     normalize_prefix,
@@ -36,13 +37,9 @@ def normalize(item: dict) -> dict | None:
     return item
 
 
-def sanitize(items: list) -> list:
-    """One entry per key and base-url: the first wins."""
-    return first_of_each(items, "api-key", "base-url")
-
-
 VERTEX = ObjectList(
-    route="/vertex-api-key", key="vertex-api-key", fields=FIELDS, normalize=normalize, sanitize=sanitize,
+    route="/vertex-api-key", key="vertex-api-key", fields=FIELDS, normalize=normalize,
+    unique_by=itemgetter("api-key", "base-url"),  # one entry per key and base-url: the first wins
     nullable_fields=("weight", "disable-cooling", "request-retry"),
     patch_fields=("api-key", "weight", "prefix", "base-url", "proxy-url", "headers", "models",
                   "excluded-models", "disable-cooling", "request-retry"))
