@@ -482,15 +482,21 @@ def _renumber(ranges: tuple | None, header: str, i1: int, i2: int, at: int, remo
     if inner is None or inner[0] != indent or len(inner[1]) != count:
         return None
     delta = len(replacement) - removed
-    starts = starts[:i1] + [at - 1 + s for s in inner[1]] + list(map(operator.add, starts[i2:], repeat(delta)))
-    ends = ends[:i1] + [at - 1 + e for e in inner[2]] + list(map(operator.add, ends[i2:], repeat(delta)))
+    starts = starts[:i1] + [at - 1 + s for s in inner[1]] + _moved(starts[i2:], delta)
+    ends = ends[:i1] + [at - 1 + e for e in inner[2]] + _moved(ends[i2:], delta)
     return indent, starts, ends
+
+
+def _moved(lines: list[int], delta: int) -> list[int]:
+    """Line numbers `delta` lines on (the usual change of an item keeps its length: none)."""
+    return list(map(operator.add, lines, repeat(delta))) if delta else lines
 
 
 def _splice_sequence(yaml, block: list[str], key, old: list, new: list, known=None):
     """Edit a block sequence (`block`, its lines: edited in place) item by item; return the
-    new lines of the block, or None (then `block` is as it was). `known`: the block's
-    `_item_ranges`, when remembered from the write that made it."""
+    new lines of the block (`block` itself when it is a `_Spliced`), or None (then `block` is
+    as it was). `known`: the block's `_item_ranges`, when remembered from the write that
+    made it."""
     found = known or _item_ranges(block)
     if found is None:
         return None
@@ -530,6 +536,9 @@ def _splice_sequence(yaml, block: list[str], key, old: list, new: list, known=No
             removed = 0
         block[at:at + removed] = replacement
         ranges = _renumber(ranges, block[0], i1, i2, at, removed, replacement, j2 - j1)
+    if isinstance(block, _Spliced):
+        block.items = ranges
+        return block
     return _Spliced(block, ranges)
 
 
@@ -689,7 +698,7 @@ def _plan(yaml: YAML, old: dict, new: dict, keys, where: dict, block_lines,
         if known is None:
             lines, items = block_lines(start, end), None
         else:
-            lines, items = list(known), known.items  # (a copy: the edit changes it in place)
+            lines, items = _Spliced(known), known.items  # (a copy: the edit changes it in place)
         edits.append((start, end, _edit_block(yaml, lines, key, old, new, items)))
     return sorted(edits, key=lambda e: e[0], reverse=True), appended
 
