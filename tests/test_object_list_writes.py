@@ -143,6 +143,43 @@ def test_random_writes_leave_what_a_clean_read_of_the_file_gives(gemini):
         assert spec.entries(store.data) == fresh
 
 
+@pytest.mark.parametrize("spec", [s for s in object_lists() if s.unique_by], ids=lambda s: s.key)
+def test_random_repeats_are_dropped_as_a_fresh_read_drops_them(spec, make_app):
+    """`unique_by` checks only what a write changed: whatever repeats writes make, move and
+    undo (a PATCH copying another entry, a PUT, a DELETE of the first of two), the list
+    stored and shown is the file cleaned from scratch."""
+    lines = [f"{spec.key}:"]
+    for n in range(30):
+        lines += [f'  - api-key: "k{n % 12}"', f'    base-url: "https://b{n % 5}.example.test"']
+    app = make_app(extra_yaml="\n".join(lines) + "\n")
+    store, mgmt = app.extensions["cliproxy_mgmt"].store, ManagementClient(app.test_client())
+
+    def stored():
+        with open(store.path) as f:
+            return dict_items(yaml.safe_load(f), spec.key)
+
+    rng = random.Random(11)
+    for step in range(60):
+        shown = spec.entries(store.data)
+        kind = rng.choice(["copy", "copy", "patch", "delete", "put"])
+        if kind == "copy":  # one entry takes another's identity: the later one is dropped
+            source = dict(rng.choice(shown))
+            body = {"index": rng.randrange(len(shown)), "value": source}
+            assert mgmt.patch(spec.route, json=body).status_code == 200
+        elif kind == "patch":
+            body = {"index": rng.randrange(len(shown)), "value": {"api-key": f"k{rng.randrange(12)}"}}
+            assert mgmt.patch(spec.route, json=body).status_code == 200
+        elif kind == "delete" and len(shown) > 1:
+            assert mgmt.delete(f"{spec.route}?index={rng.randrange(len(shown))}").status_code == 200
+        else:
+            extra = {"api-key": f"k{rng.randrange(12)}", "base-url": f"https://b{rng.randrange(5)}.example.test"}
+            assert mgmt.put(spec.route, json=mgmt.get(spec.route).get_json()[spec.key] + [extra]).status_code == 200
+        fresh = spec.clean(stored())
+        assert stored() == fresh, step  # stored without repeats
+        assert mgmt.get(spec.route).get_json()[spec.key] == fresh, step
+        assert len({spec.unique_by(item) for item in fresh}) == len(fresh)
+
+
 @pytest.mark.parametrize("spec", object_lists(), ids=lambda s: s.key)
 def test_every_object_list_cleans_a_cleaned_entry_to_itself(spec):
     """The write path trusts an entry it cleaned once: cleaning must not change it again."""
