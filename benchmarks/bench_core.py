@@ -59,13 +59,14 @@ def main() -> int:
         config = make_config(Path(tmp), port, entries=ENTRIES)
         with Server(config, port, KEY) as server:
             server.throughput("/v0/management/debug", requests=400)  # warm up (bcrypt once)
-            authed, unauth, get_config, get_debug = [], [], [], []
+            turns = {"authed": [], "unauth": [], "config": [], "debug": []}
             for _ in range(3):  # turns, so that a slow moment of the machine falls on both sides
-                authed.append(server.throughput("/v0/management/debug", requests=1000))
-                unauth.append(server.throughput("/v0/management/debug", key=None, expect=401, requests=1000))
-                get_config.append(server.throughput("/v0/management/config", requests=500))
-                get_debug.append(server.throughput("/v0/management/debug", requests=500))
-            authed, unauth, get_config, get_debug = map(statistics.median, (authed, unauth, get_config, get_debug))
+                turns["authed"].append(server.throughput("/v0/management/debug", requests=1000))
+                turns["unauth"].append(server.throughput("/v0/management/debug", key=None, expect=401,
+                                                         requests=1000))
+                turns["config"].append(server.throughput("/v0/management/config", requests=500))
+                turns["debug"].append(server.throughput("/v0/management/debug", requests=500))
+            authed, unauth, get_config, get_debug = (statistics.median(runs) for runs in turns.values())
             patch = patch_seconds(server)
         naive = naive_patch_seconds(config)
     results = [
