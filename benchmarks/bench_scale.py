@@ -154,11 +154,11 @@ def bench_apikey(tmp: Path) -> list:
 LINES_PER_FILE = 100_000
 
 
-def write_logs(folder: Path, lines: int) -> None:
-    """`lines` log lines, one a second until now, in rotated files of LINES_PER_FILE lines."""
+def write_logs(folder: Path, lines: int, end: int) -> None:
+    """`lines` log lines, one a second until `end` (unix seconds), in rotated files of
+    LINES_PER_FILE lines."""
     folder.mkdir(parents=True)
-    now = int(time.time())
-    first = now - lines + 1
+    first = end - lines + 1
     for start in range(0, lines, LINES_PER_FILE):
         count = min(LINES_PER_FILE, lines - start)
         text = "".join(
@@ -171,13 +171,14 @@ def write_logs(folder: Path, lines: int) -> None:
 
 def bench_logs(tmp: Path) -> list:
     configs = {}
+    end = int(time.time())  # both logs end at the same second: both answers hold the same lines
     for lines in (10_000, 1_000_000):
         port = free_port()
         config = make_config(tmp / f"logs-{lines}", port, settings=("logging-to-file: true",))
-        write_logs(config.parent / "writable" / "logs", lines)
+        write_logs(config.parent / "writable" / "logs", lines, end)
         configs[lines] = (config, port)
     os.sync()  # the log files just written must not be flushed to disk while one side is timed
-    after = int(time.time()) - 60
+    after = end - 60
     paths = {lines: [f"/v0/management/logs?after={after}", "/v0/management/logs?limit=100"]
              for lines in configs}
     firsts, times = {}, {lines: ([], [], []) for lines in configs}
