@@ -717,9 +717,15 @@ def _base_url_param(spec: ObjectList) -> str | None:
     return request.args.get("base-url", "").strip()
 
 
+def _at_base_url(items: list, hits: list, base_url: str | None) -> list:
+    """The positions among `hits` whose item has that `base-url` (trimmed); all of them for None."""
+    if base_url is None:
+        return hits
+    return [i for i in hits if text(items[i].get("base-url")).strip() == base_url]
+
+
 def _delete_by_key_and_base_url(spec: ObjectList, draft: dict, items: list, key: str, base_url: str) -> None:
-    hits = [i for i in positions_where(items, spec.key_field, key, strip=True)
-            if text(items[i].get("base-url")).strip() == base_url]
+    hits = _at_base_url(items, positions_where(items, spec.key_field, key, strip=True), base_url)
     if spec.unique_match:
         if not hits:
             raise ApiError(404, "item not found")
@@ -762,8 +768,7 @@ def add_object_list(bp: Blueprint, spec: ObjectList) -> None:
                 target = index
             elif match is not None and not (spec.ignore_empty_match and not match.strip()):
                 wanted = match.strip()
-                hits = [i for i in positions_where(items, spec.key_field, wanted)
-                        if base_url is None or text(items[i].get("base-url")).strip() == base_url]
+                hits = _at_base_url(items, positions_where(items, spec.key_field, wanted), base_url)
                 if spec.unique_match and len(hits) > 1:
                     raise ApiError(400, "multiple items match; index is required")
                 target = hits[0] if hits else None
