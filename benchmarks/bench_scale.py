@@ -59,6 +59,16 @@ def get_ok(server: Server, path: str) -> bytes:
     return body
 
 
+def get_times(server: Server, path: str, each: int) -> list[float]:
+    """The times of `each` GETs of `path` (each answered 200)."""
+    times = []
+    for _ in range(each):
+        started = time.perf_counter()
+        get_ok(server, path)
+        times.append(time.perf_counter() - started)
+    return times
+
+
 def api_key_index(key: str) -> str:
     """The auth_index upstream gives a config API key."""
     return hashlib.sha256(f"api_key:{key}".encode()).hexdigest()[:16]
@@ -140,10 +150,7 @@ def bench_apikey(tmp: Path) -> list:
             assert counted == requests, counted
         for _ in range(5):  # turns, so that a slow moment of the machine falls on both sides
             for requests, server in servers.items():
-                for _ in range(7):
-                    started = time.perf_counter()
-                    get_ok(server, "/v0/management/api-key-usage")
-                    times[requests].append(time.perf_counter() - started)
+                times[requests] += get_times(server, "/v0/management/api-key-usage", 7)
     small, large = (statistics.median(times[n]) for n in (10_000, 1_000_000))
     return [("GET /api-key-usage, 1M recorded requests / 10k", large / small, "<=", 1.5,
              f"{large * 1000:.1f} ms vs {small * 1000:.1f} ms, {API_KEYS} keys")]
@@ -197,10 +204,7 @@ def bench_logs(tmp: Path) -> list:
         for _ in range(5):  # turns, so that a slow moment of the machine falls on both sides
             for lines, server in servers.items():
                 for path, timed in zip(paths[lines], times[lines]):
-                    for _ in range(3):
-                        started = time.perf_counter()
-                        get_ok(server, path)
-                        timed.append(time.perf_counter() - started)
+                    timed += get_times(server, path, 3)
     small, large = ([statistics.median(t) for t in times[lines]] for lines in (10_000, 1_000_000))
     names = ("GET /logs?after=now-60s", "GET /logs?limit=100", "GET /logs?cursor=<end>&limit=1000")
     return [(f"{name}, 1M lines / 10k lines", large[i] / small[i], "<=", 3.0,
