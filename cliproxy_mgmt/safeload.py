@@ -56,7 +56,7 @@ class InvalidYAML(ValueError):
 # linear even for `"\"\"\"...` (a pattern that could fail would retry at each quote).
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\(?:.|\Z)[^"\\]*)*(?:"|\Z)', re.DOTALL)
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
-_NOT_OPENING = bytes(b for b in range(256) if b not in b"[{")
+_NOT_MARK = bytes(b for b in range(256) if b not in b"[{\\")  # keeps opening brackets and `\`
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # \ud800-\udfff
 _OPEN_AS_2 = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
 
@@ -110,14 +110,16 @@ def load_json(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH):
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidJSON("not UTF-8 text") from None
-    # Fewer opening brackets than the limit cannot nest deeper than it: the usual case,
-    # settled by one C pass over the bytes.
-    if len(raw) > max_depth and len(raw.translate(None, _NOT_OPENING)) > max_depth \
-            and json_depth(raw) > max_depth:
+    # One C pass finds the opening brackets and the escapes. Fewer opening brackets than the
+    # limit cannot nest deeper than it (the usual case), and a text without a backslash
+    # holds no escaped surrogate: most texts need neither of the slower checks.
+    marks = raw.translate(None, _NOT_MARK)
+    escapes = marks.count(b"\\")
+    if len(marks) - escapes > max_depth and json_depth(raw) > max_depth:
         raise InvalidJSON(f"nested deeper than {max_depth} levels")
     try:
         value = _decode(text)
-        if _SURROGATE_ESCAPE.search(raw):  # then check that every escape pairs up
+        if escapes and _SURROGATE_ESCAPE.search(raw):  # then check that every escape pairs up
             json.dumps(value, ensure_ascii=False).encode("utf-8")
     except InvalidJSON:
         raise

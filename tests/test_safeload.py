@@ -94,6 +94,17 @@ def test_json_must_be_utf8_without_a_bom(encode):
         load_json(encode('{"name": "caf\u00e9"}'))
 
 
+@pytest.mark.parametrize("escapes", [1, MAX_JSON_DEPTH, 5 * MAX_JSON_DEPTH])
+def test_escapes_do_not_count_as_nesting_and_are_still_checked(escapes):
+    """The depth check counts opening brackets only, though the same pass finds escapes."""
+    leaf = json.dumps("\\" * escapes + "[{")
+    assert load_json(nested_json(MAX_JSON_DEPTH, leaf).encode()) == json.loads(nested_json(MAX_JSON_DEPTH, leaf))
+    with pytest.raises(InvalidJSON, match="nested deeper"):
+        load_json(nested_json(MAX_JSON_DEPTH + 1, leaf).encode())
+    with pytest.raises(InvalidJSON, match="surrogate"):
+        load_json(nested_json(MAX_JSON_DEPTH, leaf[:-1] + '\\udc00"').encode())
+
+
 @pytest.mark.parametrize("escape", ["\\ud800", "\\udfff", "\\udc00x", "a\\ud83d"])
 def test_lone_surrogates_are_refused_pairs_are_text(escape):
     with pytest.raises(InvalidJSON, match="surrogate"):
