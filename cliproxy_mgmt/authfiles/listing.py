@@ -54,22 +54,26 @@ def auth_index(name: str) -> str:
 def parse_time(value) -> datetime | None:
     """A `last_refresh` value: RFC 3339, `YYYY-MM-DD HH:MM:SS` or unix seconds; None for
     anything else, a time outside what datetime holds included (a file may say anything)."""
+    if isinstance(value, str):
+        return _parse_time_text(value.strip())
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         try:
             return datetime.fromtimestamp(value).astimezone()
         except (OverflowError, OSError, ValueError):
             return None
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    for candidate in (text, text.replace("Z", "+00:00").replace("z", "+00:00")):  # (3.10: no `Z`)
-        try:
-            found = datetime.fromisoformat(candidate)
-            # An offset makes it one instant already; without one it is local time.
-            return found if found.utcoffset() is not None else found.astimezone()
-        except (OverflowError, ValueError):  # not such a time, or out of datetime's range
-            continue
     return None
+
+
+def _parse_time_text(text: str) -> datetime | None:
+    try:
+        try:
+            found = datetime.fromisoformat(text)
+        except ValueError:  # (before 3.11 fromisoformat reads no `Z`)
+            found = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        # An offset makes it one instant already; without one it is local time.
+        return found if found.utcoffset() is not None else found.astimezone()
+    except (OverflowError, ValueError):  # not such a time, or out of datetime's range
+        return None
 
 
 def parse_auth_json(raw: bytes):
@@ -96,19 +100,29 @@ def entry_json(name: str, path: str, st, data, types: dict, index: str) -> bytes
 
 
 def _entry(name: str, path: str, st, index: str, facts: tuple) -> dict:
-    shown, label, status, message, disabled, extras = facts
+    shown, label, status, message, disabled, email, refreshed, extras = facts
     entry = {"id": name, "auth_index": index, "name": name, "path": path, "source": "file",
              "size": st.st_size, "modtime": rfc3339_nano(st.st_mtime_ns), "runtime_only": False,
              "unavailable": False, "status_message": message, "disabled": disabled, "type": shown,
              "provider": shown, "status": status, "label": label}
+    entry.update(_account(email, refreshed))
     entry.update(extras)
     return entry
 
 
+def _account(email: str, refreshed: str) -> dict:
+    """The keys an entry has when its file names an account and a refresh time."""
+    shown = {"account": email, "account_type": "oauth", "email": email} if email else {}
+    if refreshed:
+        shown["last_refresh"] = refreshed
+    return shown
+
+
 def _facts(name: str, data, types: dict) -> tuple:
-    """(type, label, status, status_message, disabled, other keys) of one file's entry."""
+    """(type, label, status, status_message, disabled, email, last_refresh text, other keys) of
+    one file's entry; the email and the time are "" when the file has none."""
     if not isinstance(data, dict):
-        return "unknown", "unknown", "error", data, False, {}
+        return "unknown", "unknown", "error", data, False, "", "", {}
     raw_type = data.get("type")
     raw_type = raw_type.strip().lower() if isinstance(raw_type, str) else ""
     kind = types.get(raw_type)
@@ -121,17 +135,15 @@ def _facts(name: str, data, types: dict) -> tuple:
         email = ""
     if not isinstance(email, str):  # (a plugin may hand back the file's value as it stands)
         email = ""
-    extras = {"account": email, "account_type": "oauth", "email": email} if email else {}
     refreshed = last_refresh(data)
-    if refreshed:
-        extras["last_refresh"] = rfc3339_nano(unix_ns(refreshed))
-    extras.update(edited_fields(data))
+    refreshed = rfc3339_nano(unix_ns(refreshed)) if refreshed else ""
+    extras = {} if _EDITED_KEYS.isdisjoint(data) else edited_fields(data)
     if kind and kind.describe:
         try:
             extras.update(kind.describe(data, email) or {})
         except Exception:
             log.exception("auth-file type %r: describe() failed on %s", raw_type, name)
-    return shown, email or shown, "disabled" if disabled else "active", "", disabled, extras
+    return shown, email or shown, "disabled" if disabled else "active", "", disabled, email, refreshed, extras
 
 
 def last_refresh(data: dict) -> datetime | None:
@@ -145,7 +157,7 @@ def last_refresh(data: dict) -> datetime | None:
     return None
 
 
-# Every key edited_fields reads: a file with none of them (most) is settled by one set test.
+# Every key edited_fields reads: a file with none of them (most) needs no call.
 _EDITED_KEYS = frozenset((
     "prefix", "proxy_url", "disable_cooling", "disable-cooling", "using_api", "using-api",
     "excluded_models", "excluded-models", "headers", "priority", "weight", "request_retry",
@@ -157,8 +169,6 @@ def edited_fields(data: dict) -> dict:
     (`priority`, `weight`, `note`, `websockets`, `request_retry`, `project_id`), and the other
     fields the web UI edits, which upstream shows only in the downloaded file."""
     shown = {}
-    if _EDITED_KEYS.isdisjoint(data):
-        return shown
     for key in ("prefix", "proxy_url"):
         value = data.get(key)
         if isinstance(value, str) and value:
@@ -221,22 +231,33 @@ def _layout(keys: tuple) -> tuple:
 
 
 def _template(name: str, path: str, size: int, modtime: str, index: str, shown: str, label: str,
-              status: str, message: str, disabled: bool, extras: dict) -> str:
-    g = _NO_EXTRAS  # g[i]: the other keys that sort before _CORE[i] (the last: after them all)
-    if extras:
+              status: str, message: str, disabled: bool, email: str, refreshed: str, extras: dict) -> str:
+    # g[i]: the keys that sort before _CORE[i] (the last: after them all) and are not core keys.
+    if extras:  # merged with the account's keys, which they may override
         g = list(_NO_EXTRAS)
+        extras = {**_account(email, refreshed), **extras}
         keys = tuple(extras)
         for slot, before, after, key in _LAYOUTS.get(keys) or _layout(keys):
             value = extras[key]
             g[slot] += f"{before}{_string(value) if type(value) is str else _ENCODER.encode(value)}{after}"
+    elif email or refreshed:  # (most entries) the account's keys go where they sort among _CORE:
+        # `account` and `account_type` before `auth_index`, `email` before `id`, `last_refresh`
+        # before `modtime`.
+        account = _string(email)
+        g = (f'"account":{account},"account_type":"oauth",' if email else "", "",
+             f'"email":{account},' if email else "", "",
+             f'"last_refresh":"{refreshed}",' if refreshed else "") + _NO_EXTRAS[5:]
+    else:
+        g = _NO_EXTRAS
     s = _string
-    named = s(name)
-    # `index` (hex), `modtime` (digits and `-:.TZ+`) and `status` (a word) need no escaping.
+    named, shown = s(name), s(shown)
+    # `index` (hex), `modtime` and `refreshed` (digits and `-:.TZ+`) and `status` (a word) need
+    # no escaping.
     return (f'{{{g[0]}"auth_index":"{index}",{g[1]}"disabled":{_FLAG[disabled]},{g[2]}"id":{named},'
             f'{g[3]}"label":{s(label)},{g[4]}"modtime":"{modtime}",{g[5]}"name":{named},'
-            f'{g[6]}"path":{s(path)},{g[7]}"provider":{s(shown)},{g[8]}"runtime_only":false,'
+            f'{g[6]}"path":{s(path)},{g[7]}"provider":{shown},{g[8]}"runtime_only":false,'
             f'{g[9]}"size":{size},{g[10]}"source":"file",{g[11]}"status":"{status}",'
-            f'{g[12]}"status_message":{s(message)},{g[13]}"type":{s(shown)},{g[14]}"unavailable":false'
+            f'{g[12]}"status_message":{s(message)},{g[13]}"type":{shown},{g[14]}"unavailable":false'
             f'{g[15]}}}')
 
 
