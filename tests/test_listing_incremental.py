@@ -19,18 +19,20 @@ from cliproxy_mgmt.usage.credentials import CredentialCounts, CredentialUsage, a
 def test_changes_applied_in_place_match_a_full_listing(tmp_path):
     folder = tmp_path / "auths"
     folder.mkdir()
+    # (Mixed case: sorted without case, `a-` comes before `B-`, and both before `N`/`n`.)
     for i in range(60):
-        (folder / f"{'AB'[i % 2]}-user{i:03d}.json").write_text(
+        (folder / f"{'aB'[i % 2]}-user{i:03d}.json").write_text(
             json.dumps({"type": "claude", "email": f"u{i}@example.com"}))
     auth_dir = AuthDir(str(folder))
     cache = ListingCache(watch=True)
     cache.body(auth_dir, {})
     for step in range(12):
-        name = f"{'AB'[step % 2]}-user{step * 5:03d}.json"
+        name = f"{'aB'[step % 2]}-user{step * 5:03d}.json"
         if step % 3 == 0:
             os.remove(folder / name)
         elif step % 3 == 1:
-            (folder / f"new-{step}.json").write_text(json.dumps({"type": "codex", "email": f"n{step}@x"}))
+            (folder / f"{'nN'[step % 2]}ew-{step}.json").write_text(
+                json.dumps({"type": "codex", "email": f"n{step}@x"}))
         else:
             (folder / name).write_text(json.dumps({"type": "gemini", "email": f"changed{step}@x"}))
         body = bytes(cache.body(auth_dir, {}))

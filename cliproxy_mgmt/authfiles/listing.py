@@ -359,7 +359,7 @@ class ListingCache:
         self._entries: dict[str, tuple] = {}   # name -> (signature, entry JSON but its `}`, auth_index)
         self._dirty: set[str] = set()
         self._listing: Listing | None = None
-        self._order: list[tuple] = []          # (name.lower(), name) of the entries, sorted
+        self._order: list[str] = []            # the entries' names, sorted by _sort_key
         self._checked = 0.0                    # monotonic time of the last full stat pass
         self._usage = None                     # the counts the body was built with
         self._usage_key = None
@@ -448,7 +448,7 @@ class ListingCache:
         if not changed and not respin and self._listing is not None and len(entries) == len(self._entries):
             return self._listing
         self._entries = entries
-        self._order = sorted((n.lower(), n) for n in entries)
+        self._order = sorted(entries, key=_sort_key)
         self._listing = self._assemble()
         return self._listing
 
@@ -476,13 +476,13 @@ class ListingCache:
             item = None if found is None else _read(name, found[0], types)
             if item is None and cached is None:
                 continue
-            at = bisect.bisect_left(self._order, (name.lower(), name))
+            at = bisect.bisect_left(self._order, _sort_key(name), key=_sort_key)
             if item is None:
                 del self._entries[name], self._order[at]
             else:
                 self._entries[name] = item
                 if cached is None:
-                    self._order.insert(at, (name.lower(), name))
+                    self._order.insert(at, name)
             edits.append((at, item, cached is None))
         return edits
 
@@ -500,7 +500,7 @@ class ListingCache:
         """The body of `body()`'s last answer cut down to the files with that name and/or that
         auth_index (upstream's filters): the cached entries, not a parse of the whole body."""
         with self._lock:
-            return bytes(self._assemble([n for _, n in self._order if (not name or n == name)
+            return bytes(self._assemble([n for n in self._order if (not name or n == name)
                                          and (not index or self._entries[n][2] == index)]))
 
     def _assemble(self, names=None) -> Listing:
@@ -509,7 +509,7 @@ class ListingCache:
         # once; no entry is copied.
         entries, tails = self._entries, {}
         parts = [_PREFIX]
-        for n in (n for _, n in self._order) if names is None else names:
+        for n in self._order if names is None else names:
             _, data, index = entries[n]
             parts += (_COMMA, data, self._tail(index, tails))
         parts.append(_SUFFIX)
@@ -526,6 +526,12 @@ class ListingCache:
         if tail is None:
             tail = tails[counts] = b",%s}" % counts
         return tail
+
+
+def _sort_key(name: str) -> tuple:
+    """The listing's order: by name without case, then by name (the keys are made while
+    sorting, not kept: they would be a tenth of the cache's memory)."""
+    return name.lower(), name
 
 
 def _separate(parts: list) -> None:
