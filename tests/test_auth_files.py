@@ -65,12 +65,13 @@ def test_entry_fields(mgmt, auths):
 def test_only_plain_json_files_are_listed_sorted_without_case(mgmt, auths):
     put(auths, "b.json", {"type": "codex"})
     put(auths, "A.json", {"type": "qwen"})
+    put(auths, "C.json", {"type": "iflow"})  # (by bytes, `C` would come before `b`)
     put(auths, ".hidden.json", {"type": "claude"})
     put(auths, "notes.txt", {"type": "claude"})
     (auths / "sub").mkdir()
     put(auths / "sub", "nested.json", {"type": "claude"})
     (auths / "link.json").symlink_to(auths / "b.json")
-    assert list(listing(mgmt)) == ["A.json", "b.json"]
+    assert list(listing(mgmt)) == ["A.json", "b.json", "C.json"]
 
 
 def test_unusable_files_are_listed_as_errors(mgmt, auths):
