@@ -9,7 +9,8 @@ touches none of them; without it every file is stat()ed and compared (see
 benchmarks/bench_auth_files.py). A cold listing stat()s no file: the directory listing gives
 each entry's kind, and the fstat of the read, which checks what was opened, gives its
 signature (benchmarks/bench_scale.py listing). Entries have upstream's fields; keys are
-sorted, as gin writes maps.
+sorted, as gin writes maps, but for the usage counts (`failed`, `recent_requests`,
+`success`), which close each entry: most files share one fragment of counts.
 """
 
 from __future__ import annotations
