@@ -251,14 +251,14 @@ def _template(name: str, path: str, size: int, modtime: str, index: str, shown: 
     else:
         g = _NO_EXTRAS
     s = _string
-    named, shown = s(name), s(shown)
+    named, kind = s(name), s(shown)
     # `index` (hex), `modtime` and `refreshed` (digits and `-:.TZ+`) and `status` (a word) need
     # no escaping.
     return (f'{{{g[0]}"auth_index":"{index}",{g[1]}"disabled":{_FLAG[disabled]},{g[2]}"id":{named},'
             f'{g[3]}"label":{s(label)},{g[4]}"modtime":"{modtime}",{g[5]}"name":{named},'
-            f'{g[6]}"path":{s(path)},{g[7]}"provider":{shown},{g[8]}"runtime_only":false,'
+            f'{g[6]}"path":{s(path)},{g[7]}"provider":{kind},{g[8]}"runtime_only":false,'
             f'{g[9]}"size":{size},{g[10]}"source":"file",{g[11]}"status":"{status}",'
-            f'{g[12]}"status_message":{s(message)},{g[13]}"type":{shown},{g[14]}"unavailable":false'
+            f'{g[12]}"status_message":{s(message)},{g[13]}"type":{kind},{g[14]}"unavailable":false'
             f'{g[15]}}}')
 
 
