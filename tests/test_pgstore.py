@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -327,6 +328,41 @@ def _storage(tmp_path, dsn, name):
     seed = tmp_path / f"{name}.yaml"
     seed.write_text("debug: false\n")
     return PostgresStorage(dsn, schema="", root=str(tmp_path / name / "pgstore"), seed_path=str(seed))
+
+
+@pytest.mark.parametrize("locked", [False, True], ids=["save", "read-modify-write"])
+def test_a_save_never_writes_over_a_later_one_the_mirror_shows(tmp_path, pg_dsn, locked):
+    """A save is mirrored after its commit. If another instance saved the same file in
+    between and the listener mirrored that later row first, the mirror keeps the later row:
+    our older bytes written over it stayed until the next poll, or for good when the
+    listener recorded the later version before our write landed."""
+    a = _storage(tmp_path, pg_dsn, "a")
+    path = Path(a.auth_dir, "x.json")
+    later = {"type": "codex", "note": "saved later, elsewhere"}
+    try:
+        a.auths.save(a.auth_dir, "x.json", b'{"type": "codex", "note": "first"}')
+        mirror_after_commit = a.auths._saved
+
+        def another_instance_saves_first(rel_id, *rest):
+            with psycopg.connect(pg_dsn, autocommit=True) as conn:
+                conn.execute("UPDATE auth_store SET content = %s::jsonb, updated_at = NOW() WHERE id = %s",
+                             (json.dumps(later), rel_id))
+            wait_for(lambda: json.loads(path.read_bytes()) == later)  # the listener's copy
+            mirror_after_commit(rel_id, *rest)
+
+        a.auths._saved = another_instance_saves_first
+        ours = b'{"type": "codex", "note": "ours"}'
+        if locked:
+            with a.auths.exclusive(a.auth_dir, "x.json"):
+                a.auths.save(a.auth_dir, "x.json", ours)
+        else:
+            a.auths.save(a.auth_dir, "x.json", ours)
+        assert json.loads(path.read_bytes()) == later
+        with psycopg.connect(pg_dsn) as conn:
+            updated = conn.execute("SELECT updated_at FROM auth_store WHERE id = 'x.json'").fetchone()[0]
+        assert a._auth_versions["x.json"] == updated  # (so the poll has nothing left to put right)
+    finally:
+        a.close()
 
 
 def test_bans_are_counted_across_instances(tmp_path, pg_dsn):

@@ -91,6 +91,7 @@ MAX_AUTH_FOLDERS, MAX_AUTH_ID_BYTES = 16, 2048
 # A NOTIFY payload must stay under 8000 bytes: longer ids are not named in ours.
 MAX_NOTIFIED_ID_BYTES = 1000
 MIRROR_MODE = 0o600
+_UNSEEN = object()  # the version of an auth row this instance has not mirrored
 DIR_MODE = 0o700
 
 
@@ -189,6 +190,9 @@ class PostgresStorage(Storage):
         self._stop = threading.Event()
         self._lock = threading.Lock()           # guards the cached config and the auth versions
         self._adoption = threading.Lock()  # the poll's `_adopt` vs a request's remove of that file
+        # An auth row's mirror write and its version, as one step: the listener's, or a
+        # request's after its save committed (`PostgresAuths._saved`).
+        self._mirroring = threading.Lock()
         # id -> updated_at last mirrored (None: mirrored by an earlier run, see `_load_record`)
         self._auth_versions: dict[str, object] = dict.fromkeys(self._load_record())
         self._recorded = frozenset(self._auth_versions)  # the ids the record file holds
@@ -557,6 +561,11 @@ class PostgresStorage(Storage):
     def _follow_auth(self, rel_id: str, row: tuple | None) -> None:
         """Mirror the auth row `rel_id` a notification named: (content, updated_at), or None
         when it is gone."""
+        with self._mirroring:
+            self._mirror_row(rel_id, row)
+
+    def _mirror_row(self, rel_id: str, row: tuple | None) -> None:
+        """`_follow_auth` for a caller that holds `_mirroring`."""
         with self._lock:
             if row is None and rel_id not in self._auth_versions:
                 return  # never mirrored here: a file at that name is not ours to remove
@@ -824,21 +833,42 @@ class PostgresAuths(AuthBackend):
             ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, updated_at = NOW()
             RETURNING updated_at""").format(s.table("auth_store"))
         held = getattr(self._held, "conn", None)
+        with s._lock:
+            seen = s._auth_versions.get(rel_id, _UNSEEN)  # (before the commit: see `_saved`)
         try:
             text = data.decode("utf-8")
             if held is not None:
-                self._held.pending = (rel_id, folder, name, data, held.execute(query, (rel_id, text)).fetchone()[0])
+                updated = held.execute(query, (rel_id, text)).fetchone()[0]
+                self._held.pending = (rel_id, folder, name, data, updated, seen)
                 return
             with s.transaction() as conn:
                 updated = conn.execute(query, (rel_id, text)).fetchone()[0]
         except (*_CONTENT_REFUSED, UnicodeDecodeError) as exc:
             raise OSError(errno.EINVAL, f"the database refused the file: {_first_line(exc)}") from None
-        self._saved(rel_id, folder, name, data, updated)
+        self._saved(rel_id, folder, name, data, updated, seen)
 
-    def _saved(self, rel_id: str, folder: str, name: str, data: bytes, updated) -> None:
-        with self.storage._lock:
-            self.storage._auth_versions[rel_id] = updated
-        replace_entry(os.path.join(folder, name), data)  # the mirror keeps our bytes
+    def _saved(self, rel_id: str, folder: str, name: str, data: bytes, updated, seen) -> None:
+        """Mirror a save that committed as version `updated`. The mirror keeps our bytes,
+        unless the listener mirrored this row since `seen`, the version known before the
+        commit: another instance may have saved the file after us, and the listener put that
+        later row in the mirror already. Our bytes would then be written over it (for good, if
+        its version was recorded after ours); the row is read again instead."""
+        s = self.storage
+        with s._mirroring:
+            with s._lock:
+                known = s._auth_versions.get(rel_id, _UNSEEN)
+                if known == seen:
+                    s._auth_versions[rel_id] = updated
+            if known == seen:
+                replace_entry(os.path.join(folder, name), data)
+            elif known != updated:  # (equal: the listener mirrored this very save)
+                try:
+                    with s.transaction() as conn:
+                        row = conn.execute(sql.SQL("SELECT content::text, updated_at FROM {} WHERE id = %s")
+                                           .format(s.table("auth_store")), (rel_id,)).fetchone()
+                except Unavailable:
+                    return  # the listener reads it again once the database is back
+                s._mirror_row(rel_id, row)
 
     def remove(self, folder: str, name: str) -> None:
         s = self.storage
