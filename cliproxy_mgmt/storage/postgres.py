@@ -564,6 +564,24 @@ class PostgresStorage(Storage):
         with self._mirroring:
             self._mirror_row(rel_id, row)
 
+    def _mirror_current(self, rel_id: str, known) -> None:
+        """Mirror the auth row `rel_id` as it is now, read after a save of ours; `known` is
+        the version mirrored then. If the listener mirrors the row meanwhile, what it wrote
+        stays: either it read the row after us, or a commit came between its read and ours,
+        and that commit's notification is still to come. (No lock is held while waiting for a
+        pooled connection.)"""
+        try:
+            with self.transaction() as conn:
+                row = conn.execute(sql.SQL("SELECT content::text, updated_at FROM {} WHERE id = %s")
+                                   .format(self.table("auth_store")), (rel_id,)).fetchone()
+        except Unavailable:
+            return  # the listener reads it again once the database is back
+        with self._mirroring:
+            with self._lock:
+                if self._auth_versions.get(rel_id, _UNSEEN) != known:
+                    return
+            self._mirror_row(rel_id, row)
+
     def _mirror_row(self, rel_id: str, row: tuple | None) -> None:
         """`_follow_auth` for a caller that holds `_mirroring`."""
         with self._lock:
@@ -861,14 +879,9 @@ class PostgresAuths(AuthBackend):
                     s._auth_versions[rel_id] = updated
             if known == seen:
                 replace_entry(os.path.join(folder, name), data)
-            elif known != updated:  # (equal: the listener mirrored this very save)
-                try:
-                    with s.transaction() as conn:
-                        row = conn.execute(sql.SQL("SELECT content::text, updated_at FROM {} WHERE id = %s")
-                                           .format(s.table("auth_store")), (rel_id,)).fetchone()
-                except Unavailable:
-                    return  # the listener reads it again once the database is back
-                s._mirror_row(rel_id, row)
+                return
+        if known != updated:  # (equal: the listener mirrored this very save)
+            s._mirror_current(rel_id, known)
 
     def remove(self, folder: str, name: str) -> None:
         s = self.storage
