@@ -365,6 +365,70 @@ def test_a_save_never_writes_over_a_later_one_the_mirror_shows(tmp_path, pg_dsn,
         a.close()
 
 
+@pytest.mark.parametrize("locked", [False, True], ids=["write", "read-modify-write"])
+def test_a_config_write_never_replaces_a_later_one_already_in_force(tmp_path, pg_dsn, locked):
+    """As for auth files: a config write is put in force after its commit. If another
+    instance wrote the config in between and the listener put that later text in force
+    first, the later text stays in force (and in the mirror file)."""
+    a = _storage(tmp_path, pg_dsn, "a")
+    later = "debug: true\n# written later, elsewhere\n"
+    try:
+        in_force_after_commit = a.config._installed
+
+        def another_instance_writes_first(*args):
+            with psycopg.connect(pg_dsn, autocommit=True) as conn:
+                conn.execute("UPDATE config_store SET content = %s, updated_at = NOW() WHERE id = 'config'",
+                             (later,))
+            wait_for(lambda: a.config.read()[0] == later)  # the listener put it in force
+            in_force_after_commit(*args)
+
+        a.config._installed = another_instance_writes_first
+        ours = "debug: false\n# ours\n"
+        if locked:
+            with a.config.exclusive():
+                a.config.write(ours, a.config.read()[1])
+        else:
+            a.config.write(ours, None)
+        assert a.config.read()[0] == later
+        assert Path(a.config_path).read_text() == later
+    finally:
+        a.close()
+
+
+def test_a_row_the_listener_read_while_a_write_of_ours_went_in_is_read_again(tmp_path, pg_dsn):
+    """The listener leaves out a config row it read while a write of ours was put in force
+    (the row may be older than ours). When the row was a later write from elsewhere, and
+    the notifications of both writes came in the batch it was reading for, it reads again:
+    else our older text stayed in force until the next poll."""
+    a = _storage(tmp_path, pg_dsn, "a")
+    later = "debug: true\n# written later, elsewhere\n"
+    read_later, ours_in_force = threading.Event(), threading.Event()
+    try:
+        read_row, in_force_after_commit = a._config_row, a.config._installed
+
+        def listener_reads_slowly(conn, *args, **kwargs):
+            row = read_row(conn, *args, **kwargs)
+            if threading.current_thread().name == "pgstore-listener" and row and row[0] == later:
+                read_later.set()
+                ours_in_force.wait(5)  # ... and puts it in force only after our write
+            return row
+
+        def another_instance_writes_first(*args):
+            with psycopg.connect(pg_dsn, autocommit=True) as conn:
+                conn.execute("UPDATE config_store SET content = %s, updated_at = NOW() WHERE id = 'config'",
+                             (later,))
+            assert read_later.wait(5)
+            in_force_after_commit(*args)
+            ours_in_force.set()
+
+        a._config_row, a.config._installed = listener_reads_slowly, another_instance_writes_first
+        a.config.write("debug: false\n# ours\n", None)
+        wait_for(lambda: a.config.read()[0] == later)
+    finally:
+        ours_in_force.set()
+        a.close()
+
+
 def test_bans_are_counted_across_instances(tmp_path, pg_dsn):
     a, b = _storage(tmp_path, pg_dsn, "a"), _storage(tmp_path, pg_dsn, "b")
     try:

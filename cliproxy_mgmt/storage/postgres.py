@@ -190,8 +190,9 @@ class PostgresStorage(Storage):
         self._stop = threading.Event()
         self._lock = threading.Lock()           # guards the cached config and the auth versions
         self._adoption = threading.Lock()  # the poll's `_adopt` vs a request's remove of that file
-        # An auth row's mirror write and its version, as one step: the listener's, or a
-        # request's after its save committed (`PostgresAuths._saved`).
+        # A row put in force or mirrored, and the version recorded for it, as one step: the
+        # listener's, or a request's after its write committed (`PostgresConfig._installed`,
+        # `PostgresAuths._saved`). Never held while waiting for a pooled connection.
         self._mirroring = threading.Lock()
         # id -> updated_at last mirrored (None: mirrored by an earlier run, see `_load_record`)
         self._auth_versions: dict[str, object] = dict.fromkeys(self._load_record())
@@ -505,22 +506,53 @@ class PostgresStorage(Storage):
     def on_change(self, callback: Callable[[], None]) -> None:
         self._callbacks.append(callback)
 
-    def _config_changed(self, text: str, version: Version, generation: int | None = None) -> None:
-        """Put a row read from the database in force. `generation` is `self._generation` from
-        before that read: when a write of ours came in between, the row may be older than it."""
-        with self._lock:
-            if generation is not None and generation != self._generation:
-                return  # our newer write is in force; its own notification follows
-            if version.digest == self._version.digest:
-                self._version = version
-                return
-            self._text, self._version = text, version
-        self._write_mirror_config(text)
+    def _config_changed(self, text: str, version: Version, generation: int | None = None, *,
+                        unless_replaced: Version | None = None) -> bool:
+        """Put a row read from the database in force; False when it is left out because a
+        write of ours came in between (the row may be older than it: read it again).
+
+        `generation` is `self._generation` from before that read. `unless_replaced` is the
+        version in force when the read began: if another was put in force meanwhile, that
+        one stays (see `_mirror_current`)."""
+        with self._mirroring:  # (the version in force and the mirror file change together)
+            with self._lock:
+                if generation is not None and generation != self._generation:
+                    return False
+                if unless_replaced is not None and self._version is not unless_replaced:
+                    return True
+                if version.digest == self._version.digest:
+                    self._version = version
+                    return True
+                self._text, self._version = text, version
+            self._write_mirror_config(text)
         for callback in self._callbacks:
             try:
                 callback()
             except Exception:  # noqa: BLE001 - a listener's bug must not stop the listener thread
                 log.exception("config change listener failed")
+        return True
+
+    def _follow_config(self, conn) -> None:
+        """Put the config row in force as the listener reads it; read again while a write of
+        ours comes in between (its notification may have come in this very batch)."""
+        while True:
+            generation = self._generation
+            row = self._config_row(conn)
+            if row is None or self._config_changed(*row, generation):
+                return
+
+    def _config_current(self) -> None:
+        """Put the config row in force as it is now, read after a write of ours that found
+        another version put in force since it began (as `_mirror_current` for an auth row)."""
+        with self._lock:
+            known = self._version
+        try:
+            with self.transaction() as conn:
+                row = self._config_row(conn)
+        except Unavailable:
+            return  # the listener reads it again once the database is back
+        if row is not None:
+            self._config_changed(*row, unless_replaced=known)
 
     def _follow(self, conn, payloads) -> None:
         """Apply a batch of notifications: the config row read once, the auth rows named read
@@ -541,10 +573,7 @@ class PostgresStorage(Storage):
                 else:
                     unnamed = True  # an id too long for a notification: compare them all
         if config:
-            generation = self._generation
-            row = self._config_row(conn)
-            if row is not None:
-                self._config_changed(*row, generation)
+            self._follow_config(conn)
         if unnamed:  # rows added or deleted, then those the trigger does not name
             self._sync_auths(conn)
             for rel_id, content, updated in conn.execute(
@@ -599,10 +628,7 @@ class PostgresStorage(Storage):
     def _poll(self, conn, everything: bool = False) -> None:
         """What changed that no notification told: rows with another updated_at (and, with
         `everything`, all rows, compared by content)."""
-        generation = self._generation
-        row = self._config_row(conn)
-        if row is not None:
-            self._config_changed(*row, generation)
+        self._follow_config(conn)
         self._sync_auths(conn, everything)
 
     def _listen(self) -> None:
@@ -763,13 +789,15 @@ class PostgresConfig(ConfigBackend):
     def write(self, text: str, base: Version | None, data: dict | None = None) -> Version:
         s = self.storage
         held = getattr(self._held, "conn", None)
+        with s._lock:
+            seen = s._version  # (before the commit: see `_installed`)
         if held is not None:
             version = self._store(held, text, base, data, self._held.row)
-            self._held.pending = (text, version)
+            self._held.pending = (text, version, seen)
             return version
         with s.transaction() as conn:
             version = self._store(conn, text, base, data, s._config_row(conn, lock=True))
-        self._installed(text, version)
+        self._installed(text, version, seen)
         return version
 
     def _store(self, conn, text: str, base: Version | None, data: dict | None, current) -> Version:
@@ -790,12 +818,23 @@ class PostgresConfig(ConfigBackend):
                          .format(s.table("cliproxy_mgmt_config_parsed")), (CONFIG_ID, digest, snapshot))
         return Version((updated, digest), digest)
 
-    def _installed(self, text: str, version: Version) -> None:
+    def _installed(self, text: str, version: Version, seen: Version) -> None:
+        """Put our write, committed as `version`, in force, unless another version was put
+        in force since `seen`, the one in force before the commit: the listener may have put
+        a later write from elsewhere in force already, which ours must not replace (for up
+        to a poll). The row is read again then."""
         s = self.storage
-        with s._lock:
-            s._text, s._version = text, version
-            s._generation += 1
-        s._write_mirror_config(text)
+        with s._mirroring:
+            with s._lock:
+                current = s._version
+                if current is seen:
+                    s._text, s._version = text, version
+                    s._generation += 1
+            if current is seen:
+                s._write_mirror_config(text)
+                return
+        if current.token != version.token:  # (equal: the listener put this very write in force)
+            s._config_current()
 
 
 class PostgresAuths(AuthBackend):
