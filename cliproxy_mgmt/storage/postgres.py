@@ -91,8 +91,8 @@ MAX_AUTH_FOLDERS, MAX_AUTH_ID_BYTES = 16, 2048
 # A NOTIFY payload must stay under 8000 bytes: longer ids are not named in ours.
 MAX_NOTIFIED_ID_BYTES = 1000
 MIRROR_MODE = 0o600
-_UNSEEN = object()  # the version of an auth row this instance has not mirrored
 DIR_MODE = 0o700
+_UNSEEN = object()  # the version of an auth row this instance has not mirrored
 
 
 def _digest(text: str) -> bytes:
@@ -192,7 +192,9 @@ class PostgresStorage(Storage):
         self._adoption = threading.Lock()  # the poll's `_adopt` vs a request's remove of that file
         # A row put in force or mirrored, and the version recorded for it, as one step: the
         # listener's, or a request's after its write committed (`PostgresConfig._installed`,
-        # `PostgresAuths._saved`). Never held while waiting for a pooled connection.
+        # `PostgresAuths._saved`). Never held while waiting for a pooled connection. (The
+        # poll's pass over every auth row goes without: a row it puts back older than what a
+        # write mirrored has a notification still to come, which the listener follows.)
         self._mirroring = threading.Lock()
         # id -> updated_at last mirrored (None: mirrored by an earlier run, see `_load_record`)
         self._auth_versions: dict[str, object] = dict.fromkeys(self._load_record())
