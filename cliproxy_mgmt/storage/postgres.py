@@ -916,10 +916,10 @@ class PostgresAuths(AuthBackend):
         with s._mirroring:
             with s._lock:
                 known = s._auth_versions.get(rel_id, _UNSEEN)
-                if known == seen:
-                    s._auth_versions[rel_id] = updated
             if known == seen:
                 replace_entry(os.path.join(folder, name), data)
+                with s._lock:  # (only once written: else the poll mirrors the row again)
+                    s._auth_versions[rel_id] = updated
                 return
         if known != updated:  # (equal: the listener mirrored this very save)
             s._mirror_current(rel_id, known)
