@@ -136,8 +136,8 @@ def _facts(name: str, data, types: dict) -> tuple:
         email = ""
     if not isinstance(email, str):  # (a plugin may hand back the file's value as it stands)
         email = ""
-    refreshed = last_refresh(data)
-    refreshed = rfc3339_nano(unix_ns(refreshed)) if refreshed else ""
+    when = last_refresh(data)
+    refreshed = rfc3339_nano(unix_ns(when)) if when else ""
     extras = {} if _EDITED_KEYS.isdisjoint(data) else edited_fields(data)
     if kind and kind.describe:
         try:
